@@ -1,0 +1,20 @@
+"""Admin authorisation: a bearer token, and which tenants it reaches."""
+
+from __future__ import annotations
+
+from chalice.app import Request
+
+from chalicelib.domain import Principal
+from chalicelib.errors import NotFound, Unauthenticated
+
+
+def require(request: Request, tenant_id: str | None = None, *, operator: bool = False) -> Principal:
+    """Authenticate the request; a tenant-scoped token sees other tenants as absent (404)."""
+    from chalicelib.service import tokens
+
+    principal = tokens.authenticate(request.headers.get("authorization"))
+    if operator and not principal.is_operator:
+        raise Unauthenticated("this route needs an operator token")
+    if tenant_id is not None and not principal.is_operator and principal.tenant_id != tenant_id:
+        raise NotFound(f"no tenant {tenant_id}", field="tenant")
+    return principal

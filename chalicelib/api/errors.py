@@ -1,0 +1,86 @@
+"""The one place where domain errors become HTTP answers.
+
+Admin and public JSON routes answer ``{"error": <code>, "message": <reason>, "field": <input>}``;
+SeaCat client routes answer a status code with a short plain-text reason (the clients only look at
+the status). Unexpected faults are logged and answered with a generic 500 (or 503 with
+Retry-After when the cause is a throttled or unavailable dependency): never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable, TypeVar, cast
+
+from chalice import Response
+
+from chalicelib.errors import PkiError, Unavailable
+
+log = logging.getLogger("seacat.api")
+
+F = TypeVar("F", bound=Callable[..., Response])
+
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status_code=status,
+        headers={"Content-Type": "application/json", **NO_STORE, **(headers or {})},
+    )
+
+
+def error_body(exc: PkiError) -> dict[str, object]:
+    body: dict[str, object] = {"error": exc.code, "message": exc.message}
+    if exc.field is not None:
+        body["field"] = exc.field
+    return body
+
+
+def _retry_headers(exc: PkiError) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else {}
+
+
+def _internal(view: str, exc: Exception) -> PkiError:
+    # Log the class and where, not the message: AWS and parser errors can echo request data.
+    log.error("internal error in %s: %s", view, type(exc).__name__, exc_info=False)
+    return PkiError("internal error")
+
+
+def json_errors(view: F) -> F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except PkiError as exc:
+            if exc.status >= 500:
+                log.warning("%s: %s", view.__name__, exc.message)
+            return json_response(error_body(exc), exc.status, _retry_headers(exc))
+        except Exception as exc:
+            err = _internal(view.__name__, exc)
+            return json_response(error_body(err), 500)
+
+    return cast(F, wrapper)
+
+
+def text_errors(view: F) -> F:
+    """SeaCat client routes: status code and a short reason."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except PkiError as exc:
+            log.info("%s refused: %s %s", view.__name__, exc.status, exc.message)
+            return Response(
+                body=exc.message + "\n",
+                status_code=exc.status,
+                headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE, **_retry_headers(exc)},
+            )
+        except Exception as exc:
+            err = _internal(view.__name__, exc)
+            return Response(body=err.message + "\n", status_code=500, headers={"Content-Type": "text/plain"})
+
+    return cast(F, wrapper)

@@ -1,0 +1,94 @@
+"""Response shapes. Metadata follows the reference documentation's storage form (``_id``, ``_c``,
+``_m``, ``_v``, ``type``, ``family``, ``tenant``, ``label``, ``data``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from cryptography import x509
+
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib.service.tenants import naive_iso
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+
+
+def certificate_meta(record: CertificateRecord) -> dict[str, object]:
+    cert = x509.load_der_x509_certificate(record.der)
+    now = datetime.now(timezone.utc)
+    status = "revoked" if record.revoked_at else ("expired" if record.not_after <= now else "valid")
+    subject = cert.subject.rfc4514_string()
+    meta: dict[str, object] = {
+        "_id": record.cert_id,
+        "_c": naive_iso(record.created_at),
+        "_m": naive_iso(record.modified_at),
+        "_v": record.version,
+        "type": "cert",
+        "family": "seacat" if record.kind == "seacat" else "x509",
+        "tenant": record.tenant_id,
+        "id": f"{record.tenant_id}:{record.cert_id}",
+        "label": f"{record.identity}" if record.identity else subject,
+        "data": record.der.hex(),
+        "ca": record.kind == "ca",
+        "serialNumber": format(record.serial, "x"),
+        "subject": subject,
+        "issuer": cert.issuer.rfc4514_string(),
+        "notBefore": _iso(record.not_before),
+        "notAfter": _iso(record.not_after),
+        "status": status,
+        "revoked": (
+            {"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None
+        ),
+    }
+    if record.identity:
+        meta["seacat_identity"] = record.identity
+        meta["issuer_ca"] = f"{record.tenant_id}:{record.ca_id}" if record.ca_id else None
+        meta["cr"] = record.cr_id
+    return meta
+
+
+def request_meta(record: RequestRecord) -> dict[str, object]:
+    info: dict[str, object] = {"application": record.application, "identity": record.identity}
+    if record.attributes:
+        info["attributes"] = [list(a) for a in record.attributes]
+    return {
+        "_id": record.cr_id,
+        "_c": naive_iso(record.created_at),
+        "_m": naive_iso(record.modified_at),
+        "_v": record.version,
+        "data": record.der.hex(),
+        "family": "seacat",
+        "info": info,
+        "label": f"{record.identity} ({record.application})",
+        "seacat_application": record.application,
+        "seacat_identity": record.identity,
+        "tenant": record.tenant_id,
+        "type": "cr",
+        "state": record.state,
+        "reason": record.reason,
+        "createdAtRaw": record.created_raw,
+        "validToRaw": record.valid_to_raw,
+        "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
+        "decidedBy": record.decided_by,
+    }
+
+
+def identity_json(record: IdentityRecord) -> dict[str, object]:
+    return {
+        "identity": record.identity,
+        "tenant": record.tenant_id,
+        "application": record.application,
+        "approved": record.approved,
+        "blocked": record.blocked,
+        "revoked": (
+            {"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None
+        ),
+        "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
+        "notAfter": _iso(record.cert_not_after),
+        "certificates": record.certificates,
+        "_c": naive_iso(record.created_at),
+        "_m": naive_iso(record.modified_at),
+        "_v": record.version,
+    }

@@ -1,0 +1,141 @@
+"""SeaCat routes: the clients' two calls (public) and the tenant's enrolment administration."""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib.api import auth, media
+from chalicelib.api.errors import NO_STORE, json_errors, json_response, text_errors
+from chalicelib.api.schemas import certificate_meta, identity_json, request_meta
+
+bp = Blueprint(__name__)
+
+# Binary in: SeaCat clients send application/octet-stream; accept what proxies may rewrite it to.
+_CR_TYPES = ["application/octet-stream", "application/x-seacat-cr", "application/pkcs10"]
+
+
+@bp.route("/{tenant}/seacat/enroll", methods=["PUT", "POST"], content_types=_CR_TYPES)
+@text_errors
+def enroll(tenant: str) -> Response:
+    """Public: enrol with a SeaCat CR; 200 with the DER certificate, in this same request."""
+    from chalicelib.seacat.codec import MAX_CR_SIZE
+    from chalicelib.service import enrollment
+
+    body = media.raw_body(bp.current_request, MAX_CR_SIZE)
+    result = enrollment.enroll(tenant, body)
+    if result.status == 202:
+        return json_response(
+            {"result": "PENDING", "id": result.cr_id, "identity": result.identity, "tenant": tenant}, 202
+        )
+    assert result.der is not None
+    return Response(
+        body=result.der,
+        status_code=200,
+        headers={"Content-Type": media.DER, "X-SeaCat-Identity": result.identity, **NO_STORE},
+    )
+
+
+@bp.route("/{tenant}/seacat/get/{identity}", methods=["GET"])
+@text_errors
+def get_identity_certificate(tenant: str, identity: str) -> Response:
+    """Public: DER of the identity's newest valid certificate (Android's PeerProvider)."""
+    from chalicelib.service import enrollment
+
+    der = enrollment.get_identity_certificate(tenant, identity)
+    return Response(body=der, status_code=200, headers={"Content-Type": media.DER, "Cache-Control": "no-cache"})
+
+
+def _page(items: list[dict[str, object]], next_token: str | None) -> Response:
+    return json_response({"items": items, "count": len(items), "next": next_token})
+
+
+@bp.route("/{tenant}/seacat/cr", methods=["GET"])
+@json_errors
+def list_requests(tenant: str) -> Response:
+    """Admin: certificate requests by state (``state=pending``), paginated with ``limit``/``next``."""
+    from chalicelib.service import requests
+
+    request = bp.current_request
+    auth.require(request, tenant)
+    params = request.query_params or {}
+    records, next_token = requests.list_requests(
+        tenant, params.get("state", "pending"), requests.page_size(params.get("limit")), params.get("next")
+    )
+    return _page([request_meta(r) for r in records], next_token)
+
+
+@bp.route("/{tenant}/seacat/cr/{cr_id}", methods=["GET"])
+@json_errors
+def get_request(tenant: str, cr_id: str) -> Response:
+    """Admin: one certificate request ("cryptomaterial meta")."""
+    from chalicelib.service import requests
+
+    auth.require(bp.current_request, tenant)
+    return json_response(request_meta(requests.get_request(tenant, cr_id)))
+
+
+def _decide(tenant: str, cr_id: str, approve: bool) -> Response:
+    from chalicelib.service import requests
+
+    principal = auth.require(bp.current_request, tenant)
+    record, identity = requests.decide(tenant, cr_id, approve, principal.token_id)
+    return json_response({"request": request_meta(record), "identity": identity_json(identity)})
+
+
+@bp.route("/{tenant}/seacat/cr/{cr_id}/approve", methods=["PUT"])
+@json_errors
+def approve_request(tenant: str, cr_id: str) -> Response:
+    """Admin: approve a pending CR; the client's next enrolment with that key gets its certificate."""
+    return _decide(tenant, cr_id, True)
+
+
+@bp.route("/{tenant}/seacat/cr/{cr_id}/reject", methods=["PUT"])
+@json_errors
+def reject_request(tenant: str, cr_id: str) -> Response:
+    """Admin: reject a pending CR."""
+    return _decide(tenant, cr_id, False)
+
+
+@bp.route("/{tenant}/seacat/identity/{identity}", methods=["GET"])
+@json_errors
+def get_identity(tenant: str, identity: str) -> Response:
+    """Admin: an identity's status."""
+    from chalicelib.service import requests
+
+    auth.require(bp.current_request, tenant)
+    return json_response(identity_json(requests.identity_status(tenant, identity)))
+
+
+@bp.route("/{tenant}/seacat/identity/{identity}/certificates", methods=["GET"])
+@json_errors
+def list_identity_certificates(tenant: str, identity: str) -> Response:
+    """Admin: an identity's certificates, newest first, paginated."""
+    from chalicelib.service import requests
+
+    request = bp.current_request
+    auth.require(request, tenant)
+    params = request.query_params or {}
+    records, next_token = requests.list_identity_certificates(
+        tenant, identity, requests.page_size(params.get("limit")), params.get("next")
+    )
+    return _page([certificate_meta(r) for r in records], next_token)
+
+
+@bp.route("/{tenant}/seacat/identity/{identity}/block", methods=["PUT"])
+@json_errors
+def block_identity(tenant: str, identity: str) -> Response:
+    """Admin: block an identity (403 on enrolment and renewal)."""
+    from chalicelib.service import requests
+
+    auth.require(bp.current_request, tenant)
+    return json_response(identity_json(requests.set_blocked(tenant, identity, True)))
+
+
+@bp.route("/{tenant}/seacat/identity/{identity}/unblock", methods=["PUT"])
+@json_errors
+def unblock_identity(tenant: str, identity: str) -> Response:
+    """Admin: unblock an identity."""
+    from chalicelib.service import requests
+
+    auth.require(bp.current_request, tenant)
+    return json_response(identity_json(requests.set_blocked(tenant, identity, False)))

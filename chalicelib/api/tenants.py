@@ -1,0 +1,76 @@
+"""Tenant and X.509 routes: tenant administration, CA certificates, certificate downloads."""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib.api import auth, media
+from chalicelib.api.errors import NO_STORE, json_errors, json_response
+from chalicelib.api.schemas import certificate_meta
+from chalicelib.service import tenants as service
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/tenants/{tenant}", methods=["PUT"], content_types=["application/json"])
+@json_errors
+def put_tenant(tenant: str) -> Response:
+    """Create a tenant (generating or importing its CA key) or merge its configuration."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request, required=False)
+    record, created = service.put_tenant(tenant, body)
+    return json_response(service.tenant_json(record), 201 if created else 200)
+
+
+@bp.route("/tenants/{tenant}", methods=["GET"])
+@json_errors
+def get_tenant(tenant: str) -> Response:
+    """The tenant's configuration (never its key)."""
+    service.validate_tenant_id(tenant)
+    auth.require(bp.current_request, tenant)
+    return json_response(service.tenant_json(service.get_tenant(tenant)))
+
+
+@bp.route("/{tenant}/x509/self-signed", methods=["PUT"], content_types=["application/json"])
+@json_errors
+def self_signed(tenant: str) -> Response:
+    """Create a self-signed CA certificate over the tenant key from a JSON spec; it becomes active."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request)
+    record = service.create_self_signed(tenant, body)
+    meta = certificate_meta(record)
+    meta["result"] = "OK"
+    meta["ca_cert"] = f"{tenant}:{record.cert_id}"
+    meta["certificate"] = media.der_to_pem(record.der).decode("ascii")
+    return media.certificate_response(request, record.der, meta, status=201)
+
+
+@bp.route("/{tenant}/x509/ca", methods=["GET"])
+@json_errors
+def ca_bundle(tenant: str) -> Response:
+    """Public: every CA certificate of the tenant as a PEM bundle (NGINX ssl_client_certificate)."""
+    service.validate_tenant_id(tenant)
+    body = service.ca_bundle(tenant)
+    return Response(
+        body=body,
+        status_code=200,
+        headers={"Content-Type": media.PEM, "Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@bp.route("/{tenant}/x509/cert/{cert_id}", methods=["GET"])
+@json_errors
+def get_certificate(tenant: str, cert_id: str) -> Response:
+    """A certificate's metadata (JSON), or the certificate as PEM or DER by the Accept header."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    record = service.get_certificate(tenant, cert_id)
+    return media.certificate_response(request, record.der, certificate_meta(record))
+
+
+__all__ = ["bp", "NO_STORE"]

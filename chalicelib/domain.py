@@ -1,0 +1,127 @@
+"""Values that cross layers: frozen dataclasses, never pynamodb models or dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+DEFAULT_LIFETIME_DAYS = 365
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    seacat: bool = True
+    approve: str | None = None  # webhook URL
+    manual_approval: bool = False
+    lifetime_days: int = DEFAULT_LIFETIME_DAYS
+    approve_renewals: bool = False  # send renewals through the approval step too
+    webhook_timeout: float | None = None  # seconds; None: the service default
+    public_base_url: str | None = None  # where CRLs are published (CRL distribution point)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "seacat": self.seacat,
+            "approve": self.approve,
+            "manualApproval": self.manual_approval,
+            "lifetimeDays": self.lifetime_days,
+            "approveRenewals": self.approve_renewals,
+            "webhookTimeout": self.webhook_timeout,
+            "publicBaseUrl": self.public_base_url,
+        }
+
+
+@dataclass(frozen=True)
+class CaCert:
+    cert_id: str
+    der: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    config: TenantConfig
+    key_secret: str
+    key_fingerprint: str
+    key_imported: bool
+    cas: tuple[CaCert, ...]
+    active_ca: str | None
+    created_at: datetime
+    modified_at: datetime
+    version: int
+
+    def active_ca_cert(self) -> CaCert | None:
+        return next((ca for ca in self.cas if ca.cert_id == self.active_ca), None)
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    tenant_id: str
+    cert_id: str
+    kind: str  # "ca" | "seacat"
+    serial: int
+    der: bytes
+    not_before: datetime
+    not_after: datetime
+    created_at: datetime
+    modified_at: datetime
+    version: int
+    identity: str | None = None
+    ca_id: str | None = None
+    cr_id: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    tenant_id: str
+    identity: str
+    created_at: datetime
+    modified_at: datetime
+    version: int
+    application: str | None = None
+    approved: bool = False
+    blocked: bool = False
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    cert_id: str | None = None
+    cert_der: bytes | None = None
+    cert_not_before: datetime | None = None
+    cert_not_after: datetime | None = None
+    certificates: int = 0
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    tenant_id: str
+    cr_id: str
+    identity: str
+    application: str
+    der: bytes
+    state: str
+    created_at: datetime
+    modified_at: datetime
+    version: int
+    attributes: tuple[tuple[str, str], ...] = ()
+    created_raw: str | None = None
+    valid_to_raw: str | None = None
+    reason: str | None = None
+    cert_id: str | None = None
+    decided_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    tenant_id: str | None  # None: operator, reaches every tenant
+
+    @property
+    def is_operator(self) -> bool:
+        return self.tenant_id is None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[object] = field(default_factory=list)
+    next_token: str | None = None

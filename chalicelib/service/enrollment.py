@@ -1,0 +1,269 @@
+"""SeaCat enrolment: decide on a CR (approval, renewal, duplicates) and issue its certificate.
+
+The clients accept only "200 + DER certificate" in the same request, so every decision is
+synchronous. A certificate is returned only once it is stored (one DynamoDB transaction), and
+concurrent PUTs of the same key end with one certificate: the identity item is written with
+optimistic locking and the loser answers with the winner's certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from cryptography import x509
+
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, Tenant
+from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from chalicelib.seacat.codec import SeaCatRequest, decode_cr
+from chalicelib.settings import get_settings
+
+log = logging.getLogger("seacat.enroll")
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    status: int  # 200: der is the certificate; 202: pending manual approval
+    der: bytes | None
+    identity: str
+    cr_id: str
+    outcome: str  # issued | renewed | existing | pending
+
+
+_ca_certs: dict[str, x509.Certificate] = {}
+_ca_lock = threading.Lock()
+
+
+def ca_certificate(cert_id: str, der: bytes) -> x509.Certificate:
+    """Parsed CA certificates, kept in the container (they never change once made)."""
+    with _ca_lock:
+        cert = _ca_certs.get(cert_id)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        with _ca_lock:
+            _ca_certs[cert_id] = cert
+    return cert
+
+
+def seacat_tenant(tenant_id: str) -> Tenant:
+    from chalicelib.service.tenants import cached_tenant
+
+    tenant = cached_tenant(tenant_id)
+    if tenant is None or not tenant.config.seacat or tenant.active_ca_cert() is None:
+        raise NotFound("no SeaCat PKI here")
+    return tenant
+
+
+def _request_record(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime) -> RequestRecord:
+    return RequestRecord(
+        tenant_id=tenant_id,
+        cr_id=cr.cr_id,
+        identity=cr.identity,
+        application=cr.application,
+        der=cr.der,
+        state=state,
+        created_at=now,
+        modified_at=now,
+        version=0,
+        attributes=cr.attributes,
+        created_raw=cr.created_at_raw,
+        valid_to_raw=cr.valid_to_raw,
+        reason=reason,
+    )
+
+
+def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime) -> None:
+    from chalicelib.store import certificates as store
+
+    try:
+        store.save_request(_request_record(tenant_id, cr, state, reason, now))
+    except Exception:  # the refusal stands even if its record cannot be written
+        log.warning("could not record request outcome", extra={"tenant": tenant_id, "cr_id": cr.cr_id})
+
+
+def webhook_payload(tenant_id: str, cr: SeaCatRequest, now: datetime) -> dict[str, object]:
+    """The reference documentation's approve payload (the CR's "cryptomaterial meta")."""
+    from chalicelib.service.tenants import naive_iso
+
+    info: dict[str, object] = {"application": cr.application, "identity": cr.identity}
+    if cr.attributes:
+        info["attributes"] = [list(a) for a in cr.attributes]
+        for key, value in cr.attributes:
+            info.setdefault(key, value)
+    return {
+        "_c": naive_iso(now),
+        "_id": cr.cr_id,
+        "_m": naive_iso(now),
+        "_v": 1,
+        "data": cr.der.hex(),
+        "family": "seacat",
+        "info": info,
+        "label": f"{cr.identity} ({cr.application})",
+        "seacat_application": cr.application,
+        "seacat_identity": cr.identity,
+        "tenant": tenant_id,
+        "type": "cr",
+    }
+
+
+def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> EnrollResult:
+    from chalicelib.ca.builder import in_renewal_window
+    from chalicelib.store import certificates as store
+
+    tenant = seacat_tenant(tenant_id)
+    cr = decode_cr(body)
+    now = now or datetime.now(timezone.utc)
+    identity = store.get_identity(tenant_id, cr.identity)
+
+    if identity is not None and (identity.blocked or identity.revoked_at is not None):
+        why = "identity is blocked" if identity.blocked else "identity is revoked"
+        _record_outcome(tenant_id, cr, "rejected", why, now)
+        raise Forbidden(why)
+
+    renewal = identity is not None and identity.cert_der is not None
+    if identity is not None and identity.cert_der is not None:
+        assert identity.cert_not_before is not None and identity.cert_not_after is not None
+        if now < identity.cert_not_after and not in_renewal_window(
+            identity.cert_not_before, identity.cert_not_after, now
+        ):
+            # A duplicate (Android sends near-simultaneous PUTs) or an early renewal: same answer.
+            return EnrollResult(200, identity.cert_der, cr.identity, cr.cr_id, "existing")
+
+    if not renewal or tenant.config.approve_renewals:
+        pending = _approve(tenant, cr, identity, now)
+        if pending is not None:
+            return pending
+
+    return _issue(tenant, cr, identity, now, "renewed" if renewal else "issued")
+
+
+def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None, now: datetime) -> EnrollResult | None:
+    """Run the tenant's approval step; returns a pending result, raises on refusal, None to issue."""
+    from chalicelib.service import webhook
+    from chalicelib.store import certificates as store
+
+    config = tenant.config
+    if config.manual_approval and not (identity is not None and identity.approved):
+        existing = store.get_request(tenant.tenant_id, cr.cr_id)
+        if existing is not None and existing.state == "rejected":
+            raise Forbidden("request was rejected")
+        if existing is None or existing.state != "pending":
+            store.save_request(_request_record(tenant.tenant_id, cr, "pending", "awaiting manual approval", now))
+        return EnrollResult(202, None, cr.identity, cr.cr_id, "pending")
+    if config.approve and not config.manual_approval:
+        timeout = config.webhook_timeout or get_settings().webhook_timeout_seconds
+        verdict = webhook.call(config.approve, webhook_payload(tenant.tenant_id, cr, now), timeout)
+        log.info(
+            "approve webhook answered",
+            extra={"tenant": tenant.tenant_id, "identity": cr.identity, "outcome": verdict.reason},
+        )
+        if verdict.failed:
+            _record_outcome(tenant.tenant_id, cr, "failed", verdict.reason, now)
+            raise Unavailable("approval webhook failed", retry_after=30)
+        if not verdict.approved:
+            _record_outcome(tenant.tenant_id, cr, "rejected", verdict.reason, now)
+            raise Forbidden("request refused by the approval webhook")
+    return None
+
+
+def _issue(
+    tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None, now: datetime, outcome: str
+) -> EnrollResult:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from chalicelib.ca import builder
+    from chalicelib.keystore import secretsmanager as keystore
+    from chalicelib.store import certificates as store
+
+    ca_entry = tenant.active_ca_cert()
+    assert ca_entry is not None  # seacat_tenant() checked
+    ca = ca_certificate(ca_entry.cert_id, ca_entry.der)
+    key = keystore.load(tenant.key_secret)
+    not_before, not_after = builder.client_validity(
+        now, tenant.config.lifetime_days, ca_not_after=ca.not_valid_after_utc
+    )
+    if not_after <= now:
+        raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
+    serial = builder.random_serial()
+    crl_url = f"{tenant.config.public_base_url}/{tenant.tenant_id}/x509/crl" if tenant.config.public_base_url else None
+    cert = builder.build_client_certificate(
+        public_key=cr.public_key,
+        identity=cr.identity,
+        issuer=ca,
+        issuer_key=key,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        crl_url=crl_url,
+    )
+    der = cert.public_bytes(Encoding.DER)
+    cert_id = builder.certificate_id(der)
+    record = CertificateRecord(
+        tenant_id=tenant.tenant_id,
+        cert_id=cert_id,
+        kind="seacat",
+        serial=serial,
+        der=der,
+        not_before=not_before,
+        not_after=not_after,
+        created_at=now,
+        modified_at=now,
+        version=1,
+        identity=cr.identity,
+        ca_id=ca_entry.cert_id,
+        cr_id=cr.cr_id,
+    )
+    base = identity or store.new_identity(tenant.tenant_id, cr.identity, cr.application)
+    new_identity = replace(
+        base,
+        application=cr.application,
+        cert_id=cert_id,
+        cert_der=der,
+        cert_not_before=not_before,
+        cert_not_after=not_after,
+        certificates=base.certificates + 1,
+        modified_at=now,
+    )
+    request = replace(_request_record(tenant.tenant_id, cr, "issued", outcome, now), cert_id=cert_id)
+    try:
+        store.store_issued(record, new_identity, request)
+    except Conflict:
+        # A concurrent PUT of the same key won: answer with its certificate if it is current.
+        winner = store.get_identity(tenant.tenant_id, cr.identity)
+        if winner is not None and winner.cert_der is not None and winner.cert_not_after is not None:
+            if winner.blocked or winner.revoked_at is not None:
+                raise Forbidden("identity is blocked") from None
+            if winner.cert_not_before is not None and not builder.in_renewal_window(
+                winner.cert_not_before, winner.cert_not_after, now
+            ):
+                return EnrollResult(200, winner.cert_der, cr.identity, cr.cr_id, "existing")
+        raise Unavailable("a concurrent request changed this identity, retry", retry_after=1) from None
+    log.info(
+        "certificate issued",
+        extra={"tenant": tenant.tenant_id, "identity": cr.identity, "cert_id": cert_id, "outcome": outcome},
+    )
+    return EnrollResult(200, der, cr.identity, cr.cr_id, outcome)
+
+
+def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
+    """DER of the identity's newest valid certificate (public: the Android PeerProvider)."""
+    from chalicelib.seacat.codec import IDENTITY_RE
+    from chalicelib.store import certificates as store
+
+    seacat_tenant(tenant_id)
+    if not IDENTITY_RE.fullmatch(identity):
+        raise InvalidInput("an identity is 16 characters of A-Z and 2-7", field="identity")
+    record = store.get_identity(tenant_id, identity)
+    now = datetime.now(timezone.utc)
+    if (
+        record is None
+        or record.cert_der is None
+        or record.blocked
+        or record.revoked_at is not None
+        or record.cert_not_after is None
+        or record.cert_not_after <= now
+    ):
+        raise NotFound("no valid certificate for this identity")
+    return record.cert_der

@@ -1,0 +1,112 @@
+"""Admin side of SeaCat enrolment: certificate requests, approvals, identities."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib.errors import Conflict, InvalidInput, NotFound
+
+CR_ID_RE = re.compile(r"^[0-9a-f]{96}$")
+STATES = ("pending",)
+MAX_PAGE = 100
+
+
+def page_size(raw: str | None, default: int = 50) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidInput(f"must be a whole number from 1 to {MAX_PAGE}", field="limit")
+    return int(raw)
+
+
+def _identity(value: str) -> str:
+    from chalicelib.seacat.codec import IDENTITY_RE
+
+    if not IDENTITY_RE.fullmatch(value):
+        raise InvalidInput("an identity is 16 characters of A-Z and 2-7", field="identity")
+    return value
+
+
+def list_requests(tenant_id: str, state: str | None, limit: int, next_token: str | None) -> tuple[list[RequestRecord], str | None]:
+    from chalicelib.service.tenants import get_tenant
+    from chalicelib.store import certificates as store
+
+    get_tenant(tenant_id)
+    if state != "pending":
+        raise InvalidInput("list requests by state: only state=pending is indexed", field="state")
+    return store.list_pending(tenant_id, limit=limit, next_token=next_token)
+
+
+def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
+    from chalicelib.service.tenants import get_tenant
+    from chalicelib.store import certificates as store
+
+    get_tenant(tenant_id)
+    cr_id = cr_id.lower()
+    if not CR_ID_RE.fullmatch(cr_id):
+        raise InvalidInput("a request id is the 96 hex digits of the SHA-384 of the CR", field="id")
+    record = store.get_request(tenant_id, cr_id)
+    if record is None:
+        raise NotFound("no such request", field="id")
+    return record
+
+
+def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tuple[RequestRecord, IdentityRecord]:
+    """Approve or reject a pending CR. Approval applies to the CR's identity: the client's next
+    PUT with the same key gets its certificate. Deciding the same way twice answers the state."""
+    from chalicelib.store import certificates as store
+
+    request = get_request(tenant_id, cr_id)
+    target = "approved" if approve else "rejected"
+    identity = store.get_identity(tenant_id, request.identity) or store.new_identity(
+        tenant_id, request.identity, request.application
+    )
+    if request.state == target:
+        return request, identity
+    if request.state != "pending":
+        raise Conflict(f"the request is {request.state}, not pending", field="id")
+    decided = replace(request, state=target, decided_by=principal_id, reason=f"{target} by an administrator")
+    new_identity = replace(identity, approved=True) if approve else identity
+    store.decide(decided, new_identity)
+    forget = store.get_request(tenant_id, cr_id)
+    return (forget or decided), (store.get_identity(tenant_id, request.identity) or new_identity)
+
+
+def identity_status(tenant_id: str, identity: str) -> IdentityRecord:
+    from chalicelib.service.tenants import get_tenant
+    from chalicelib.store import certificates as store
+
+    get_tenant(tenant_id)
+    record = store.get_identity(tenant_id, _identity(identity))
+    if record is None:
+        raise NotFound("no such identity", field="identity")
+    return record
+
+
+def list_identity_certificates(
+    tenant_id: str, identity: str, limit: int, next_token: str | None
+) -> tuple[list[CertificateRecord], str | None]:
+    from chalicelib.store import certificates as store
+
+    identity_status(tenant_id, identity)
+    return store.list_identity_certificates(tenant_id, identity, limit=limit, next_token=next_token)
+
+
+def set_blocked(tenant_id: str, identity: str, blocked: bool) -> IdentityRecord:
+    """Block or unblock an identity; blocking one not seen yet pre-empts its enrolment."""
+    from chalicelib.service.tenants import get_tenant
+    from chalicelib.store import certificates as store
+
+    get_tenant(tenant_id)
+    _identity(identity)
+    for _ in range(3):
+        record = store.get_identity(tenant_id, identity) or store.new_identity(tenant_id, identity, None)
+        if record.blocked == blocked:
+            return record
+        try:
+            return store.save_identity(replace(record, blocked=blocked))
+        except Conflict:
+            continue
+    raise Conflict("the identity keeps changing, retry", field="identity")

@@ -1,0 +1,264 @@
+"""Tenant onboarding, configuration and CA certificates."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
+from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.settings import get_settings
+
+TENANT_RE = re.compile(r"^[a-zA-Z0-9_-]{2,64}$")
+CERT_ID_RE = re.compile(r"^[0-9a-f]{96}$")
+MIN_LIFETIME_DAYS = 32  # SeaCat clients renew 30 days before expiry: anything shorter loops forever
+MAX_LIFETIME_DAYS = 3650
+
+_CONFIG_KEYS = {
+    "seacat",
+    "approve",
+    "manualApproval",
+    "lifetimeDays",
+    "approveRenewals",
+    "webhookTimeout",
+    "publicBaseUrl",
+}
+
+
+def validate_tenant_id(tenant_id: str) -> str:
+    if not TENANT_RE.fullmatch(tenant_id or ""):
+        raise InvalidInput("tenant ids are 2 to 64 characters of letters, digits, '_' and '-'", field="tenant")
+    return tenant_id
+
+
+def validate_cert_id(tenant_id: str, cert_id: str) -> str:
+    """Accept the 96-hex id, or the ``TENANT:<hex>`` form the reference configuration uses."""
+    if ":" in cert_id:
+        prefix, _, cert_id = cert_id.partition(":")
+        if prefix != tenant_id:
+            raise NotFound("no such certificate", field="id")
+    cert_id = cert_id.lower()
+    if not CERT_ID_RE.fullmatch(cert_id):
+        raise InvalidInput("a certificate id is the 96 hex digits of the SHA-384 of its DER", field="id")
+    return cert_id
+
+
+def _url(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 2048:
+        raise InvalidInput("must be an http(s) URL or null", field=field)
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise InvalidInput("must be an http(s) URL or null", field=field) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("must be an http(s) URL or null", field=field)
+    return value
+
+
+def _bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput("must be true or false", field=field)
+    return value
+
+
+def merge_config(current: TenantConfig, body: dict[str, Any]) -> TenantConfig:
+    """Apply the configuration keys given in ``body`` to ``current``; other keys stay."""
+    config = current
+    if "seacat" in body:
+        config = replace(config, seacat=_bool(body["seacat"], "seacat"))
+    if "approve" in body:
+        config = replace(config, approve=_url(body["approve"], "approve"))
+    if "manualApproval" in body:
+        config = replace(config, manual_approval=_bool(body["manualApproval"], "manualApproval"))
+    if "approveRenewals" in body:
+        config = replace(config, approve_renewals=_bool(body["approveRenewals"], "approveRenewals"))
+    if "lifetimeDays" in body:
+        days = body["lifetimeDays"]
+        if days is None:
+            days = DEFAULT_LIFETIME_DAYS
+        if not isinstance(days, int) or isinstance(days, bool):
+            raise InvalidInput("must be a whole number of days", field="lifetimeDays")
+        if days < MIN_LIFETIME_DAYS or days > MAX_LIFETIME_DAYS:
+            raise InvalidInput(
+                f"must be between {MIN_LIFETIME_DAYS} and {MAX_LIFETIME_DAYS} days: SeaCat clients renew "
+                "30 days before expiry, so a lifetime of 31 days or less makes them re-enrol endlessly",
+                field="lifetimeDays",
+            )
+        config = replace(config, lifetime_days=days)
+    if "webhookTimeout" in body:
+        timeout = body["webhookTimeout"]
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0.1 <= timeout <= 25
+        ):
+            raise InvalidInput("must be a number of seconds between 0.1 and 25, or null", field="webhookTimeout")
+        config = replace(config, webhook_timeout=float(timeout) if timeout is not None else None)
+    if "publicBaseUrl" in body:
+        base = _url(body["publicBaseUrl"], "publicBaseUrl")
+        config = replace(config, public_base_url=base.rstrip("/") if base else None)
+    return config
+
+
+def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
+    """Create a tenant (generating or importing its CA key) or merge its configuration.
+
+    Idempotent: the same PUT twice leaves the same state. Returns (tenant, created).
+    """
+    from chalicelib.ca import keys
+    from chalicelib.keystore import secretsmanager as keystore
+    from chalicelib.store import tenants as store
+
+    validate_tenant_id(tenant_id)
+    unknown = sorted(set(body) - _CONFIG_KEYS - {"privateKey"})
+    if unknown:
+        raise InvalidInput(f"unknown key {unknown[0]!r}", field=unknown[0])
+    imported = keys.load_ca_private_key_pem(body["privateKey"]) if "privateKey" in body else None
+    config_body = {k: v for k, v in body.items() if k != "privateKey"}
+
+    existing = store.get(tenant_id)
+    if existing is None:
+        config = merge_config(TenantConfig(), config_body)
+        key = imported or keys.generate_ca_key()
+        try:
+            secret = keystore.create(tenant_id, key)
+        except keystore.SecretAlreadyExists:
+            # A secret without a tenant item: an interrupted earlier create, or a concurrent one.
+            secret = keystore.secret_name(tenant_id)
+            stored = keystore.load(secret)
+            if imported is not None and keys.public_key_fingerprint(stored.public_key()) != keys.public_key_fingerprint(
+                imported.public_key()
+            ):
+                raise Conflict("a different CA key is already stored for this tenant", field="privateKey") from None
+            key = stored
+        fingerprint = keys.public_key_fingerprint(key.public_key())
+        try:
+            return store.create(tenant_id, config, secret, fingerprint, imported is not None), True
+        except Conflict:
+            existing = store.get(tenant_id)
+            if existing is None:
+                raise
+    if imported is not None and keys.public_key_fingerprint(imported.public_key()) != existing.key_fingerprint:
+        raise Conflict("the tenant already has a different CA key; keys are never replaced", field="privateKey")
+    config = merge_config(existing.config, config_body)
+    if config == existing.config:
+        return existing, False
+    return store.update_config(existing, config), False
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    from chalicelib.store import tenants as store
+
+    validate_tenant_id(tenant_id)
+    tenant = store.get(tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}", field="tenant")
+    return tenant
+
+
+# Hot paths (enrol, /get, the CA bundle, nginx_authenticate) read the tenant through a short
+# in-container cache: configuration changes take effect within SEACAT_TENANT_CACHE_SECONDS.
+_cache: dict[str, tuple[float, Tenant | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def cached_tenant(tenant_id: str) -> Tenant | None:
+    from chalicelib.store import tenants as store
+
+    if not TENANT_RE.fullmatch(tenant_id or ""):
+        return None
+    ttl = get_settings().tenant_cache_seconds
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(tenant_id)
+    if hit is not None and now - hit[0] < ttl:
+        return hit[1]
+    tenant = store.get(tenant_id, consistent=False)
+    with _cache_lock:
+        _cache[tenant_id] = (now, tenant)
+    return tenant
+
+
+def forget_cached(tenant_id: str | None = None) -> None:
+    with _cache_lock:
+        if tenant_id is None:
+            _cache.clear()
+        else:
+            _cache.pop(tenant_id, None)
+
+
+def tenant_json(tenant: Tenant) -> dict[str, object]:
+    return {
+        "tenant": tenant.tenant_id,
+        "config": tenant.config.to_json(),
+        "keyFingerprint": tenant.key_fingerprint,
+        "keyImported": tenant.key_imported,
+        "activeCa": f"{tenant.tenant_id}:{tenant.active_ca}" if tenant.active_ca else None,
+        "caCertificates": [f"{tenant.tenant_id}:{ca.cert_id}" for ca in tenant.cas],
+        "_c": naive_iso(tenant.created_at),
+        "_m": naive_iso(tenant.modified_at),
+        "_v": tenant.version,
+    }
+
+
+def naive_iso(dt: datetime) -> str:
+    """The reference documents' timestamp form: naive UTC ISO-8601 with microseconds."""
+    return dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from chalicelib.ca import builder, spec
+    from chalicelib.keystore import secretsmanager as keystore
+    from chalicelib.store import certificates as cert_store
+    from chalicelib.store import tenants as store
+
+    tenant = get_tenant(tenant_id)
+    now = datetime.now(timezone.utc)
+    parsed = spec.parse_certificate_spec(body, now=now)
+    key = keystore.load(tenant.key_secret)
+    cert = builder.build_self_signed(parsed, key)
+    der = cert.public_bytes(Encoding.DER)
+    record = CertificateRecord(
+        tenant_id=tenant_id,
+        cert_id=builder.certificate_id(der),
+        kind="ca",
+        serial=cert.serial_number,
+        der=der,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        created_at=now,
+        modified_at=now,
+        version=1,
+    )
+    store.add_ca(tenant, cert_store.certificate_item(record), now)
+    forget_cached(tenant_id)
+    return record
+
+
+def ca_bundle(tenant_id: str) -> bytes:
+    """Every CA certificate of the tenant as one PEM bundle (an NGINX ssl_client_certificate file)."""
+    from chalicelib.ca.pem import der_to_pem
+
+    tenant = cached_tenant(tenant_id)
+    if tenant is None or not tenant.cas:
+        raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
+    return b"".join(der_to_pem(ca.der) for ca in tenant.cas)
+
+
+def get_certificate(tenant_id: str, cert_id: str) -> CertificateRecord:
+    from chalicelib.store import certificates as cert_store
+
+    validate_tenant_id(tenant_id)
+    cert_id = validate_cert_id(tenant_id, cert_id)
+    record = cert_store.get_certificate(tenant_id, cert_id)
+    if record is None:
+        raise NotFound("no such certificate", field="id")
+    return record

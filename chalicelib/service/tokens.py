@@ -1,0 +1,72 @@
+"""Admin authentication: operator and tenant-scoped bearer tokens.
+
+A token reads ``sct_<id>_<secret>``; only SHA-256 of the whole token is stored, under its id,
+and the comparison is constant-time. An operator token given by the environment
+(SEACAT_ADMIN_TOKEN) may be any string: it is stored under the reserved id ``operator``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from chalicelib.domain import Principal
+from chalicelib.errors import NotFound, Unauthenticated
+from chalicelib.store import tokens as store
+
+OPERATOR_ID = "operator"
+_TOKEN_RE = re.compile(r"^sct_([0-9a-f]{16})_[A-Za-z0-9_-]{20,100}$")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_id_of(token: str) -> str:
+    match = _TOKEN_RE.match(token)
+    return match.group(1) if match else OPERATOR_ID
+
+
+def authenticate(authorization: str | None) -> Principal:
+    if not authorization:
+        raise Unauthenticated("an Authorization: Bearer <token> header is required")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 512:
+        raise Unauthenticated("an Authorization: Bearer <token> header is required")
+    stored = store.get(token_id_of(token))
+    # Compare even when nothing is stored, so timing does not tell which ids exist.
+    expected = stored.token_hash if stored is not None else _hash("")
+    if not hmac.compare_digest(_hash(token), expected) or stored is None or stored.revoked_at is not None:
+        raise Unauthenticated("the token is not valid")
+    return Principal(token_id=stored.token_id, tenant_id=stored.tenant_id)
+
+
+def issue(tenant_id: str | None, label: str | None = None) -> tuple[str, str]:
+    """Create a token; returns (token_id, token). The token is shown once and never stored."""
+    token_id = secrets.token_hex(8)
+    token = f"sct_{token_id}_{secrets.token_urlsafe(32)}"
+    store.put(token_id, _hash(token), tenant_id, label)
+    return token_id, token
+
+
+def install_operator_token(token: str) -> str:
+    """Make ``token`` an operator token (local run and first-time bootstrap); returns its id."""
+    token_id = token_id_of(token)
+    store.put(token_id, _hash(token), None, "operator (bootstrap)", overwrite=True)
+    return token_id
+
+
+def revoke(token_id: str) -> dict[str, object]:
+    if not re.fullmatch(r"[0-9a-f]{16}|operator", token_id):
+        raise NotFound(f"no token {token_id}", field="tokenId")
+    stored = store.revoke(token_id)
+    if stored is None:
+        raise NotFound(f"no token {token_id}", field="tokenId")
+    return {
+        "tokenId": stored.token_id,
+        "tenant": stored.tenant_id,
+        "revoked": True,
+    }

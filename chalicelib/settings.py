@@ -1,0 +1,65 @@
+"""Service configuration: the only module that reads ``os.environ``.
+
+Read lazily at the first request (never at import) so that tests and the local emulator can set the
+environment first, and so a Lambda cold start does no work it does not need.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    table_prefix: str
+    secret_prefix: str
+    kms_key_id: str
+    aws_endpoint_url: str | None
+    tenant_cache_seconds: float
+    max_json_body: int
+    webhook_timeout_seconds: float
+    log_level: str
+
+    def table(self, name: str) -> str:
+        return f"{self.table_prefix}-{name}"
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    stage = env.get("SEACAT_STAGE", "local")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-1"
+    return Settings(
+        stage=stage,
+        region=region,
+        table_prefix=env.get("SEACAT_TABLE_PREFIX", f"seacat-{stage}"),
+        secret_prefix=env.get("SEACAT_SECRET_PREFIX", f"seacat/{stage}/").rstrip("/") + "/",
+        kms_key_id=env.get("SEACAT_KMS_KEY_ID", f"alias/seacat-{stage}"),
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        tenant_cache_seconds=_float(env, "SEACAT_TENANT_CACHE_SECONDS", 5.0),
+        max_json_body=int(_float(env, "SEACAT_MAX_JSON_BODY", 64 * 1024)),
+        webhook_timeout_seconds=_float(env, "SEACAT_WEBHOOK_TIMEOUT", 5.0),
+        log_level=env.get("SEACAT_LOG_LEVEL", "INFO").upper(),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings(os.environ)

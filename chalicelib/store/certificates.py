@@ -1,0 +1,292 @@
+"""Certificates, SeaCat identities and certificate requests in DynamoDB.
+
+Every key starts with the tenant id, and every lookup takes the tenant first: a tenant can never
+address another tenant's item. Issuance is one transaction (certificate, serial claim, identity,
+request), so a certificate is either stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib.store import common
+from chalicelib.store.models import CertificateModel, IdentityModel, RequestModel
+
+
+def _cert_pk(tenant_id: str, cert_id: str) -> str:
+    return f"{tenant_id}#{cert_id}"
+
+
+def _serial_pk(tenant_id: str, serial: int) -> str:
+    return f"{tenant_id}#serial#{serial:x}"
+
+
+def _identity_pk(tenant_id: str, identity: str) -> str:
+    return f"{tenant_id}#{identity}"
+
+
+def _request_pk(tenant_id: str, cr_id: str) -> str:
+    return f"{tenant_id}#{cr_id}"
+
+
+# -- certificates --------------------------------------------------------------------------------
+
+
+def certificate_item(record: CertificateRecord) -> CertificateModel:
+    return CertificateModel(
+        _cert_pk(record.tenant_id, record.cert_id),
+        kind=record.kind,
+        tenant_id=record.tenant_id,
+        cert_id=record.cert_id,
+        serial=f"{record.serial:x}",
+        der=record.der,
+        identity=record.identity,
+        identity_key=_identity_pk(record.tenant_id, record.identity) if record.identity else None,
+        issued_at=common.iso(record.created_at),
+        not_before=record.not_before,
+        not_after=record.not_after,
+        ca_id=record.ca_id,
+        cr_id=record.cr_id,
+        revoked_at=record.revoked_at,
+        revocation_reason=record.revocation_reason,
+        created_at=record.created_at,
+        modified_at=record.modified_at,
+        version=record.version,
+    )
+
+
+def _cert_to_domain(item: CertificateModel) -> CertificateRecord:
+    return CertificateRecord(
+        tenant_id=item.tenant_id,
+        cert_id=item.cert_id or "",
+        kind=item.kind,
+        serial=int(item.serial or "0", 16),
+        der=bytes(item.der or b""),
+        not_before=item.not_before,  # type: ignore[arg-type]
+        not_after=item.not_after,  # type: ignore[arg-type]
+        created_at=item.created_at,
+        modified_at=item.modified_at,
+        version=int(item.version or 1),
+        identity=item.identity,
+        ca_id=item.ca_id,
+        cr_id=item.cr_id,
+        revoked_at=item.revoked_at,
+        revocation_reason=item.revocation_reason,
+    )
+
+
+def get_certificate(tenant_id: str, cert_id: str) -> CertificateRecord | None:
+    common.ready()
+    with common.translated():
+        try:
+            item = CertificateModel.get(_cert_pk(tenant_id, cert_id), consistent_read=True)
+        except DoesNotExist:
+            return None
+    if item.kind == "serial" or item.tenant_id != tenant_id:
+        return None
+    return _cert_to_domain(item)
+
+
+def list_identity_certificates(
+    tenant_id: str, identity: str, *, limit: int, next_token: str | None
+) -> tuple[list[CertificateRecord], str | None]:
+    common.ready()
+    key = _identity_pk(tenant_id, identity)
+    start = common.decode_page_token(next_token, {"identity_key": key, "pk": f"{tenant_id}#"})
+    with common.translated():
+        result = CertificateModel.by_identity.query(
+            key, scan_index_forward=False, limit=limit, last_evaluated_key=start
+        )
+        items = [_cert_to_domain(i) for i in result]
+        return items, common.encode_page_token(result.last_evaluated_key)
+
+
+# -- identities ----------------------------------------------------------------------------------
+
+
+def _identity_to_domain(item: IdentityModel) -> IdentityRecord:
+    return IdentityRecord(
+        tenant_id=item.tenant_id,
+        identity=item.identity,
+        created_at=item.created_at,
+        modified_at=item.modified_at,
+        version=int(item.version or 0),
+        application=item.application,
+        approved=bool(item.approved),
+        blocked=bool(item.blocked),
+        revoked_at=item.revoked_at,
+        revocation_reason=item.revocation_reason,
+        cert_id=item.cert_id,
+        cert_der=bytes(item.cert_der) if item.cert_der is not None else None,
+        cert_not_before=item.cert_not_before,
+        cert_not_after=item.cert_not_after,
+        certificates=int(item.certificates or 0),
+    )
+
+
+def _identity_item(record: IdentityRecord) -> IdentityModel:
+    item = IdentityModel(
+        _identity_pk(record.tenant_id, record.identity),
+        tenant_id=record.tenant_id,
+        identity=record.identity,
+        application=record.application,
+        approved=record.approved,
+        blocked=record.blocked,
+        revoked_at=record.revoked_at,
+        revocation_reason=record.revocation_reason,
+        cert_id=record.cert_id,
+        cert_der=record.cert_der,
+        cert_not_before=record.cert_not_before,
+        cert_not_after=record.cert_not_after,
+        certificates=record.certificates,
+        created_at=record.created_at,
+        modified_at=record.modified_at,
+    )
+    # The version read decides the write: 0 means "must not exist yet" (optimistic locking).
+    item.version = record.version or None
+    return item
+
+
+def get_identity(tenant_id: str, identity: str) -> IdentityRecord | None:
+    common.ready()
+    with common.translated():
+        try:
+            return _identity_to_domain(IdentityModel.get(_identity_pk(tenant_id, identity), consistent_read=True))
+        except DoesNotExist:
+            return None
+
+
+def new_identity(tenant_id: str, identity: str, application: str | None) -> IdentityRecord:
+    now = common.now()
+    return IdentityRecord(
+        tenant_id=tenant_id, identity=identity, application=application, created_at=now, modified_at=now, version=0
+    )
+
+
+def save_identity(record: IdentityRecord) -> IdentityRecord:
+    """Write an identity guarded by the version it was read at; Conflict if it moved."""
+    common.ready()
+    item = _identity_item(replace(record, modified_at=common.now()))
+    with common.translated(f"identity {record.identity} was changed concurrently, retry"):
+        item.save()
+    return _identity_to_domain(item)
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def _request_item(record: RequestRecord) -> RequestModel:
+    item = RequestModel(
+        _request_pk(record.tenant_id, record.cr_id),
+        tenant_id=record.tenant_id,
+        cr_id=record.cr_id,
+        identity=record.identity,
+        application=record.application,
+        attributes=[list(a) for a in record.attributes],
+        created_raw=record.created_raw,
+        valid_to_raw=record.valid_to_raw,
+        der=record.der,
+        state=record.state,
+        reason=record.reason,
+        cert_id=record.cert_id,
+        pending_key=f"{record.tenant_id}#pending" if record.state == "pending" else None,
+        created_at=common.iso(record.created_at),
+        modified_at=common.iso(record.modified_at),
+        decided_by=record.decided_by,
+    )
+    item.version = record.version + 1
+    return item
+
+
+def _request_to_domain(item: RequestModel) -> RequestRecord:
+    from datetime import datetime
+
+    attrs: Any = item.attributes or []
+    return RequestRecord(
+        tenant_id=item.tenant_id,
+        cr_id=item.cr_id,
+        identity=item.identity,
+        application=item.application,
+        der=bytes(item.der),
+        state=item.state,
+        created_at=datetime.fromisoformat(item.created_at.replace("Z", "+00:00")),
+        modified_at=datetime.fromisoformat(item.modified_at.replace("Z", "+00:00")),
+        version=int(item.version or 0),
+        attributes=tuple((str(k), str(v)) for k, v in attrs),
+        created_raw=item.created_raw,
+        valid_to_raw=item.valid_to_raw,
+        reason=item.reason,
+        cert_id=item.cert_id,
+        decided_by=item.decided_by,
+    )
+
+
+def get_request(tenant_id: str, cr_id: str) -> RequestRecord | None:
+    common.ready()
+    with common.translated():
+        try:
+            return _request_to_domain(RequestModel.get(_request_pk(tenant_id, cr_id), consistent_read=True))
+        except DoesNotExist:
+            return None
+
+
+def save_request(record: RequestRecord) -> RequestRecord:
+    """Record a request and its latest outcome (an identical CR sent again is the same request)."""
+    common.ready()
+    item = _request_item(replace(record, modified_at=common.now()))
+    with common.translated("the request was decided concurrently"):
+        item.save()
+    return _request_to_domain(item)
+
+
+def list_pending(tenant_id: str, *, limit: int, next_token: str | None) -> tuple[list[RequestRecord], str | None]:
+    common.ready()
+    key = f"{tenant_id}#pending"
+    start = common.decode_page_token(next_token, {"pending_key": key, "pk": f"{tenant_id}#"})
+    with common.translated():
+        result = RequestModel.by_pending.query(key, limit=limit, last_evaluated_key=start)
+        items = [_request_to_domain(i) for i in result]
+        return items, common.encode_page_token(result.last_evaluated_key)
+
+
+def decide(request: RequestRecord, identity: IdentityRecord) -> None:
+    """Apply an approval or rejection: the request and its identity change together or not at all."""
+    common.ready()
+    now = common.now()
+    with common.translated("the request was decided concurrently"):
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.save(_request_item(replace(request, modified_at=now)), condition=RequestModel.state == "pending")
+            tx.save(_identity_item(replace(identity, modified_at=now)))
+
+
+# -- issuance ------------------------------------------------------------------------------------
+
+
+def store_issued(cert: CertificateRecord, identity: IdentityRecord, request: RequestRecord) -> None:
+    """Store an issued certificate with its serial claim, the identity's new state and the request.
+
+    Conflict when the serial is taken or the identity moved since it was read (a concurrent
+    enrolment of the same key): the caller re-reads and answers with the winner's certificate.
+    """
+    common.ready()
+    claim = CertificateModel(
+        _serial_pk(cert.tenant_id, cert.serial),
+        kind="serial",
+        tenant_id=cert.tenant_id,
+        cert_id=cert.cert_id,
+        created_at=cert.created_at,
+        modified_at=cert.created_at,
+    )
+    request_item = _request_item(request)
+    with common.translated("a concurrent request changed this identity"):
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.save(certificate_item(cert), condition=CertificateModel.pk.does_not_exist())
+            tx.save(claim, condition=CertificateModel.pk.does_not_exist())
+            tx.save(_identity_item(identity))
+            tx.save(request_item)
+

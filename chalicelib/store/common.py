@@ -1,0 +1,103 @@
+"""Shared store helpers: binding, pagination tokens, and translating pynamodb errors once."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+
+from chalicelib.errors import Conflict, InvalidInput, PkiError, Unavailable
+from chalicelib.settings import get_settings
+from chalicelib.store import models
+
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+
+
+def ready() -> None:
+    models.bind(get_settings())
+
+
+_connection: Connection | None = None
+
+
+def connection() -> Connection:
+    """The connection transactions run on, bound like the models (region, endpoint)."""
+    global _connection
+    settings = get_settings()
+    if _connection is None or _connection.host != settings.aws_endpoint_url:
+        _connection = Connection(region=settings.region, host=settings.aws_endpoint_url)
+    return _connection
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def is_conditional_failure(exc: PynamoDBException) -> bool:
+    if isinstance(exc, TransactWriteError):
+        return any(
+            r is not None and r.code == "ConditionalCheckFailed" for r in (exc.cancellation_reasons or [])
+        )
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+@contextlib.contextmanager
+def translated(conflict_message: str = "the item was changed concurrently") -> Iterator[None]:
+    """Map storage failures to domain errors: conflicts to 409, the rest to a retryable 503."""
+    try:
+        yield
+    except PkiError:
+        raise
+    except PynamoDBException as exc:
+        if is_conditional_failure(exc):
+            raise Conflict(conflict_message) from None
+        code = exc.cause_response_code or ""
+        if code in _RETRYABLE or isinstance(exc, TransactWriteError):
+            raise Unavailable("the database is busy, retry later") from None
+        raise Unavailable("the database is not available") from None
+
+
+def encode_page_token(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str | None, prefixes: dict[str, str]) -> dict[str, Any] | None:
+    """Decode a page token; refuse one whose key attributes point outside the caller's tenant.
+
+    ``prefixes`` maps each key attribute that must be present to the prefix it must carry.
+    """
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("not a page token of this list", field="next") from None
+    if not isinstance(key, dict) or not all(
+        isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str) for v in key.values()
+    ):
+        raise InvalidInput("not a page token of this list", field="next")
+    for name, prefix in prefixes.items():
+        value = key.get(name)
+        if value is None or not next(iter(value.values())).startswith(prefix):
+            raise InvalidInput("not a page token of this list", field="next")
+    return key

@@ -1,0 +1,189 @@
+"""pynamodb models: the only place that knows DynamoDB item shapes.
+
+Table names, region and endpoint are bound at first use from Settings (``bind``), never at import.
+The key schema mirrors infra/resources.yaml; tests/integration/test_infra.py keeps the two equal.
+See docs/data-model.md for why the keys look the way they do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import Settings
+
+
+class CaEntry(MapAttribute[str, Any]):
+    """A CA certificate of the tenant, kept on the tenant item so one read serves the CA bundle."""
+
+    cert_id = UnicodeAttribute()
+    der = BinaryAttribute(legacy_encoding=False)
+    created_at = UTCDateTimeAttribute()
+
+
+class TenantModel(Model):
+    class Meta:
+        table_name = "unbound-tenants"
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    config = JSONAttribute()
+    key_secret = UnicodeAttribute()
+    key_fingerprint = UnicodeAttribute()
+    key_imported = BooleanAttribute(default=False)
+    cas = ListAttribute(of=CaEntry, default=list)
+    active_ca = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    modified_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+
+
+class TokenModel(Model):
+    class Meta:
+        table_name = "unbound-tokens"
+
+    token_id = UnicodeAttribute(hash_key=True)
+    token_hash = UnicodeAttribute()
+    tenant_id = UnicodeAttribute(null=True)  # None: an operator token
+    label = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    revoked_at = UTCDateTimeAttribute(null=True)
+
+
+class IdentityIndex(GlobalSecondaryIndex["CertificateModel"]):
+    class Meta:
+        index_name = "identity-index"
+        projection = AllProjection()
+
+    identity_key = UnicodeAttribute(hash_key=True)
+    issued_at = UnicodeAttribute(range_key=True)
+
+
+class CertificateModel(Model):
+    """Certificates (pk ``{tenant}#{cert_id}``) and serial claims (pk ``{tenant}#serial#{hex}``).
+
+    Both live in one table so one transaction can claim the serial and store the certificate.
+    """
+
+    class Meta:
+        table_name = "unbound-certificates"
+
+    pk = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()  # "ca" | "seacat" | "serial"
+    tenant_id = UnicodeAttribute()
+    cert_id = UnicodeAttribute(null=True)
+    serial = UnicodeAttribute(null=True)  # lowercase hex
+    der = BinaryAttribute(null=True, legacy_encoding=False)
+    identity = UnicodeAttribute(null=True)
+    identity_key = UnicodeAttribute(null=True)
+    issued_at = UnicodeAttribute(null=True)  # ISO-8601, sorts by time
+    not_before = UTCDateTimeAttribute(null=True)
+    not_after = UTCDateTimeAttribute(null=True)
+    ca_id = UnicodeAttribute(null=True)
+    cr_id = UnicodeAttribute(null=True)
+    revoked_at = UTCDateTimeAttribute(null=True)
+    revocation_reason = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    modified_at = UTCDateTimeAttribute()
+    version = NumberAttribute(default=1)
+    by_identity = IdentityIndex()
+
+
+class IdentityModel(Model):
+    """One item per SeaCat identity: its status and its current certificate (pk ``{tenant}#{identity}``).
+
+    Holding the current certificate here lets enrol, renewal and /get decide with one read.
+    """
+
+    class Meta:
+        table_name = "unbound-identities"
+
+    pk = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    identity = UnicodeAttribute()
+    application = UnicodeAttribute(null=True)
+    approved = BooleanAttribute(default=False)
+    blocked = BooleanAttribute(default=False)
+    revoked_at = UTCDateTimeAttribute(null=True)
+    revocation_reason = UnicodeAttribute(null=True)
+    cert_id = UnicodeAttribute(null=True)
+    cert_der = BinaryAttribute(null=True, legacy_encoding=False)
+    cert_not_before = UTCDateTimeAttribute(null=True)
+    cert_not_after = UTCDateTimeAttribute(null=True)
+    certificates = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute()
+    modified_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+
+
+class PendingIndex(GlobalSecondaryIndex["RequestModel"]):
+    class Meta:
+        index_name = "pending-index"
+        projection = AllProjection()
+
+    pending_key = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class RequestModel(Model):
+    """SeaCat certificate requests (pk ``{tenant}#{cr_id}``), with the outcome of each."""
+
+    class Meta:
+        table_name = "unbound-requests"
+
+    pk = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    cr_id = UnicodeAttribute()
+    identity = UnicodeAttribute()
+    application = UnicodeAttribute()
+    attributes = JSONAttribute(default=list)
+    created_raw = UnicodeAttribute(null=True)
+    valid_to_raw = UnicodeAttribute(null=True)
+    der = BinaryAttribute(legacy_encoding=False)
+    state = UnicodeAttribute()  # pending | approved | rejected | issued | failed
+    reason = UnicodeAttribute(null=True)
+    cert_id = UnicodeAttribute(null=True)
+    pending_key = UnicodeAttribute(null=True)  # set only while pending (sparse index)
+    created_at = UnicodeAttribute()
+    modified_at = UnicodeAttribute()
+    decided_by = UnicodeAttribute(null=True)
+    version = NumberAttribute(default=1)  # guarded by explicit state conditions, not optimistic locking
+    by_pending = PendingIndex()
+
+
+MODELS: dict[str, type[Model]] = {
+    "tenants": TenantModel,
+    "tokens": TokenModel,
+    "certificates": CertificateModel,
+    "identities": IdentityModel,
+    "requests": RequestModel,
+}
+
+_bound: Settings | None = None
+
+
+def bind(settings: Settings) -> None:
+    """Point every model at its stage's table; cheap and idempotent."""
+    global _bound
+    if _bound == settings:
+        return
+    for name, model in MODELS.items():
+        meta: Any = model.Meta
+        meta.table_name = settings.table(name)
+        meta.region = settings.region
+        meta.host = settings.aws_endpoint_url
+        # A connection is cached per model class; drop it so the new binding takes effect.
+        model._connection = None
+    _bound = settings

@@ -1,0 +1,53 @@
+"""Admin bearer tokens, stored as SHA-256 hashes only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.store import common
+from chalicelib.store.models import TokenModel
+
+
+class StoredToken:
+    __slots__ = ("token_id", "token_hash", "tenant_id", "revoked_at", "created_at", "label")
+
+    def __init__(self, item: TokenModel) -> None:
+        self.token_id: str = item.token_id
+        self.token_hash: str = item.token_hash
+        self.tenant_id: str | None = item.tenant_id
+        self.revoked_at: datetime | None = item.revoked_at
+        self.created_at: datetime = item.created_at
+        self.label: str | None = item.label
+
+
+def get(token_id: str) -> StoredToken | None:
+    common.ready()
+    with common.translated():
+        try:
+            return StoredToken(TokenModel.get(token_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+
+def put(token_id: str, token_hash: str, tenant_id: str | None, label: str | None, *, overwrite: bool = False) -> None:
+    common.ready()
+    item = TokenModel(token_id, token_hash=token_hash, tenant_id=tenant_id, label=label, created_at=common.now())
+    with common.translated("token id already in use"):
+        if overwrite:
+            item.save()
+        else:
+            item.save(condition=TokenModel.token_id.does_not_exist())
+
+
+def revoke(token_id: str) -> StoredToken | None:
+    common.ready()
+    with common.translated():
+        try:
+            item = TokenModel.get(token_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        if item.revoked_at is None:
+            item.update(actions=[TokenModel.revoked_at.set(common.now())])
+        return StoredToken(item)

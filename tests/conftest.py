@@ -1,0 +1,110 @@
+"""Shared fixtures: fake AWS credentials, moto, tables and the KMS key from infra/, a test client."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = json.loads((ROOT / "tests" / "vectors" / "seacat-cr-vectors.json").read_text())
+
+# Never reach AWS: fake credentials before anything creates a client.
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_REGION": "eu-west-1",
+}.items():
+    os.environ[_name] = _value
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+TEST_ENV = {
+    "SEACAT_STAGE": "test",
+    "SEACAT_TABLE_PREFIX": "seacat-test",
+    "SEACAT_SECRET_PREFIX": "seacat/test/",
+    "SEACAT_KMS_KEY_ID": "alias/seacat-test",
+    "SEACAT_TENANT_CACHE_SECONDS": "0",
+}
+
+
+def reset_caches() -> None:
+    from chalicelib import aws
+    from chalicelib.keystore import secretsmanager
+    from chalicelib.service import enrollment, tenants
+    from chalicelib.settings import get_settings
+    from chalicelib.store import common, models
+
+    get_settings.cache_clear()
+    aws.reset()
+    secretsmanager.forget()
+    tenants.forget_cached()
+    enrollment._ca_certs.clear()
+    models._bound = None
+    common._connection = None
+
+
+def deploy_resources(stage: str, endpoint_url: str | None = None) -> dict[str, str]:
+    """Create the stage's tables and KMS key from infra/resources.yaml through CloudFormation."""
+    from scripts.emulator import deploy_stack
+
+    return deploy_stack(stage, endpoint_url)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from moto import mock_aws
+
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        reset_caches()
+        deploy_resources("test")
+        yield
+    reset_caches()
+
+
+@pytest.fixture
+def operator_token(aws: None) -> str:
+    from chalicelib.service import tokens
+
+    token = "sct_00000000000000aa_operator-test-token-0123456789"
+    tokens.install_operator_token(token)
+    return token
+
+
+@pytest.fixture
+def client(aws: None) -> Iterator[Any]:
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="test", project_dir=str(ROOT)) as c:
+        yield c
+
+
+REFERENCE_SPEC = """{
+"serialNumber": 1,
+"subject": {
+"O": "My Org", "CN": "Root CA"
+},
+"validity": {
+"notBefore": "now",
+"notAfter": { "weeks": 1040 }
+},
+"extensions": [
+{ "basicConstraints": {
+"CA": true,
+"pathLen": 0
+}, "critical": true } ,
+{ "keyUsage": [
+"keyCertSign",
+"cRLSign"
+] }
+]
+}"""

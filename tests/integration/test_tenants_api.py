@@ -1,0 +1,249 @@
+"""Tenant administration and the reference documentation's CA flow, through the Chalice handlers on moto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.conftest import REFERENCE_SPEC
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+def put_tenant(client: Any, token: str, tenant: str, body: dict[str, Any] | None = None) -> Any:
+    return client.http.put(f"/tenants/{tenant}", headers=auth(token), body=json.dumps(body or {}))
+
+
+def test_health_needs_no_aws(client: Any) -> None:
+    r = client.http.get("/health")
+    assert r.status_code == 200 and r.json_body == {"status": "ok"}
+
+
+def test_reference_flow(client: Any, operator_token: str) -> None:
+    r = put_tenant(client, operator_token, "TENANT")
+    assert r.status_code == 201, r.body
+    assert r.json_body["tenant"] == "TENANT"
+    assert "privateKey" not in r.body.decode() and "PRIVATE" not in r.body.decode()
+    # repeated PUT: idempotent
+    again = put_tenant(client, operator_token, "TENANT")
+    assert again.status_code == 200
+    assert again.json_body["keyFingerprint"] == r.json_body["keyFingerprint"]
+
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    r = client.http.put("/TENANT/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
+    assert r.status_code == 201, r.body
+    body = r.json_body
+    cert_id = body["_id"]
+    assert len(cert_id) == 96 and body["ca_cert"] == f"TENANT:{cert_id}"
+    cert = x509.load_pem_x509_certificate(body["certificate"].encode())
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert hashlib.sha384(der).hexdigest() == cert_id
+    assert cert.serial_number == 1
+    assert cert.subject.rfc4514_string() == "CN=Root CA,O=My Org"
+    assert cert.issuer == cert.subject
+    assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
+    assert abs(cert.not_valid_before_utc - before) <= timedelta(seconds=5)
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(weeks=1040)
+    bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and bc.value == x509.BasicConstraints(ca=True, path_length=0)
+    ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.key_cert_sign and ku.crl_sign and not ku.digital_signature
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert ski == x509.SubjectKeyIdentifier.from_public_key(cert.public_key())
+    cert.verify_directly_issued_by(cert)
+
+    # the tenant now names it as its active CA
+    tenant = client.http.get("/tenants/TENANT", headers=auth(operator_token)).json_body
+    assert tenant["activeCa"] == f"TENANT:{cert_id}"
+
+    # a second CA: both listed in the public bundle, the newest active
+    r2 = client.http.put("/TENANT/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
+    assert r2.status_code == 201
+    bundle = client.http.get("/TENANT/x509/ca")
+    assert bundle.status_code == 200
+    assert bundle.headers["Content-Type"] == "application/x-pem-file"
+    certs = x509.load_pem_x509_certificates(bundle.body)
+    assert [hashlib.sha384(c.public_bytes(serialization.Encoding.DER)).hexdigest() for c in certs] == [
+        cert_id,
+        r2.json_body["_id"],
+    ]
+    tenant = client.http.get("/tenants/TENANT", headers=auth(operator_token)).json_body
+    assert tenant["activeCa"] == f"TENANT:{r2.json_body['_id']}"
+    assert len(tenant["caCertificates"]) == 2
+
+    # download: metadata, PEM, DER; the old one still there
+    meta = client.http.get(f"/TENANT/x509/cert/{cert_id}", headers=auth(operator_token))
+    assert meta.status_code == 200
+    for key in ("_id", "_c", "_m", "_v", "type", "family", "tenant", "label", "data"):
+        assert key in meta.json_body
+    assert bytes.fromhex(meta.json_body["data"]) == der
+    pem = client.http.get(
+        f"/TENANT/x509/cert/{cert_id}", headers={**auth(operator_token), "Accept": "application/x-pem-file"}
+    )
+    assert pem.status_code == 200 and x509.load_pem_x509_certificate(pem.body) == cert
+    raw = client.http.get(
+        f"/TENANT/x509/cert/{cert_id}", headers={**auth(operator_token), "Accept": "application/pkix-cert"}
+    )
+    assert raw.status_code == 200 and raw.body == der
+    tagged = client.http.get(f"/TENANT/x509/cert/TENANT:{cert_id}", headers=auth(operator_token))
+    assert tagged.status_code == 200
+
+
+def test_self_signed_accepts_pem_and_der(client: Any, operator_token: str) -> None:
+    put_tenant(client, operator_token, "acme")
+    r = client.http.put(
+        "/acme/x509/self-signed",
+        headers={**auth(operator_token), "Accept": "application/pkix-cert"},
+        body=REFERENCE_SPEC,
+    )
+    assert r.status_code == 201
+    assert x509.load_der_x509_certificate(r.body).serial_number == 1
+    r = client.http.put(
+        "/acme/x509/self-signed",
+        headers={**auth(operator_token), "Accept": "application/x-pem-file"},
+        body=REFERENCE_SPEC,
+    )
+    assert r.status_code == 201 and r.body.startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def _openssl_key() -> str:
+    return subprocess.run(
+        ["openssl", "ecparam", "-name", "prime256v1", "-genkey"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_import_openssl_keyfile_and_refuse_replacement(client: Any, operator_token: str) -> None:
+    pem = _openssl_key()  # with its EC PARAMETERS block, as the SeaCat PKI docs make it
+    r = put_tenant(client, operator_token, "migrated", {"privateKey": pem})
+    assert r.status_code == 201, r.body
+    assert pem.split("-----BEGIN EC PRIVATE KEY-----")[1][:20] not in r.body.decode()
+    assert r.json_body["keyImported"] is True
+    # same key again: idempotent
+    assert put_tenant(client, operator_token, "migrated", {"privateKey": pem}).status_code == 200
+    # a different key: refused, the first one stays
+    other = put_tenant(client, operator_token, "migrated", {"privateKey": _openssl_key()})
+    assert other.status_code == 409 and other.json_body["field"] == "privateKey"
+    # the CA is made with the imported key
+    r = client.http.put("/migrated/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
+    cert = x509.load_pem_x509_certificate(r.json_body["certificate"].encode())
+    key = serialization.load_pem_private_key(
+        ("-----BEGIN EC PRIVATE KEY-----" + pem.split("-----BEGIN EC PRIVATE KEY-----")[1]).encode(), None
+    )
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert cert.public_key() == key.public_key()
+
+
+def test_key_is_in_a_kms_encrypted_secret(client: Any, operator_token: str) -> None:
+    import boto3
+
+    put_tenant(client, operator_token, "secretive")
+    sm = boto3.client("secretsmanager")
+    desc = sm.describe_secret(SecretId="seacat/test/secretive/ca-key")
+    assert desc["KmsKeyId"] == "alias/seacat-test"
+    value = sm.get_secret_value(SecretId="seacat/test/secretive/ca-key")["SecretString"]
+    assert "PRIVATE KEY" in value
+
+
+@pytest.mark.parametrize(
+    "tenant, body, status, field",
+    [
+        ("x", {}, 400, "tenant"),
+        ("bad.tenant", {}, 400, "tenant"),
+        ("a" * 65, {}, 400, "tenant"),
+        ("good", {"colour": "red"}, 400, "colour"),
+        ("good", {"lifetimeDays": 31}, 400, "lifetimeDays"),
+        ("good", {"lifetimeDays": "365"}, 400, "lifetimeDays"),
+        ("good", {"approve": "ftp://example.com/"}, 400, "approve"),
+        ("good", {"seacat": "yes"}, 400, "seacat"),
+        ("good", {"privateKey": "not a key"}, 400, "privateKey"),
+    ],
+)
+def test_put_tenant_bad_input(client: Any, operator_token: str, tenant: str, body: dict[str, Any], status: int, field: str) -> None:
+    r = put_tenant(client, operator_token, tenant, body)
+    assert r.status_code == status, r.body
+    assert r.json_body["field"] == field
+    assert r.json_body["message"]
+
+
+def test_bad_bodies(client: Any, operator_token: str) -> None:
+    put_tenant(client, operator_token, "acme")
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body="{not json")
+    assert r.status_code == 400 and r.json_body["field"] == "body"
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body="[]")
+    assert r.status_code == 400 and r.json_body["field"] == "body"
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body="x" * (65 * 1024))
+    assert r.status_code == 413
+    spec = json.loads(REFERENCE_SPEC)
+    spec["subject"]["XX"] = "nope"
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec))
+    assert r.status_code == 400 and "XX" in r.json_body["field"]
+    spec = json.loads(REFERENCE_SPEC)
+    spec["extensions"][0]["basicConstraints"]["pathLen"] = -1
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec))
+    assert r.status_code == 400 and "pathLen" in r.json_body["field"]
+    spec = json.loads(REFERENCE_SPEC)
+    spec["validity"] = {"notBefore": "2030-01-01T00:00:00Z", "notAfter": "2029-01-01T00:00:00Z"}
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec))
+    assert r.status_code == 400 and r.json_body["field"] == "validity.notAfter"
+    # unknown tenant
+    r = client.http.put("/nobody/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
+    assert r.status_code == 404
+    assert client.http.get("/nobody/x509/ca").status_code == 404
+    r = client.http.get("/acme/x509/cert/" + "0" * 96, headers=auth(operator_token))
+    assert r.status_code == 404
+    r = client.http.get("/acme/x509/cert/xyz", headers=auth(operator_token))
+    assert r.status_code == 400 and r.json_body["field"] == "id"
+
+
+def test_tokens_and_isolation(client: Any, operator_token: str) -> None:
+    put_tenant(client, operator_token, "alpha")
+    put_tenant(client, operator_token, "beta")
+    client.http.put("/beta/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
+
+    assert client.http.get("/tenants/alpha").status_code == 401
+    assert client.http.get("/tenants/alpha", headers=auth("sct_0123456789abcdef_wrongwrongwrongwrongwrong")).status_code == 401
+    assert client.http.get("/tenants/alpha", headers={"Authorization": "Basic abc"}).status_code == 401
+
+    r = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha"}))
+    assert r.status_code == 201
+    alpha_token, token_id = r.json_body["token"], r.json_body["tokenId"]
+    assert client.http.get("/tenants/alpha", headers=auth(alpha_token)).status_code == 200
+    # another tenant's resources look absent, and nothing changes
+    assert client.http.get("/tenants/beta", headers=auth(alpha_token)).status_code == 404
+    r = client.http.put("/beta/x509/self-signed", headers=auth(alpha_token), body=REFERENCE_SPEC)
+    assert r.status_code == 404
+    beta = client.http.get("/tenants/beta", headers=auth(operator_token)).json_body
+    assert len(beta["caCertificates"]) == 1
+    assert put_tenant(client, alpha_token, "beta", {"seacat": False}).status_code == 404
+    assert client.http.get("/tenants/beta", headers=auth(operator_token)).json_body["config"]["seacat"] is True
+    # tenant tokens cannot make tokens
+    r = client.http.post("/tokens", headers=auth(alpha_token), body=json.dumps({"tenant": "alpha"}))
+    assert r.status_code == 401
+    r = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "nobody"}))
+    assert r.status_code == 404
+    # revoke
+    assert client.http.delete(f"/tokens/{token_id}", headers=auth(operator_token)).status_code == 200
+    assert client.http.delete(f"/tokens/{token_id}", headers=auth(operator_token)).status_code == 200
+    assert client.http.get("/tenants/alpha", headers=auth(alpha_token)).status_code == 401
+    assert client.http.delete("/tokens/ffffffffffffffff", headers=auth(operator_token)).status_code == 404
+
+
+def test_tokens_are_stored_hashed(client: Any, operator_token: str) -> None:
+    import boto3
+
+    put_tenant(client, operator_token, "alpha")
+    token = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha"})).json_body["token"]
+    items = boto3.client("dynamodb").scan(TableName="seacat-test-tokens")["Items"]
+    dump = json.dumps(items)
+    assert token not in dump and operator_token not in dump
+    assert token.split("_")[2] not in dump
