@@ -44,8 +44,12 @@ def _retry_headers(exc: PkiError) -> dict[str, str]:
 
 
 def _internal(view: str, exc: Exception) -> PkiError:
-    # Log the class and where, not the message: AWS and parser errors can echo request data.
-    log.error("internal error in %s: %s", view, type(exc).__name__, exc_info=False)
+    # Log the class and the frames, not the message: AWS and parser errors can echo request data.
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)[-6:]
+    where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+    log.error("internal error in %s: %s at %s", view, type(exc).__name__, where)
     return PkiError("internal error")
 
 
@@ -75,12 +79,16 @@ def text_errors(view: F) -> F:
         except PkiError as exc:
             log.info("%s refused: %s %s", view.__name__, exc.status, exc.message)
             return Response(
-                body=exc.message + "\n",
+                body=(exc.message + "\n").encode("utf-8"),
                 status_code=exc.status,
                 headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE, **_retry_headers(exc)},
             )
         except Exception as exc:
             err = _internal(view.__name__, exc)
-            return Response(body=err.message + "\n", status_code=500, headers={"Content-Type": "text/plain"})
+            return Response(
+                body=(err.message + "\n").encode("utf-8"),
+                status_code=500,
+                headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE},
+            )
 
     return cast(F, wrapper)

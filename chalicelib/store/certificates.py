@@ -147,8 +147,9 @@ def _identity_item(record: IdentityRecord) -> IdentityModel:
         created_at=record.created_at,
         modified_at=record.modified_at,
     )
-    # The version read decides the write: 0 means "must not exist yet" (optimistic locking).
-    item.version = record.version or None
+    # The version read decides the write: 0 leaves it unset, meaning "must not exist yet".
+    if record.version:
+        item.version = record.version
     return item
 
 
