@@ -51,8 +51,10 @@ def iso(dt: datetime) -> str:
 
 def is_conditional_failure(exc: PynamoDBException) -> bool:
     if isinstance(exc, TransactWriteError):
+        # A concurrent transaction on the same item is the same race as a failed condition.
         return any(
-            r is not None and r.code == "ConditionalCheckFailed" for r in (exc.cancellation_reasons or [])
+            r is not None and r.code in ("ConditionalCheckFailed", "TransactionConflict")
+            for r in (exc.cancellation_reasons or [])
         )
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
