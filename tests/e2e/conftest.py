@@ -32,11 +32,14 @@ class Stack:
     log: Path
 
 
-def start_stack(tmp: Path, token: str = "sct_00000000000000e2_end-to-end-operator-token") -> Stack:
+def start_stack(
+    tmp: Path, token: str = "sct_00000000000000e2_end-to-end-operator-token", extra_env: dict[str, str] | None = None
+) -> Stack:
     port = free_port()
     log = tmp / "stack.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
     env.update({"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1"})
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.local_run"],
         cwd=ROOT,

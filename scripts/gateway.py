@@ -1,0 +1,320 @@
+"""Render the SeaCat gateway (NGINX) configuration for one tenant.
+
+    python -m scripts.gateway render --tenant T --pki-url URL --out DIR [options]
+
+Fetches the tenant's CA bundle (public ``GET <pki-url>/<tenant>/x509/ca``) into DIR/seacat_ca.pem,
+fills infra/nginx/seacat-gateway.conf.template into DIR/nginx.conf (every path in it absolute and,
+unless told otherwise, under DIR) and prints how to start NGINX. With --self-signed-server-cert it
+also makes an EC P-256 server certificate in DIR, for local use only.
+
+Standard library and ``cryptography`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+import re
+import string
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "nginx" / "seacat-gateway.conf.template"
+CA_FILE = "seacat_ca.pem"
+CONF_FILE = "nginx.conf"
+SELF_SIGNED_CERT = "gateway_cert.pem"
+SELF_SIGNED_KEY = "gateway_key.pem"
+DEFAULT_PKI_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
+
+TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{2,64}")  # as the service accepts tenant names
+DURATION_RE = re.compile(r"[0-9]+(ms|s|m|h|d)?")
+# Values land in NGINX directives unquoted: nothing that could end or open a directive.
+UNSAFE_RE = re.compile(r"[\s;{}'\"#\\$]")
+
+
+class GatewayError(Exception):
+    """A usage or rendering problem, reported on stderr with exit status 1."""
+
+
+class NginxTemplate(string.Template):
+    """Only ``${UPPER_CASE}`` is a placeholder: ``$name`` and ``${name}`` are NGINX variables."""
+
+    flags = re.RegexFlag(0)  # string.Template ignores case by default: ${lower} must stay NGINX's
+    pattern = r"""
+    \$(?:
+      (?P<escaped>(?!))              |
+      (?P<named>(?!))                |
+      \{(?P<braced>[A-Z][A-Z0-9_]*)\} |
+      (?P<invalid>(?!))
+    )
+    """  # type: ignore[assignment]
+
+
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+def render_template(text: str, values: Mapping[str, str]) -> str:
+    """Fill every placeholder; refuse placeholders without a value and values without a placeholder."""
+    wanted = set(PLACEHOLDER_RE.findall(text))
+    missing = sorted(wanted - set(values))
+    if missing:
+        raise GatewayError("the template has placeholders with no value: " + ", ".join(missing))
+    unused = sorted(set(values) - wanted)
+    if unused:
+        raise GatewayError("values for placeholders the template does not have: " + ", ".join(unused))
+    rendered = NginxTemplate(text).substitute(values)
+    left = sorted(set(PLACEHOLDER_RE.findall(rendered)))
+    if left:
+        raise GatewayError("placeholders left over after rendering: " + ", ".join(left))
+    return rendered
+
+
+def _safe(name: str, value: str) -> str:
+    if not value or UNSAFE_RE.search(value):
+        raise GatewayError(f"{name} must be non-empty, without spaces, quotes, ';', '{{', '}}', '#', '\\' or '$': {value!r}")
+    return value
+
+
+def _base_url(name: str, value: str) -> str:
+    url = value.rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise GatewayError(f"{name} must be an http(s) URL without query or fragment: {value!r}")
+    return _safe(name, url)
+
+
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536 or (sep and not host):
+        raise GatewayError(f"--listen must be PORT or ADDRESS:PORT: {value!r}")
+    return _safe("--listen", value)
+
+
+def fetch_ca_bundle(pki_url: str, tenant: str, timeout: float = 30.0) -> bytes:
+    """The tenant's CA certificates (PEM), as the PKI publishes them; checked to parse."""
+    url = f"{pki_url}/{urllib.parse.quote(tenant)}/x509/ca"
+    request = urllib.request.Request(url, headers={"Accept": "application/x-pem-file"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body: bytes = response.read()
+    except urllib.error.HTTPError as error:
+        raise GatewayError(f"GET {url}: HTTP {error.code} {error.read()[:200]!r}") from None
+    except OSError as error:
+        raise GatewayError(f"GET {url}: {error}") from None
+    try:
+        certificates = x509.load_pem_x509_certificates(body)
+    except ValueError:
+        raise GatewayError(f"GET {url}: the answer is not a PEM certificate bundle: {body[:200]!r}") from None
+    if not certificates:
+        raise GatewayError(f"GET {url}: no certificate in the bundle")
+    return body
+
+
+def make_self_signed_server_cert(cert_path: Path, key_path: Path, names: Sequence[str], days: int = 30) -> None:
+    """An EC P-256 self-signed server certificate: FOR LOCAL USE ONLY (tests, a laptop)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SeaCat gateway (self-signed, local use only)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+        ]
+    )
+    alt: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def pki_tls_lines(pki_url: str, pki_ca_file: str) -> str:
+    """proxy_ssl_* settings for an https PKI: send SNI, verify its certificate."""
+    if not pki_url.startswith("https://"):
+        return ""
+    indent = " " * 12
+    lines = [
+        "proxy_ssl_server_name on;",
+        "proxy_ssl_verify on;",
+        "proxy_ssl_verify_depth 4;",
+        f"proxy_ssl_trusted_certificate {pki_ca_file};",
+        "proxy_ssl_protocols TLSv1.2 TLSv1.3;",
+    ]
+    return "\n".join(indent + line for line in lines)
+
+
+@dataclass
+class Rendered:
+    conf: Path
+    client_ca: Path
+    server_cert: Path
+    server_key: Path
+    self_signed: bool
+
+
+def render(args: argparse.Namespace) -> Rendered:
+    tenant: str = args.tenant
+    if not TENANT_RE.fullmatch(tenant):
+        raise GatewayError(f"--tenant must match {TENANT_RE.pattern}: {tenant!r}")
+    pki_url = _base_url("--pki-url", args.pki_url)
+    upstream = _base_url("--upstream", args.upstream)
+    listen = _listen(str(args.listen))
+    server_name = _safe("--server-name", args.server_name)
+    cache_valid = args.auth_cache_valid
+    if not DURATION_RE.fullmatch(cache_valid):
+        raise GatewayError(f"--auth-cache-valid must be an NGINX time such as 360s or 5m: {cache_valid!r}")
+    worker_user = _safe("--user", args.user)
+
+    out: Path = args.out.resolve()
+    if args.self_signed_server_cert == bool(args.server_cert or args.server_key):
+        raise GatewayError("give either --server-cert and --server-key, or --self-signed-server-cert")
+    if not args.self_signed_server_cert and not (args.server_cert and args.server_key):
+        raise GatewayError("--server-cert and --server-key go together")
+    log_dir: Path = (args.log_dir or out / "logs").resolve()
+    cache_dir: Path = (args.cache_dir or out / "cache" / "seacat_auth").resolve()
+    temp_dir = out / "tmp"
+    pid_file: Path = (args.pid_file or out / "nginx.pid").resolve()
+
+    bundle = fetch_ca_bundle(pki_url, tenant)
+    out.mkdir(parents=True, exist_ok=True)
+    for directory in (log_dir, cache_dir.parent, temp_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    client_ca = out / CA_FILE
+    client_ca.write_bytes(bundle)
+
+    if args.self_signed_server_cert:
+        server_cert, server_key = out / SELF_SIGNED_CERT, out / SELF_SIGNED_KEY
+        names = [server_name] if server_name != "_" else []
+        make_self_signed_server_cert(server_cert, server_key, [*names, "localhost", "127.0.0.1"])
+    else:
+        server_cert, server_key = Path(args.server_cert).resolve(), Path(args.server_key).resolve()
+        for path in (server_cert, server_key):
+            if not path.is_file():
+                raise GatewayError(f"no such file: {path}")
+
+    values = {
+        "WORKER_USER": worker_user,
+        "PID_FILE": _safe("--pid-file", str(pid_file)),
+        "LOG_DIR": _safe("--log-dir", str(log_dir)),
+        "TEMP_DIR": _safe("--out", str(temp_dir)),
+        "CACHE_DIR": _safe("--cache-dir", str(cache_dir)),
+        "LISTEN": listen,
+        "SERVER_NAME": server_name,
+        "SERVER_CERT": _safe("--server-cert", str(server_cert)),
+        "SERVER_KEY": _safe("--server-key", str(server_key)),
+        "CLIENT_CA": _safe("--out", str(client_ca)),
+        "PKI_URL": pki_url,
+        "PKI_TLS": pki_tls_lines(pki_url, _safe("--pki-ca-file", args.pki_ca_file)),
+        "TENANT": tenant,
+        "UPSTREAM": upstream,
+        "AUTH_CACHE_VALID": cache_valid,
+    }
+    conf = out / CONF_FILE
+    conf.write_text(render_template(TEMPLATE.read_text(), values))
+    return Rendered(conf, client_ca, server_cert, server_key, bool(args.self_signed_server_cert))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scripts.gateway", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("render", help="fetch the tenant's CA bundle and write nginx.conf")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--pki-url", required=True, help="the SeaCat PKI service, e.g. https://pki.example.com")
+    p.add_argument("--out", required=True, type=Path, help="directory for nginx.conf, the CA bundle and state")
+    p.add_argument("--listen", default="443", help="PORT or ADDRESS:PORT of the TLS listener (default 443)")
+    p.add_argument("--server-name", default="_", help='server_name (default "_": any)')
+    p.add_argument("--server-cert", help="the gateway's certificate chain, PEM (EC key)")
+    p.add_argument("--server-key", help="its private key, PEM")
+    p.add_argument(
+        "--self-signed-server-cert",
+        action="store_true",
+        help="make a self-signed EC P-256 server certificate in --out: for local use only",
+    )
+    p.add_argument("--upstream", default="http://127.0.0.1:8000", help="where authenticated requests go")
+    p.add_argument(
+        "--auth-cache-valid", default="360s", help="how long NGINX caches a successful authentication (default 360s)"
+    )
+    p.add_argument("--user", default="nobody", help="user of the worker processes when started as root")
+    p.add_argument("--log-dir", type=Path, help="default: OUT/logs")
+    p.add_argument("--cache-dir", type=Path, help="default: OUT/cache/seacat_auth")
+    p.add_argument("--pid-file", type=Path, help="default: OUT/nginx.pid")
+    p.add_argument(
+        "--pki-ca-file",
+        default=DEFAULT_PKI_CA_FILE,
+        help=f"CA certificates that verify an https PKI (default {DEFAULT_PKI_CA_FILE})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rendered = render(args)
+    except GatewayError as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        return 1
+    out = rendered.conf.parent
+    print(f"wrote {rendered.conf}")
+    print(f"wrote {rendered.client_ca} (the tenant's CA bundle: ssl_client_certificate)")
+    if rendered.self_signed:
+        print(
+            f"wrote {rendered.server_cert} and {rendered.server_key}: a SELF-SIGNED EC P-256 server certificate,\n"
+            "  for local use only. Clients must be told to trust it; use a real certificate in production\n"
+            "  (acme.sh --keylength ec-256, see docs/gateway.md)."
+        )
+    print(
+        "\nCheck and start NGINX (1.22+) with:\n"
+        f"  nginx -t -p {out} -c {rendered.conf}\n"
+        f"  nginx -p {out} -c {rendered.conf}                         # as a daemon\n"
+        f"  nginx -p {out} -c {rendered.conf} -g 'daemon off;'        # in the foreground\n"
+        "Reload after the tenant's CA bundle changes (render again, then nginx -s reload)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

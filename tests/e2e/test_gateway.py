@@ -1,0 +1,427 @@
+"""The NGINX gateway end to end: `make run`'s stack, a tenant, the rendered gateway, real TLS clients.
+
+All on 127.0.0.1: the local stack (moto server + `chalice local`), an echo upstream in a thread,
+and a foreground NGINX started from infra/nginx/seacat-gateway.conf.template as rendered by
+`python -m scripts.gateway render`, every file of it in a temporary directory.
+
+NGINX is required in CI (.ci/run installs Debian's package); elsewhere the tests skip without it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from http.client import HTTPSConnection
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import REFERENCE_SPEC
+from tests.e2e.conftest import ROOT, Stack, free_port, start_stack, stop_stack
+
+TENANT = "gateway"
+AUTH_CACHE_SECONDS = 1  # --auth-cache-valid: how long NGINX keeps a 200 of nginx_authenticate
+REFERENCE_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305")
+
+
+def find_nginx() -> str | None:
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):  # not on a non-root PATH
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+# --- the upstream: echoes the headers it receives -------------------------------------------------
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    server: EchoServer
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        received = {"method": self.command, "path": self.path, "headers": {k: v for k, v in self.headers.items()}}
+        with self.server.lock:
+            self.server.received.append(received)
+        body = json.dumps(received).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _echo
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+class EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), EchoHandler)
+        self.lock = threading.Lock()
+        self.received: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+
+# --- the gateway ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    port: int
+    out: Path
+    server_cert: Path
+    pki: Stack
+    upstream: EchoServer
+    process: subprocess.Popen[bytes]
+    log: Path
+    devices: dict[str, Path] = field(default_factory=dict)
+
+    def context(self, device: Path | None = None, *, tls12: bool = False, ciphers: str | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.server_cert))
+        if tls12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        if ciphers:
+            ctx.set_ciphers(ciphers)
+        if device is not None:
+            ctx.load_cert_chain(device / "seacat_cert.pem", device / "seacat_key.pem")
+        return ctx
+
+    def request(
+        self, path: str, *, device: Path | None = None, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = HTTPSConnection("127.0.0.1", self.port, context=self.context(device), timeout=15)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def handshake(self, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+        except BaseException:
+            raw.close()
+            raise
+        # a short exchange NGINX answers by itself (404: the auth location is internal), so that
+        # the session is complete whatever the TLS version
+        sock.sendall(b"GET /_seacat_pki_auth HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        sock.recv(1)
+        return sock
+
+
+def require_nginx() -> str:
+    nginx = find_nginx()
+    if nginx is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed, and CI must run the gateway tests: install Debian's nginx in .ci/run")
+        pytest.skip("nginx is not installed (apt-get install nginx); CI runs these tests")
+    return nginx
+
+
+def enroll(gateway_url: str, server_cert: Path, state: Path) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "seacat_client", "enroll", "--api-url", gateway_url, "--dir", str(state),
+         "--cafile", str(server_cert)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    pem = subprocess.run(
+        [sys.executable, "-m", "seacat_client", "pem", "--dir", str(state)], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert pem.returncode == 0, pem.stderr
+    cert = x509.load_der_x509_certificate((state / "seacat_cert.der").read_bytes())
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value  # type: ignore[return-value]
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # NGINX: fast shutdown
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    require_nginx()
+    # revocations show in nginx_authenticate at once: the gateway's own cache is the one under test
+    running = start_stack(tmp_path_factory.mktemp("gateway-stack"), extra_env={"SEACAT_REVOCATION_CACHE_SECONDS": "0"})
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture(scope="module")
+def gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    nginx = require_nginx()
+    auth = {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"}
+    status, _, body = http("PUT", f"{pki.url}/tenants/{TENANT}", b"{}", auth)
+    assert status in (200, 201), body
+    status, _, body = http("PUT", f"{pki.url}/{TENANT}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
+    assert status == 201, body
+
+    upstream = EchoServer()
+    threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    out = tmp_path_factory.mktemp("gateway")
+    port = free_port()
+    render = subprocess.run(
+        [sys.executable, "-m", "scripts.gateway", "render", "--tenant", TENANT, "--pki-url", pki.url, "--out", str(out),
+         "--listen", f"127.0.0.1:{port}", "--server-name", "127.0.0.1", "--self-signed-server-cert",
+         "--upstream", upstream.url, "--auth-cache-valid", f"{AUTH_CACHE_SECONDS}s",
+         # the test runs NGINX as root with every file in a private temporary directory
+         "--user", "root"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert render.returncode == 0, render.stdout + render.stderr
+    assert "for local use only" in render.stdout
+    conf = out / "nginx.conf"
+    server_cert = out / "gateway_cert.pem"
+
+    log = out / "nginx.stderr"
+    command = [nginx, "-e", "stderr", "-p", str(out), "-c", str(conf)]
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen(
+        [*command, "-g", "daemon off; error_log stderr;"],
+        stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    running = Gateway(port, out, server_cert, pki, upstream, process, log)
+    try:
+        deadline = time.monotonic() + 20
+        for _ in range(200):
+            if process.poll() is not None:
+                pytest.fail("nginx exited:\n" + log.read_text()[-3000:])
+            try:
+                running.handshake(running.context()).close()
+                break
+            except (OSError, ssl.SSLError):
+                if time.monotonic() > deadline:
+                    pytest.fail("nginx did not accept TLS within 20 s:\n" + log.read_text()[-3000:])
+                time.sleep(0.1)
+        yield running
+    finally:
+        stop_process(process)
+        upstream.shutdown()
+        upstream.server_close()
+
+
+@pytest.fixture(scope="module")
+def device(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A client enrolled through the gateway's public /seacat/ location, as a G3 app would."""
+    state = tmp_path_factory.mktemp("device")
+    identity = enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+    return state, identity
+
+
+def foreign_client(directory: Path) -> Path:
+    """A client certificate from a throwaway CA that the gateway has never heard of."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Throwaway CA")])
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AAAAAAAAAAAAAAAA")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "seacat_cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "seacat_key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return directory
+
+
+def wait_for_status(gateway: Gateway, device: Path, want: int, limit: float) -> tuple[int, float]:
+    """Ask the protected location until it answers `want` (bounded: `limit` seconds, 60 tries)."""
+    started = time.monotonic()
+    status = 0
+    for _ in range(60):
+        status, _, _ = gateway.request("/protected", device=device)
+        if status == want or time.monotonic() - started > limit:
+            break
+        time.sleep(0.25)
+    return status, time.monotonic() - started
+
+
+# --- 1. an enrolled client reaches the upstream with its identity --------------------------------
+
+
+def test_enrolled_client_reaches_upstream_with_identity(gateway: Gateway, device: tuple[Path, str]) -> None:
+    state, identity = device
+    status, headers, body = gateway.request(
+        "/protected/resource?x=1", device=state, headers={"X-SeaCat-Identity": "FORGEDFORGEDFORG"}
+    )
+    assert status == 200, body
+    seen = json.loads(body)
+    assert seen["path"] == "/protected/resource?x=1"
+    # the identity comes from the PKI's answer; the client's own header is replaced
+    assert seen["headers"]["X-SeaCat-Identity"] == identity
+    assert seen["headers"]["X-Forwarded-Proto"] == "https"
+    assert seen["headers"]["X-Real-IP"] == "127.0.0.1"
+    assert headers["strict-transport-security"] == "max-age=31536000"
+    assert headers["server"] == "nginx"  # server_tokens off: no version
+    # again, from NGINX's authentication cache this time: the identity still comes through
+    status, _, body = gateway.request("/protected/again", device=state)
+    assert status == 200 and json.loads(body)["headers"]["X-SeaCat-Identity"] == identity
+
+
+def test_public_seacat_location_serves_the_peer_lookup(gateway: Gateway, device: tuple[Path, str]) -> None:
+    state, identity = device
+    status, headers, body = gateway.request(f"/seacat/get/{identity}")
+    assert status == 200, body
+    assert body == (state / "seacat_cert.der").read_bytes()
+
+
+def test_auth_location_is_internal(gateway: Gateway, device: tuple[Path, str]) -> None:
+    status, _, _ = gateway.request("/_seacat_pki_auth", device=device[0])
+    assert status == 404
+
+
+# --- 2. no client certificate --------------------------------------------------------------------
+
+
+def test_no_client_certificate_is_401(gateway: Gateway) -> None:
+    before = gateway.upstream.count()
+    status, headers, _ = gateway.request("/protected", headers={"X-SeaCat-Identity": "FORGEDFORGEDFORG"})
+    assert status == 401
+    assert headers["strict-transport-security"] == "max-age=31536000"
+    assert gateway.upstream.count() == before
+
+
+# --- 3. a certificate of another CA --------------------------------------------------------------
+
+
+def test_certificate_of_another_ca_is_refused_by_nginx(gateway: Gateway, tmp_path: Path) -> None:
+    # ssl_verify_client optional: the handshake completes, NGINX records the verification failure
+    # and answers 400 ("The SSL certificate error") itself, before any location runs, so neither
+    # the PKI nor the upstream sees the request.
+    before = gateway.upstream.count()
+    status, _, body = gateway.request("/protected", device=foreign_client(tmp_path / "foreign"))
+    assert status == 400
+    assert b"The SSL certificate error" in body
+    assert gateway.upstream.count() == before
+
+
+# --- 4. revocation -------------------------------------------------------------------------------
+
+
+def test_revoked_certificate_is_403_after_the_auth_cache(gateway: Gateway, tmp_path: Path) -> None:
+    state = tmp_path / "revoked"
+    enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+    status, _, body = gateway.request("/protected", device=state)
+    assert status == 200, body  # and now cached by NGINX for AUTH_CACHE_SECONDS
+
+    cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
+    status, _, body = http(
+        "PUT", f"{gateway.pki.url}/{TENANT}/x509/cert/{cert_id}/revoke", json.dumps({"reason": "keyCompromise"}).encode(),
+        {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
+    )
+    assert status == 200, body
+    # the PKI itself says no at once (SEACAT_REVOCATION_CACHE_SECONDS=0) ...
+    pem = (state / "seacat_cert.pem").read_bytes()
+    status, _, body = http(
+        "PUT", f"{gateway.pki.url}/{TENANT}/seacat/nginx_authenticate", pem, {"X-SSL-Client-Verify": "SUCCESS"}
+    )
+    assert status == 403, body
+    # ... and the gateway once its cached 200 has expired (second granularity: at most ~2 s)
+    status, elapsed = wait_for_status(gateway, state, 403, limit=AUTH_CACHE_SECONDS + 4)
+    assert status == 403, f"still {status} {elapsed:.1f} s after the revocation"
+    assert elapsed <= AUTH_CACHE_SECONDS + 3
+
+
+def test_revoked_identity_is_403_after_the_auth_cache(gateway: Gateway, tmp_path: Path) -> None:
+    state = tmp_path / "revoked-identity"
+    identity = enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+    status, _, body = gateway.request("/protected", device=state)
+    assert status == 200, body
+    status, _, body = http(
+        "PUT", f"{gateway.pki.url}/{TENANT}/seacat/identity/{identity}/revoke", json.dumps({"reason": "keyCompromise"}).encode(),
+        {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
+    )
+    assert status == 200, body
+    status, elapsed = wait_for_status(gateway, state, 403, limit=AUTH_CACHE_SECONDS + 4)
+    assert status == 403, f"still {status} {elapsed:.1f} s after the revocation"
+
+
+# --- 5. TLS settings -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cipher", REFERENCE_CIPHERS)
+def test_each_reference_cipher_negotiates_with_tls12(gateway: Gateway, cipher: str) -> None:
+    with gateway.handshake(gateway.context(tls12=True, ciphers=cipher)) as sock:
+        assert sock.version() == "TLSv1.2"
+        assert sock.cipher()[0] == cipher  # type: ignore[index]
+
+
+def test_rsa_cipher_suites_are_refused(gateway: Gateway) -> None:
+    for rsa_only in ("ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256", "AES256-GCM-SHA384:AES128-GCM-SHA256"):
+        with pytest.raises(ssl.SSLError):
+            gateway.handshake(gateway.context(tls12=True, ciphers=rsa_only)).close()
+
+
+def test_tls13_is_offered(gateway: Gateway) -> None:
+    with gateway.handshake(gateway.context()) as sock:
+        assert sock.version() == "TLSv1.3"
+
+
+def test_tls12_session_id_resumes_without_tickets(gateway: Gateway) -> None:
+    ctx = gateway.context(tls12=True)
+    with gateway.handshake(ctx) as first:
+        session = first.session
+        assert session is not None and not first.session_reused
+    assert not session.has_ticket  # ssl_session_tickets off
+    assert session.id  # a session id, for the shared session cache
+    with gateway.handshake(ctx, session=session) as second:
+        assert second.session_reused
