@@ -85,6 +85,7 @@ class IdentityRecord:
     blocked: bool = False
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
+    revoked_certs: frozenset[str] = frozenset()
     cert_id: str | None = None
     cert_der: bytes | None = None
     cert_not_before: datetime | None = None

@@ -21,6 +21,7 @@ class Settings:
     kms_key_id: str
     aws_endpoint_url: str | None
     tenant_cache_seconds: float
+    revocation_cache_seconds: float
     max_json_body: int
     webhook_timeout_seconds: float
     log_level: str
@@ -54,6 +55,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         kms_key_id=env.get("SEACAT_KMS_KEY_ID", f"alias/seacat-{stage}"),
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         tenant_cache_seconds=_float(env, "SEACAT_TENANT_CACHE_SECONDS", 5.0),
+        revocation_cache_seconds=_float(env, "SEACAT_REVOCATION_CACHE_SECONDS", 5.0),
         max_json_body=int(_float(env, "SEACAT_MAX_JSON_BODY", 64 * 1024)),
         webhook_timeout_seconds=_float(env, "SEACAT_WEBHOOK_TIMEOUT", 5.0),
         log_level=env.get("SEACAT_LOG_LEVEL", "INFO").upper(),

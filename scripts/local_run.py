@@ -100,7 +100,11 @@ def main() -> int:
                 chalice.kill()
         server.stop()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def on_term(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
     url = f"http://{HOST}:{port}"
     try:
         if not wait_healthy(url, time.monotonic() + 60) or chalice.poll() is not None:

@@ -36,7 +36,7 @@ TEST_ENV = {
 def reset_caches() -> None:
     from chalicelib import aws
     from chalicelib.keystore import secretsmanager
-    from chalicelib.service import enrollment, tenants
+    from chalicelib.service import enrollment, gateway, revocation, tenants
     from chalicelib.settings import get_settings
     from chalicelib.store import common, models
 
@@ -45,6 +45,8 @@ def reset_caches() -> None:
     secretsmanager.forget()
     tenants.forget_cached()
     enrollment._ca_certs.clear()
+    gateway.forget()
+    revocation._crl_cache.clear()
     models._bound = None
     common._connection = None
 

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any, Callable, TypeVar, cast
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.errors import PkiError, Unavailable
 

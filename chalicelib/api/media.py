@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalice import Response
+from chalice.app import Response
 from chalice.app import Request
 
 from chalicelib.ca.pem import der_to_pem

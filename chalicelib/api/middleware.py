@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from chalice import Chalice
+from chalice.app import Chalice
 from chalice.app import CaseInsensitiveMapping, Request, Response
 
 # SeaCat clients send "Accept: */*" or no Accept at all and need raw DER back. API Gateway picks

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+import logging
+from typing import Mapping
+
+from chalice.app import Blueprint, Response
 
 from chalicelib.api import auth, media
 from chalicelib.api.errors import NO_STORE, json_errors, json_response, text_errors
 from chalicelib.api.schemas import certificate_meta, identity_json, request_meta
+from chalicelib.errors import InvalidInput
+from chalicelib.service import gateway
+
+log = logging.getLogger("seacat.api")
 
 bp = Blueprint(__name__)
 
@@ -57,7 +64,7 @@ def list_requests(tenant: str) -> Response:
 
     request = bp.current_request
     auth.require(request, tenant)
-    params = request.query_params or {}
+    params: Mapping[str, str] = request.query_params or {}
     records, next_token = requests.list_requests(
         tenant, params.get("state", "pending"), requests.page_size(params.get("limit")), params.get("next")
     )
@@ -114,7 +121,7 @@ def list_identity_certificates(tenant: str, identity: str) -> Response:
 
     request = bp.current_request
     auth.require(request, tenant)
-    params = request.query_params or {}
+    params: Mapping[str, str] = request.query_params or {}
     records, next_token = requests.list_identity_certificates(
         tenant, identity, requests.page_size(params.get("limit")), params.get("next")
     )
@@ -139,3 +146,41 @@ def unblock_identity(tenant: str, identity: str) -> Response:
 
     auth.require(bp.current_request, tenant)
     return json_response(identity_json(requests.set_blocked(tenant, identity, False)))
+
+
+@bp.route("/{tenant}/seacat/identity/{identity}/revoke", methods=["PUT"])
+@json_errors
+def revoke_identity(tenant: str, identity: str) -> Response:
+    """Admin: revoke an identity and all its certificates (optional JSON ``{"reason": ...}``)."""
+    from chalicelib.service import revocation
+
+    request = bp.current_request
+    auth.require(request, tenant)
+    body = media.json_object(request, required=False)
+    unknown = sorted(set(body) - {"reason"})
+    if unknown:
+        raise InvalidInput(f"unknown key {unknown[0]!r}", field=unknown[0])
+    record, certificates = revocation.revoke_identity(tenant, identity, body.get("reason"))
+    return json_response({"identity": identity_json(record), "certificates": [certificate_meta(c) for c in certificates]})
+
+
+# NGINX forwards the original request's Content-Type on the auth subrequest: accept any.
+@bp.route("/{tenant}/seacat/nginx_authenticate", methods=["PUT", "POST"], content_types=["*/*"])
+def nginx_authenticate(tenant: str) -> Response:
+    """Gateway: 200 with X-SeaCat-Identity, 401 or 403; never anything else (NGINX would 500)."""
+    request = bp.current_request
+    try:
+        body = request.raw_body or b""
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        verdict = gateway.authenticate(tenant, data, request.headers.get("x-ssl-client-verify"))
+    except Exception as exc:  # fail closed, and still answer something NGINX understands
+        log.error("nginx_authenticate failed closed: %s", type(exc).__name__)
+        verdict = gateway.Verdict(403, None, "internal error")
+    headers: dict[str, str | list[str]] = {"Content-Type": "text/plain; charset=utf-8"}
+    if verdict.status == 200 and verdict.identity:
+        headers["X-SeaCat-Identity"] = verdict.identity
+    else:
+        # Denials must not be cached by the gateway (the reference caches 200 only).
+        headers["Cache-Control"] = "no-store"
+        log.info("authentication denied", extra={"tenant": tenant, "status": verdict.status, "reason": verdict.reason})
+    return Response(body=(verdict.reason + "\n").encode("utf-8"), status_code=verdict.status, headers=headers)

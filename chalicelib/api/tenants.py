@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from chalicelib.api import auth, media
-from chalicelib.api.errors import NO_STORE, json_errors, json_response
+from chalicelib.api.errors import json_errors, json_response
 from chalicelib.api.schemas import certificate_meta
+from chalicelib.ca.pem import der_to_pem
 from chalicelib.service import tenants as service
 
 bp = Blueprint(__name__)
@@ -45,7 +46,7 @@ def self_signed(tenant: str) -> Response:
     meta = certificate_meta(record)
     meta["result"] = "OK"
     meta["ca_cert"] = f"{tenant}:{record.cert_id}"
-    meta["certificate"] = media.der_to_pem(record.der).decode("ascii")
+    meta["certificate"] = der_to_pem(record.der).decode("ascii")
     return media.certificate_response(request, record.der, meta, status=201)
 
 
@@ -73,4 +74,33 @@ def get_certificate(tenant: str, cert_id: str) -> Response:
     return media.certificate_response(request, record.der, certificate_meta(record))
 
 
-__all__ = ["bp", "NO_STORE"]
+@bp.route("/{tenant}/x509/cert/{cert_id}/revoke", methods=["PUT"])
+@json_errors
+def revoke_certificate(tenant: str, cert_id: str) -> Response:
+    """Admin: revoke a certificate (JSON ``{"reason": "<RFC 5280 reason>"}``); idempotent."""
+    from chalicelib.errors import InvalidInput
+    from chalicelib.service import revocation
+
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request, required=False)
+    unknown = sorted(set(body) - {"reason"})
+    if unknown:
+        raise InvalidInput(f"unknown key {unknown[0]!r}", field=unknown[0])
+    record = revocation.revoke_certificate(tenant, cert_id, body.get("reason"))
+    return json_response(certificate_meta(record))
+
+
+@bp.route("/{tenant}/x509/crl", methods=["GET"])
+@json_errors
+def crl(tenant: str) -> Response:
+    """Public: the tenant's DER CRL, signed by its active CA."""
+    from chalicelib.service import revocation
+
+    service.validate_tenant_id(tenant)
+    return Response(
+        body=revocation.crl_der(tenant),
+        status_code=200,
+        headers={"Content-Type": media.CRL, "Cache-Control": "public, max-age=60"},
+    )

@@ -117,8 +117,14 @@ def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> Enrol
     now = now or datetime.now(timezone.utc)
     identity = store.get_identity(tenant_id, cr.identity)
 
-    if identity is not None and (identity.blocked or identity.revoked_at is not None):
-        why = "identity is blocked" if identity.blocked else "identity is revoked"
+    if identity is not None and (
+        identity.blocked or identity.revoked_at is not None or identity.cert_id in identity.revoked_certs
+    ):
+        why = (
+            "identity is blocked"
+            if identity.blocked
+            else "identity is revoked" if identity.revoked_at is not None else "certificate is revoked"
+        )
         _record_outcome(tenant_id, cr, "rejected", why, now)
         raise Forbidden(why)
 
@@ -262,6 +268,7 @@ def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
         or record.cert_der is None
         or record.blocked
         or record.revoked_at is not None
+        or record.cert_id in record.revoked_certs
         or record.cert_not_after is None
         or record.cert_not_after <= now
     ):

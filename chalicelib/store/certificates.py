@@ -8,7 +8,8 @@ request), so a certificate is either stored whole or not at all.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from datetime import datetime
+from typing import Any, Iterator
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
@@ -54,6 +55,7 @@ def certificate_item(record: CertificateRecord) -> CertificateModel:
         cr_id=record.cr_id,
         revoked_at=record.revoked_at,
         revocation_reason=record.revocation_reason,
+        revoked_key=record.tenant_id if record.revoked_at else None,
         created_at=record.created_at,
         modified_at=record.modified_at,
         version=record.version,
@@ -67,8 +69,8 @@ def _cert_to_domain(item: CertificateModel) -> CertificateRecord:
         kind=item.kind,
         serial=int(item.serial or "0", 16),
         der=bytes(item.der or b""),
-        not_before=item.not_before,  # type: ignore[arg-type]
-        not_after=item.not_after,  # type: ignore[arg-type]
+        not_before=item.not_before,
+        not_after=item.not_after,
         created_at=item.created_at,
         modified_at=item.modified_at,
         version=int(item.version or 1),
@@ -121,6 +123,7 @@ def _identity_to_domain(item: IdentityModel) -> IdentityRecord:
         blocked=bool(item.blocked),
         revoked_at=item.revoked_at,
         revocation_reason=item.revocation_reason,
+        revoked_certs=frozenset(item.revoked_certs or ()),
         cert_id=item.cert_id,
         cert_der=bytes(item.cert_der) if item.cert_der is not None else None,
         cert_not_before=item.cert_not_before,
@@ -139,6 +142,7 @@ def _identity_item(record: IdentityRecord) -> IdentityModel:
         blocked=record.blocked,
         revoked_at=record.revoked_at,
         revocation_reason=record.revocation_reason,
+        revoked_certs=set(record.revoked_certs) or None,
         cert_id=record.cert_id,
         cert_der=record.cert_der,
         cert_not_before=record.cert_not_before,
@@ -205,8 +209,6 @@ def _request_item(record: RequestRecord) -> RequestModel:
 
 
 def _request_to_domain(item: RequestModel) -> RequestRecord:
-    from datetime import datetime
-
     attrs: Any = item.attributes or []
     return RequestRecord(
         tenant_id=item.tenant_id,
@@ -291,3 +293,48 @@ def store_issued(cert: CertificateRecord, identity: IdentityRecord, request: Req
             tx.save(_identity_item(identity))
             tx.save(request_item)
 
+
+
+# -- revocation ----------------------------------------------------------------------------------
+
+
+def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None) -> None:
+    """Mark a certificate revoked, and record it on its identity (what the gateway reads).
+
+    Conflict if it was revoked concurrently; the caller re-reads and answers the recorded state.
+    """
+    common.ready()
+    now = common.now()
+    item = CertificateModel(_cert_pk(cert.tenant_id, cert.cert_id))
+    with common.translated("the certificate was revoked concurrently"):
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.update(
+                item,
+                actions=[
+                    CertificateModel.revoked_at.set(now),
+                    CertificateModel.revocation_reason.set(reason),
+                    CertificateModel.revoked_key.set(cert.tenant_id),
+                    CertificateModel.modified_at.set(now),
+                    CertificateModel.version.add(1),
+                ],
+                condition=CertificateModel.pk.exists() & CertificateModel.revoked_at.does_not_exist(),
+            )
+            if identity is not None:
+                tx.update(
+                    IdentityModel(_identity_pk(identity.tenant_id, identity.identity)),
+                    actions=[
+                        IdentityModel.revoked_certs.add({cert.cert_id}),
+                        IdentityModel.modified_at.set(now),
+                    ],
+                    condition=IdentityModel.pk.exists(),
+                    add_version_condition=False,
+                )
+
+
+def iter_revoked(tenant_id: str, *, page_size: int | None = None) -> Iterator[tuple[int, datetime, str, datetime]]:
+    """(serial, revoked at, reason, not after) of every revoked certificate of the tenant, page by page."""
+    common.ready()
+    with common.translated():
+        for item in CertificateModel.by_revoked.query(tenant_id, page_size=page_size):
+            assert item.revoked_at is not None and item.not_after is not None
+            yield int(item.serial or "0", 16), item.revoked_at, item.revocation_reason or "unspecified", item.not_after

@@ -17,10 +17,11 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib.settings import Settings
@@ -71,6 +72,17 @@ class IdentityIndex(GlobalSecondaryIndex["CertificateModel"]):
     issued_at = UnicodeAttribute(range_key=True)
 
 
+class RevokedIndex(GlobalSecondaryIndex["CertificateModel"]):
+    """Sparse: only revoked certificates carry revoked_key, so the CRL reads just them."""
+
+    class Meta:
+        index_name = "revoked-index"
+        projection = IncludeProjection(["revoked_at", "revocation_reason", "not_after"])
+
+    revoked_key = UnicodeAttribute(hash_key=True)
+    serial = UnicodeAttribute(range_key=True)
+
+
 class CertificateModel(Model):
     """Certificates (pk ``{tenant}#{cert_id}``) and serial claims (pk ``{tenant}#serial#{hex}``).
 
@@ -95,10 +107,12 @@ class CertificateModel(Model):
     cr_id = UnicodeAttribute(null=True)
     revoked_at = UTCDateTimeAttribute(null=True)
     revocation_reason = UnicodeAttribute(null=True)
+    revoked_key = UnicodeAttribute(null=True)  # the tenant id, set only once revoked
     created_at = UTCDateTimeAttribute()
     modified_at = UTCDateTimeAttribute()
     version = NumberAttribute(default=1)
     by_identity = IdentityIndex()
+    by_revoked = RevokedIndex()
 
 
 class IdentityModel(Model):
@@ -118,6 +132,7 @@ class IdentityModel(Model):
     blocked = BooleanAttribute(default=False)
     revoked_at = UTCDateTimeAttribute(null=True)
     revocation_reason = UnicodeAttribute(null=True)
+    revoked_certs = UnicodeSetAttribute(null=True)  # ids of this identity's revoked certificates
     cert_id = UnicodeAttribute(null=True)
     cert_der = BinaryAttribute(null=True, legacy_encoding=False)
     cert_not_before = UTCDateTimeAttribute(null=True)

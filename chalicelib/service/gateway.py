@@ -1,0 +1,130 @@
+"""nginx_authenticate: may this client certificate's identity pass the tenant's gateway?
+
+The hot path of every uncached gateway request. It never calls Secrets Manager or KMS: the
+tenant's CA certificates come from the (cached) tenant item, parsed once per container, and the
+revocation state is one DynamoDB read of the identity item, or none inside the configurable
+revocation-cache window (SEACAT_REVOCATION_CACHE_SECONDS).
+
+Answers only 200, 401 or 403: NGINX's auth_request turns anything else into a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from chalicelib.domain import IdentityRecord, Tenant
+from chalicelib.settings import get_settings
+
+log = logging.getLogger("seacat.gateway")
+
+MAX_PEM = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: int  # 200, 401 or 403
+    identity: str | None
+    reason: str
+
+
+_stores: dict[str, tuple[tuple[str, ...], Any]] = {}
+_identities: dict[tuple[str, str], tuple[float, IdentityRecord | None]] = {}
+_lock = threading.Lock()
+
+
+def forget(tenant_id: str | None = None) -> None:
+    """Drop cached revocation state (this container's; others expire by their window)."""
+    with _lock:
+        if tenant_id is None:
+            _identities.clear()
+            _stores.clear()
+        else:
+            for key in [k for k in _identities if k[0] == tenant_id]:
+                del _identities[key]
+
+
+def _trust_store(tenant: Tenant) -> Any:
+    from chalicelib.ca.verify import trust_store
+    from chalicelib.service.enrollment import ca_certificate
+
+    ids = tuple(ca.cert_id for ca in tenant.cas)
+    with _lock:
+        hit = _stores.get(tenant.tenant_id)
+    if hit is not None and hit[0] == ids:
+        return hit[1]
+    store = trust_store([ca_certificate(ca.cert_id, ca.der) for ca in tenant.cas])
+    with _lock:
+        _stores[tenant.tenant_id] = (ids, store)
+    return store
+
+
+def _identity_record(tenant_id: str, identity: str) -> IdentityRecord | None:
+    from chalicelib.store import certificates as store
+
+    window = get_settings().revocation_cache_seconds
+    key = (tenant_id, identity)
+    now = time.monotonic()
+    if window > 0:
+        with _lock:
+            hit = _identities.get(key)
+        if hit is not None and now - hit[0] < window:
+            return hit[1]
+    record = store.get_identity(tenant_id, identity)
+    if window > 0:
+        with _lock:
+            _identities[key] = (now, record)
+    return record
+
+
+def authenticate(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdict:
+    from chalicelib.ca.builder import certificate_id
+    from chalicelib.ca.verify import ClientCertificateRejected, verify_client
+    from chalicelib.seacat.codec import identity_from_point
+    from chalicelib.service.tenants import cached_tenant
+
+    if ssl_client_verify is not None and ssl_client_verify.strip() != "SUCCESS":
+        # NONE (no certificate) or FAILED:<reason>: NGINX's own verification did not pass.
+        return Verdict(401, None, f"gateway verification: {ssl_client_verify.strip()[:80] or 'empty'}")
+    if not body.strip():
+        return Verdict(401, None, "no client certificate")
+    if len(body) > MAX_PEM:
+        return Verdict(401, None, "client certificate too large")
+    try:
+        # NGINX's $ssl_client_raw_cert is PEM; the older $ssl_client_cert indents lines with tabs.
+        pem = body.replace(b"\n\t", b"\n").strip()
+        cert = x509.load_pem_x509_certificate(pem) if pem.startswith(b"-----") else x509.load_der_x509_certificate(body)
+    except ValueError:
+        return Verdict(401, None, "client certificate cannot be parsed")
+
+    tenant = cached_tenant(tenant_id)
+    if tenant is None or not tenant.cas:
+        return Verdict(403, None, "unknown tenant")
+    now = datetime.now(timezone.utc)
+    try:
+        verify_client(cert, _trust_store(tenant), now)
+    except ClientCertificateRejected as exc:
+        return Verdict(403, None, f"not accepted: {exc}")
+
+    try:
+        point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        identity = identity_from_point(point)
+    except (TypeError, ValueError, AttributeError):
+        return Verdict(403, None, "not a SeaCat identity key")
+    record = _identity_record(tenant_id, identity)
+    if record is None:
+        return Verdict(403, identity, "unknown identity")
+    if record.blocked:
+        return Verdict(403, identity, "identity is blocked")
+    if record.revoked_at is not None:
+        return Verdict(403, identity, "identity is revoked")
+    if record.revoked_certs and certificate_id(cert.public_bytes(Encoding.DER)) in record.revoked_certs:
+        return Verdict(403, identity, "certificate is revoked")
+    return Verdict(200, identity, "ok")

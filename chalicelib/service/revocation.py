@@ -1,0 +1,124 @@
+"""Revocation (of one certificate, or of an identity with all its certificates) and the CRL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from chalicelib.domain import CertificateRecord, IdentityRecord
+from chalicelib.errors import Conflict, InvalidInput, NotFound
+
+CRL_VALIDITY = timedelta(days=1)
+CRL_CACHE_SECONDS = 60.0
+
+
+def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> CertificateRecord:
+    """Revoke one certificate. Idempotent: revoking again answers the recorded state."""
+    from chalicelib.ca.crl import parse_reason
+    from chalicelib.service.tenants import get_certificate
+    from chalicelib.store import certificates as store
+
+    name = parse_reason(reason)
+    record = get_certificate(tenant_id, cert_id)
+    if record.kind == "ca":
+        raise InvalidInput("CA certificates are not revoked here; create a new CA instead", field="id")
+    if record.revoked_at is None:
+        identity = store.get_identity(tenant_id, record.identity) if record.identity else None
+        try:
+            store.revoke(record, name, identity)
+        except Conflict:
+            pass  # revoked concurrently: answer what is recorded
+        _forget_crl(tenant_id)
+        from chalicelib.service import gateway
+
+        gateway.forget(tenant_id)
+        record = get_certificate(tenant_id, record.cert_id)
+    return record
+
+
+def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[IdentityRecord, list[CertificateRecord]]:
+    """Revoke an identity: it stops authenticating, enrolling and renewing, and each of its
+    certificates is revoked. Idempotent; a retry completes an interrupted revocation."""
+    from chalicelib.ca.crl import parse_reason
+    from chalicelib.service.requests import identity_status
+    from chalicelib.store import certificates as store
+
+    name = parse_reason(reason)
+    record = identity_status(tenant_id, identity)
+    for _ in range(5):
+        if record.revoked_at is not None:
+            break
+        try:
+            record = store.save_identity(replace(record, revoked_at=datetime.now(timezone.utc), revocation_reason=name))
+        except Conflict:
+            record = identity_status(tenant_id, identity)
+    else:
+        raise Conflict("the identity keeps changing, retry", field="identity")
+    revoked: list[CertificateRecord] = []
+    next_token: str | None = None
+    while True:
+        page, next_token = store.list_identity_certificates(tenant_id, identity, limit=100, next_token=next_token)
+        for cert in page:
+            if cert.revoked_at is None:
+                cert = revoke_certificate(tenant_id, cert.cert_id, record.revocation_reason or name)
+            revoked.append(cert)
+        if not next_token:
+            break
+    from chalicelib.service import gateway
+
+    gateway.forget(tenant_id)
+    return identity_status(tenant_id, identity), revoked
+
+
+_crl_cache: dict[str, tuple[float, bytes]] = {}
+_crl_lock = threading.Lock()
+
+
+def _forget_crl(tenant_id: str) -> None:
+    with _crl_lock:
+        _crl_cache.pop(tenant_id, None)
+
+
+def crl_der(tenant_id: str) -> bytes:
+    """The tenant's CRL (DER), signed by its active CA: every revoked, unexpired serial.
+
+    Built from the sparse revoked-index (one item per revoked certificate) and kept in the
+    container for a minute; thisUpdate (in milliseconds) doubles as the increasing CRL number.
+    """
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from chalicelib.ca.crl import RevokedEntry, build_crl
+    from chalicelib.keystore import secretsmanager as keystore
+    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.tenants import cached_tenant
+    from chalicelib.store import certificates as store
+
+    now_mono = time.monotonic()
+    with _crl_lock:
+        hit = _crl_cache.get(tenant_id)
+    if hit is not None and now_mono - hit[0] < CRL_CACHE_SECONDS:
+        return hit[1]
+    tenant = cached_tenant(tenant_id)
+    active = tenant.active_ca_cert() if tenant else None
+    if tenant is None or active is None:
+        raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    entries = [
+        RevokedEntry(serial, revoked_at, reason)
+        for serial, revoked_at, reason, not_after in store.iter_revoked(tenant_id)
+        if not_after > now
+    ]
+    crl = build_crl(
+        issuer=ca_certificate(active.cert_id, active.der),
+        issuer_key=keystore.load(tenant.key_secret),
+        entries=entries,
+        number=int(now.timestamp() * 1000),
+        this_update=now,
+        next_update=now + CRL_VALIDITY,
+    )
+    der = crl.public_bytes(Encoding.DER)
+    with _crl_lock:
+        _crl_cache[tenant_id] = (now_mono, der)
+    return der

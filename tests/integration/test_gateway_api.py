@@ -1,0 +1,281 @@
+"""nginx_authenticate, revocation and the CRL, through the Chalice handlers on moto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from seacat_client.cr import build_cr
+from tests.conftest import REFERENCE_SPEC
+
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def tenants(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    for name in ("acme", "other"):
+        assert client.http.put(f"/tenants/{name}", headers=auth(operator_token), body="{}").status_code == 201
+        assert client.http.put(f"/{name}/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+
+
+def enrol(client: Any, tenant: str = "acme") -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    r = client.http.put(f"/{tenant}/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw"))
+    assert r.status_code == 200, r.body
+    return key, x509.load_der_x509_certificate(r.body)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def authenticate(client: Any, body: bytes, verify: str | None = "SUCCESS", tenant: str = "acme", content_type: str = "text/plain") -> Any:
+    headers = {"Content-Type": content_type, "X-Forwarded-For": "192.0.2.1", "X-Forwarded-Request": "GET /restricted HTTP/1.1"}
+    if verify is not None:
+        headers["X-SSL-Client-Verify"] = verify
+    return client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=body)
+
+
+def cert_id(cert: x509.Certificate) -> str:
+    return hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def test_a_valid_certificate_passes_with_its_identity(client: Any, tenants: None) -> None:
+    _, cert = enrol(client)
+    r = authenticate(client, pem(cert))
+    assert r.status_code == 200
+    assert r.headers["X-SeaCat-Identity"] == cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    # NGINX sends the original request's content type, if any
+    assert authenticate(client, pem(cert), content_type="application/json").status_code == 200
+    # the deprecated $ssl_client_cert form (lines indented with tabs)
+    tabbed = pem(cert).replace(b"\n", b"\n\t").rstrip(b"\t")
+    assert authenticate(client, tabbed).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, verify",
+    [
+        (b"", "NONE"),
+        (b"", None),
+        (b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n", "SUCCESS"),
+        (b"\x00\x01\x02", "SUCCESS"),
+        (b"A" * 20000, "SUCCESS"),
+    ],
+)
+def test_401_without_a_usable_certificate(client: Any, tenants: None, body: bytes, verify: str | None) -> None:
+    r = authenticate(client, body, verify)
+    assert r.status_code == 401
+    assert "X-SeaCat-Identity" not in r.headers
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_401_when_nginx_verification_failed(client: Any, tenants: None) -> None:
+    _, cert = enrol(client)
+    assert authenticate(client, pem(cert), "FAILED:certificate has expired").status_code == 401
+    assert authenticate(client, pem(cert), "NONE").status_code == 401
+
+
+def test_403_for_another_tenants_or_a_foreign_ca(client: Any, tenants: None) -> None:
+    _, theirs = enrol(client, "other")
+    assert authenticate(client, pem(theirs)).status_code == 403
+    assert authenticate(client, pem(theirs), tenant="other").status_code == 200
+    # a look-alike CA with the same name but another key: the signature decides, not the header
+    fake_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "My Org"), x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")])
+    now = datetime.now(timezone.utc)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AAAAAAAAAAAAAAAA")]))
+        .issuer_name(name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(fake_key, hashes.SHA256())
+    )
+    assert authenticate(client, pem(forged), "SUCCESS").status_code == 403
+    # unknown tenant: 403, never 404 (NGINX would answer 500)
+    assert authenticate(client, pem(forged), tenant="nobody").status_code == 403
+    assert authenticate(client, pem(forged), tenant="bad.tenant").status_code == 403
+
+
+def test_403_for_an_rsa_or_expired_certificate(client: Any, tenants: None) -> None:
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(rsa_key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(rsa_key, hashes.SHA256())
+    )
+    assert authenticate(client, pem(cert)).status_code == 403
+    from chalicelib.service import gateway
+
+    _, good = enrol(client)
+    late = datetime.now(timezone.utc) + timedelta(days=400)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> "Later":
+            return late  # type: ignore[return-value]
+
+    import chalicelib.service.gateway as module
+
+    original = module.datetime
+    module.datetime = Later  # type: ignore[misc]
+    try:
+        assert gateway.authenticate("acme", pem(good), "SUCCESS").status == 403
+    finally:
+        module.datetime = original  # type: ignore[misc]
+
+
+def test_revoke_certificate(client: Any, tenants: None, operator_token: str) -> None:
+    key, cert = enrol(client)
+    _, bystander = enrol(client)
+    cid = cert_id(cert)
+    r = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "keyCompromise"}))
+    assert r.status_code == 200
+    assert r.json_body["status"] == "revoked" and r.json_body["revoked"]["reason"] == "keyCompromise"
+    first_at = r.json_body["revoked"]["at"]
+    # idempotent: the recorded state, not a new one
+    again = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "superseded"}))
+    assert again.status_code == 200 and again.json_body["revoked"] == {"at": first_at, "reason": "keyCompromise"}
+    assert authenticate(client, pem(cert)).status_code == 403
+    assert authenticate(client, pem(bystander)).status_code == 200
+    # it stops renewing, and /get no longer serves it
+    r = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw"))
+    assert r.status_code == 403
+    identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert client.http.get(f"/acme/seacat/get/{identity}").status_code == 404
+    # in the CRL
+    crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
+    assert crl.get_revoked_certificate_by_serial_number(bystander.serial_number) is None
+
+
+def test_revoke_bad_input(client: Any, tenants: None, operator_token: str) -> None:
+    _, cert = enrol(client)
+    cid = cert_id(cert)
+    r = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "because"}))
+    assert r.status_code == 400 and r.json_body["field"] == "reason"
+    r = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"why": "x"}))
+    assert r.status_code == 400 and r.json_body["field"] == "why"
+    assert client.http.put(f"/acme/x509/cert/{'0' * 96}/revoke", headers=auth(operator_token), body="{}").status_code == 404
+    assert client.http.put(f"/other/x509/cert/{cid}/revoke", headers=auth(operator_token), body="{}").status_code == 404
+    assert client.http.put(f"/acme/x509/cert/{cid}/revoke", body="{}").status_code == 401
+    assert authenticate(client, pem(cert)).status_code == 200  # nothing changed
+
+
+def test_revoke_identity_revokes_every_certificate(aws: None, client: Any, tenants: None, operator_token: str) -> None:
+    from chalicelib.service import enrollment
+
+    key, first = enrol(client)
+    identity = first.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    renewed = enrollment.enroll("acme", build_cr(key, application="gw"), now=first.not_valid_before_utc + timedelta(days=200))
+    assert renewed.der is not None
+    second = x509.load_der_x509_certificate(renewed.der)
+    r = client.http.put(f"/acme/seacat/identity/{identity}/revoke", headers=auth(operator_token), body='{"reason": "affiliationChanged"}')
+    assert r.status_code == 200, r.body
+    assert r.json_body["identity"]["revoked"]["reason"] == "affiliationChanged"
+    assert {c["status"] for c in r.json_body["certificates"]} == {"revoked"}
+    assert len(r.json_body["certificates"]) == 2
+    assert client.http.put(f"/acme/seacat/identity/{identity}/revoke", headers=auth(operator_token)).status_code == 200
+    for cert in (first, second):
+        assert authenticate(client, pem(cert)).status_code == 403
+    crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
+    assert {e.serial_number for e in crl} == {first.serial_number, second.serial_number}
+    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
+    meta = client.http.get(f"/acme/x509/cert/{cert_id(first)}", headers=auth(operator_token)).json_body
+    assert meta["status"] == "revoked"
+
+
+def test_blocked_identity_is_refused_at_the_gateway(client: Any, tenants: None, operator_token: str) -> None:
+    _, cert = enrol(client)
+    identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    client.http.put(f"/acme/seacat/identity/{identity}/block", headers=auth(operator_token))
+    assert authenticate(client, pem(cert)).status_code == 403
+    client.http.put(f"/acme/seacat/identity/{identity}/unblock", headers=auth(operator_token))
+    assert authenticate(client, pem(cert)).status_code == 200
+
+
+def test_crl_shape(client: Any, tenants: None) -> None:
+    r = client.http.get("/acme/x509/crl")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/pkix-crl"
+    crl = x509.load_der_x509_crl(r.body)
+    bundle = x509.load_pem_x509_certificates(client.http.get("/acme/x509/ca").body)
+    assert crl.is_signature_valid(bundle[-1].public_key())
+    assert crl.issuer == bundle[-1].subject
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > 0
+    assert crl.next_update_utc is not None and crl.next_update_utc > crl.last_update_utc
+    assert len(crl) == 0
+    assert client.http.get("/nobody/x509/crl").status_code == 404
+
+
+def test_crl_distribution_point_when_public_url_is_set(client: Any, tenants: None, operator_token: str) -> None:
+    client.http.put("/tenants/acme", headers=auth(operator_token), body=json.dumps({"publicBaseUrl": "https://pki.example.com/"}))
+    _, cert = enrol(client)
+    cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert cdp[0].full_name == [x509.UniformResourceIdentifier("https://pki.example.com/acme/x509/crl")]
+
+
+def test_revocation_cache_window_avoids_reads(client: Any, tenants: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside the window a repeated call makes no DynamoDB read (counted with botocore's events)."""
+    from chalicelib.service import gateway
+    from chalicelib.settings import get_settings
+    from chalicelib.store import models
+
+    _, cert = enrol(client)
+    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "60")
+    get_settings.cache_clear()
+    gateway.forget()
+    calls: list[str] = []
+    conn = models.IdentityModel._get_connection().connection.client
+    conn.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    assert gateway.authenticate("acme", pem(cert), "SUCCESS").status == 200
+    miss = len(calls)
+    assert gateway.authenticate("acme", pem(cert), "SUCCESS").status == 200
+    assert miss <= 1 and len(calls) == miss
+
+
+def test_crl_reads_every_page_and_skips_expired(aws: None, tenants: None) -> None:
+    """Revocation entries are one item each; the CRL follows every page of the index."""
+    from chalicelib.service import revocation
+    from chalicelib.store import common, models
+    from chalicelib.store.certificates import iter_revoked
+
+    common.ready()
+    now = datetime.now(timezone.utc)
+    with models.CertificateModel.batch_write() as batch:
+        for i in range(1, 1201):
+            batch.save(
+                models.CertificateModel(
+                    f"acme#{i:096x}", kind="seacat", tenant_id="acme", cert_id=f"{i:096x}", serial=f"{i:x}",
+                    revoked_at=now, revocation_reason="superseded", revoked_key="acme",
+                    not_after=now + (timedelta(days=10) if i <= 1000 else -timedelta(days=1)),
+                    created_at=now, modified_at=now,
+                )
+            )
+    assert sum(1 for _ in iter_revoked("acme", page_size=100)) == 1200
+    assert sum(1 for _ in iter_revoked("other")) == 0
+    revocation._crl_cache.clear()
+    result = x509.load_der_x509_crl(revocation.crl_der("acme"))
+    assert {e.serial_number for e in result} == set(range(1, 1001))
