@@ -16,6 +16,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
@@ -178,12 +179,34 @@ class RequestModel(Model):
     by_pending = PendingIndex()
 
 
+class AuditModel(Model):
+    """Security-relevant events (pk ``{tenant}#{YYYYMMDDHH}#{shard}``, sk ``{ISO time}#{event id}``).
+
+    Sixteen shards per tenant and hour keep a busy tenant's events off one hot partition; a
+    read of a time range queries the shards of each hour and merges them.
+    """
+
+    class Meta:
+        table_name = "unbound-audit"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute(null=True)  # None: an operator-level event (token created, ...)
+    event = UnicodeAttribute()
+    actor = UnicodeAttribute()  # token id, "client" (SeaCat enrolment) or "gateway"
+    subject = UnicodeAttribute(null=True)  # identity, certificate id, CR id or token id
+    outcome = UnicodeAttribute(null=True)
+    details = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     "tenants": TenantModel,
     "tokens": TokenModel,
     "certificates": CertificateModel,
     "identities": IdentityModel,
     "requests": RequestModel,
+    "audit": AuditModel,
 }
 
 _bound: Settings | None = None
