@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalice.app import Request
 
+from chalicelib import observability
 from chalicelib.domain import Principal
 from chalicelib.errors import NotFound, Unauthenticated
 
@@ -13,6 +14,7 @@ def require(request: Request, tenant_id: str | None = None, *, operator: bool = 
     from chalicelib.service import tokens
 
     principal = tokens.authenticate(request.headers.get("authorization"))
+    observability.bind(actor=principal.token_id)
     if operator and not principal.is_operator:
         raise Unauthenticated("this route needs an operator token")
     if tenant_id is not None and not principal.is_operator and principal.tenant_id != tenant_id:

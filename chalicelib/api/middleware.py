@@ -1,33 +1,70 @@
-"""App-wide HTTP plumbing: binary media types, a missing Accept header, log level."""
+"""App-wide HTTP plumbing: binary media types, a missing Accept header, the request's log context
+and its one access-log line."""
 
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from typing import Any, Callable
 
-from chalice.app import Chalice
-from chalice.app import CaseInsensitiveMapping, Request, Response
+from chalice.app import CaseInsensitiveMapping, Chalice, Request, Response
+
+from chalicelib import observability
 
 # SeaCat clients send "Accept: */*" or no Accept at all and need raw DER back. API Gateway picks
 # binary handling by the first Accept type, so every type is binary to it; Chalice then
 # base64-encodes every body and API Gateway (or `chalice local`) decodes it back.
 BINARY_TYPES = ["*/*"]
 
+# Security headers for an API that serves no HTML; admin answers add Cache-Control: no-store.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+access = logging.getLogger("seacat.access")
+
 
 def register(app: Chalice) -> None:
     app.api.binary_types = list(BINARY_TYPES)
 
     @app.middleware("http")
-    def default_accept(event: Request, get_response: Callable[[Request], Response]) -> Response:
-        # RFC 9110 §12.5.1: no Accept header means any media type is acceptable. Chalice would
-        # otherwise refuse to send a binary body to a client that sent no Accept header.
-        if "accept" not in event.headers:
-            headers: dict[str, Any] = dict(event.headers.items())
-            headers["accept"] = "*/*"
-            event.headers = CaseInsensitiveMapping(headers)
-        return get_response(event)
+    def request_context(event: Request, get_response: Callable[[Request], Response]) -> Response:
+        from chalicelib.settings import get_settings
 
-    from chalicelib.settings import get_settings
-
-    logging.getLogger("seacat").setLevel(get_settings().log_level)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+        settings = get_settings()
+        observability.setup_logging(settings.log_level, settings.stage)
+        ctx: dict[str, Any] = event.context or {}
+        token = observability.begin_request(
+            # API Gateway's request id; a local one where the event has none (the test client).
+            request_id=ctx.get("requestId") or secrets.token_hex(8),
+            route=ctx.get("resourcePath"),
+            method=event.method,
+            tenant=(event.uri_params or {}).get("tenant"),
+        )
+        started = time.perf_counter()
+        try:
+            # RFC 9110 §12.5.1: no Accept header means any media type is acceptable. Chalice would
+            # otherwise refuse to send a binary body to a client that sent no Accept header.
+            if "accept" not in event.headers:
+                headers: dict[str, Any] = dict(event.headers.items())
+                headers["accept"] = "*/*"
+                event.headers = CaseInsensitiveMapping(headers)
+            response = get_response(event)
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            status = response.status_code
+            access.info(
+                "request",
+                extra={
+                    "status": status,
+                    "outcome": "ok" if status < 400 else ("refused" if status < 500 else "error"),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            return response
+        finally:
+            observability.end_request(token)

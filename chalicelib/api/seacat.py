@@ -10,7 +10,8 @@ from chalice.app import Blueprint, Response
 from chalicelib.api import auth, media
 from chalicelib.api.errors import NO_STORE, json_errors, json_response, text_errors
 from chalicelib.api.schemas import certificate_meta, identity_json, request_meta
-from chalicelib.errors import InvalidInput
+from chalicelib import observability
+from chalicelib.errors import InvalidInput, PkiError
 from chalicelib.service import gateway
 
 log = logging.getLogger("seacat.api")
@@ -29,7 +30,12 @@ def enroll(tenant: str) -> Response:
     from chalicelib.service import enrollment
 
     body = media.raw_body(bp.current_request, MAX_CR_SIZE)
-    result = enrollment.enroll(tenant, body)
+    try:
+        result = enrollment.enroll(tenant, body)
+    except PkiError as exc:
+        observability.metric("Enrolments", outcome=exc.code)
+        raise
+    observability.metric("Enrolments", outcome=result.outcome)
     if result.status == 202:
         return json_response(
             {"result": "PENDING", "id": result.cr_id, "identity": result.identity, "tenant": tenant}, 202
@@ -182,5 +188,6 @@ def nginx_authenticate(tenant: str) -> Response:
     else:
         # Denials must not be cached by the gateway (the reference caches 200 only).
         headers["Cache-Control"] = "no-store"
-        log.info("authentication denied", extra={"tenant": tenant, "status": verdict.status, "reason": verdict.reason})
+        log.info("authentication denied", extra={"status": verdict.status, "reason": verdict.reason})
+    observability.metric("Authentications", outcome="allowed" if verdict.status == 200 else f"denied{verdict.status}")
     return Response(body=(verdict.reason + "\n").encode("utf-8"), status_code=verdict.status, headers=headers)

@@ -18,6 +18,7 @@ from cryptography import x509
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, Tenant
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from chalicelib.seacat.codec import SeaCatRequest, decode_cr
+from chalicelib.service import audit
 from chalicelib.settings import get_settings
 
 log = logging.getLogger("seacat.enroll")
@@ -78,7 +79,14 @@ def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, 
     from chalicelib.store import certificates as store
 
     try:
-        store.save_request(_request_record(tenant_id, cr, state, reason, now))
+        event = audit.entry(
+            "cr.rejected" if state == "rejected" else "cr.received",
+            tenant_id,
+            cr.cr_id,
+            state,
+            {"identity": cr.identity, "application": cr.application, "reason": reason},
+        )
+        store.save_request(_request_record(tenant_id, cr, state, reason, now), [event])
     except Exception:  # the refusal stands even if its record cannot be written
         log.warning("could not record request outcome", extra={"tenant": tenant_id, "cr_id": cr.cr_id})
 
@@ -156,7 +164,16 @@ def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None,
         if existing is not None and existing.state == "rejected":
             raise Forbidden("request was rejected")
         if existing is None or existing.state != "pending":
-            store.save_request(_request_record(tenant.tenant_id, cr, "pending", "awaiting manual approval", now))
+            event = audit.entry(
+                "cr.received",
+                tenant.tenant_id,
+                cr.cr_id,
+                "pending",
+                {"identity": cr.identity, "application": cr.application},
+            )
+            store.save_request(
+                _request_record(tenant.tenant_id, cr, "pending", "awaiting manual approval", now), [event]
+            )
         return EnrollResult(202, None, cr.identity, cr.cr_id, "pending")
     if config.approve and not config.manual_approval:
         timeout = config.webhook_timeout or get_settings().webhook_timeout_seconds
@@ -234,7 +251,15 @@ def _issue(
     )
     request = replace(_request_record(tenant.tenant_id, cr, "issued", outcome, now), cert_id=cert_id)
     try:
-        store.store_issued(record, new_identity, request)
+        event = audit.entry(
+            "certificate.renewed" if outcome == "renewed" else "certificate.issued",
+            tenant.tenant_id,
+            cert_id,
+            outcome,
+            {"identity": cr.identity, "serial": format(serial, "x"), "cr": cr.cr_id, "notAfter": str(not_after)},
+            actor="client",
+        )
+        store.store_issued(record, new_identity, request, [event])
     except Conflict:
         # A concurrent PUT of the same key won: answer with its certificate if it is current.
         winner = store.get_identity(tenant.tenant_id, cr.identity)

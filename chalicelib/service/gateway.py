@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from chalicelib.domain import IdentityRecord, Tenant
+from chalicelib.service.tenants import TENANT_RE
 from chalicelib.settings import get_settings
 
 log = logging.getLogger("seacat.gateway")
@@ -85,6 +86,23 @@ def _identity_record(tenant_id: str, identity: str) -> IdentityRecord | None:
 
 
 def authenticate(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdict:
+    verdict = _decide(tenant_id, body, ssl_client_verify)
+    if verdict.status != 200 and body.strip():
+        # A certificate was presented and refused: worth an audit event (bare 401s without one are not).
+        try:
+            from chalicelib.service import audit
+
+            tenant = tenant_id if TENANT_RE.fullmatch(tenant_id) else None
+            audit.record(
+                "authentication.denied", tenant, verdict.identity, str(verdict.status), {"reason": verdict.reason},
+                actor="gateway",
+            )
+        except Exception:  # the denial stands even if the event cannot be written
+            log.warning("could not record a denied authentication")
+    return verdict
+
+
+def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdict:
     from chalicelib.ca.builder import certificate_id
     from chalicelib.ca.verify import ClientCertificateRejected, verify_client
     from chalicelib.seacat.codec import identity_from_point

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.service import audit
 
 CR_ID_RE = re.compile(r"^[0-9a-f]{96}$")
 STATES = ("pending",)
@@ -69,7 +70,14 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
         raise Conflict(f"the request is {request.state}, not pending", field="id")
     decided = replace(request, state=target, decided_by=principal_id, reason=f"{target} by an administrator")
     new_identity = replace(identity, approved=True) if approve else identity
-    store.decide(decided, new_identity)
+    event = audit.entry(
+        "cr.approved" if approve else "cr.rejected",
+        tenant_id,
+        cr_id,
+        target,
+        {"identity": request.identity, "application": request.application},
+    )
+    store.decide(decided, new_identity, [event])
     forget = store.get_request(tenant_id, cr_id)
     return (forget or decided), (store.get_identity(tenant_id, request.identity) or new_identity)
 
@@ -106,7 +114,8 @@ def set_blocked(tenant_id: str, identity: str, blocked: bool) -> IdentityRecord:
         if record.blocked == blocked:
             return record
         try:
-            return store.save_identity(replace(record, blocked=blocked))
+            event = audit.entry("identity.blocked" if blocked else "identity.unblocked", tenant_id, identity, "ok")
+            return store.save_identity(replace(record, blocked=blocked), [event])
         except Conflict:
             continue
     raise Conflict("the identity keeps changing, retry", field="identity")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from chalicelib.domain import CertificateRecord, IdentityRecord
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.service import audit
 
 CRL_VALIDITY = timedelta(days=1)
 CRL_CACHE_SECONDS = 60.0
@@ -27,7 +28,14 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
     if record.revoked_at is None:
         identity = store.get_identity(tenant_id, record.identity) if record.identity else None
         try:
-            store.revoke(record, name, identity)
+            event = audit.entry(
+                "certificate.revoked",
+                tenant_id,
+                record.cert_id,
+                name,
+                {"identity": record.identity, "serial": format(record.serial, "x")},
+            )
+            store.revoke(record, name, identity, [event])
         except Conflict:
             pass  # revoked concurrently: answer what is recorded
         _forget_crl(tenant_id)
@@ -51,7 +59,10 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
         if record.revoked_at is not None:
             break
         try:
-            record = store.save_identity(replace(record, revoked_at=datetime.now(timezone.utc), revocation_reason=name))
+            event = audit.entry("identity.revoked", tenant_id, identity, name)
+            record = store.save_identity(
+                replace(record, revoked_at=datetime.now(timezone.utc), revocation_reason=name), [event]
+            )
         except Conflict:
             record = identity_status(tenant_id, identity)
     else:

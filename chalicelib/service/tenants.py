@@ -11,6 +11,7 @@ from typing import Any
 
 from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
 from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.service import audit
 from chalicelib.settings import get_settings
 
 TENANT_RE = re.compile(r"^[a-zA-Z0-9_-]{2,64}$")
@@ -139,7 +140,17 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
             key = stored
         fingerprint = keys.public_key_fingerprint(key.public_key())
         try:
-            return store.create(tenant_id, config, secret, fingerprint, imported is not None), True
+            events = [
+                audit.entry("tenant.created", tenant_id, tenant_id, "created", {"config": config.to_json()}),
+                audit.entry(
+                    "key.imported" if imported is not None else "key.generated",
+                    tenant_id,
+                    fingerprint,
+                    "stored",
+                    {"secret": secret},
+                ),
+            ]
+            return store.create(tenant_id, config, secret, fingerprint, imported is not None, events), True
         except Conflict:
             existing = store.get(tenant_id)
             if existing is None:
@@ -149,7 +160,9 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
     config = merge_config(existing.config, config_body)
     if config == existing.config:
         return existing, False
-    return store.update_config(existing, config), False
+    changed = {k: v for k, v in config.to_json().items() if existing.config.to_json().get(k) != v}
+    event = audit.entry("tenant.updated", tenant_id, tenant_id, "updated", {"changed": changed})
+    return store.update_config(existing, config, [event]), False
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -238,7 +251,14 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
         modified_at=now,
         version=1,
     )
-    store.add_ca(tenant, cert_store.certificate_item(record), now)
+    event = audit.entry(
+        "ca.created",
+        tenant_id,
+        record.cert_id,
+        "active",
+        {"subject": cert.subject.rfc4514_string(), "serial": format(record.serial, "x"), "notAfter": str(record.not_after)},
+    )
+    store.add_ca(tenant, cert_store.certificate_item(record), now, [event])
     forget_cached(tenant_id)
     return record
 

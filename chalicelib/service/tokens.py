@@ -14,6 +14,7 @@ import secrets
 
 from chalicelib.domain import Principal
 from chalicelib.errors import NotFound, Unauthenticated
+from chalicelib.service import audit
 from chalicelib.store import tokens as store
 
 OPERATOR_ID = "operator"
@@ -48,21 +49,25 @@ def issue(tenant_id: str | None, label: str | None = None) -> tuple[str, str]:
     """Create a token; returns (token_id, token). The token is shown once and never stored."""
     token_id = secrets.token_hex(8)
     token = f"sct_{token_id}_{secrets.token_urlsafe(32)}"
-    store.put(token_id, _hash(token), tenant_id, label)
+    event = audit.entry("token.created", tenant_id, token_id, "created", {"label": label})
+    store.put(token_id, _hash(token), tenant_id, label, audit=[event])
     return token_id, token
 
 
 def install_operator_token(token: str) -> str:
     """Make ``token`` an operator token (local run and first-time bootstrap); returns its id."""
     token_id = token_id_of(token)
-    store.put(token_id, _hash(token), None, "operator (bootstrap)", overwrite=True)
+    event = audit.entry("token.created", None, token_id, "operator", {"label": "operator (bootstrap)"}, actor="bootstrap")
+    store.put(token_id, _hash(token), None, "operator (bootstrap)", overwrite=True, audit=[event])
     return token_id
 
 
 def revoke(token_id: str) -> dict[str, object]:
     if not re.fullmatch(r"[0-9a-f]{16}|operator", token_id):
         raise NotFound(f"no token {token_id}", field="tokenId")
-    stored = store.revoke(token_id)
+    stored = store.get(token_id)
+    if stored is not None and stored.revoked_at is None:
+        stored = store.revoke(token_id, [audit.entry("token.revoked", stored.tenant_id, token_id, "revoked")])
     if stored is None:
         raise NotFound(f"no token {token_id}", field="tokenId")
     return {

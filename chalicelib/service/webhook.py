@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 log = logging.getLogger("seacat.webhook")
@@ -23,6 +24,17 @@ class WebhookVerdict:
 
 
 def call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict:
+    from chalicelib import observability
+
+    started = time.perf_counter()
+    verdict = _call(url, payload, timeout)
+    observability.metric("WebhookLatency", (time.perf_counter() - started) * 1000, unit="Milliseconds")
+    if verdict.failed:
+        observability.metric("WebhookFailures")
+    return verdict
+
+
+def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict:
     import urllib.error
     import urllib.request
 

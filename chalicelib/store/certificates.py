@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
@@ -173,12 +173,14 @@ def new_identity(tenant_id: str, identity: str, application: str | None) -> Iden
     )
 
 
-def save_identity(record: IdentityRecord) -> IdentityRecord:
+def save_identity(record: IdentityRecord, audit: Sequence[Any] = ()) -> IdentityRecord:
     """Write an identity guarded by the version it was read at; Conflict if it moved."""
     common.ready()
     item = _identity_item(replace(record, modified_at=common.now()))
     with common.translated(f"identity {record.identity} was changed concurrently, retry"):
-        item.save()
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.save(item)
+            common.save_all(tx, audit)
     return _identity_to_domain(item)
 
 
@@ -238,12 +240,14 @@ def get_request(tenant_id: str, cr_id: str) -> RequestRecord | None:
             return None
 
 
-def save_request(record: RequestRecord) -> RequestRecord:
+def save_request(record: RequestRecord, audit: Sequence[Any] = ()) -> RequestRecord:
     """Record a request and its latest outcome (an identical CR sent again is the same request)."""
     common.ready()
     item = _request_item(replace(record, modified_at=common.now()))
     with common.translated("the request was decided concurrently"):
-        item.save()
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.save(item)
+            common.save_all(tx, audit)
     return _request_to_domain(item)
 
 
@@ -257,7 +261,7 @@ def list_pending(tenant_id: str, *, limit: int, next_token: str | None) -> tuple
         return items, common.encode_page_token(result.last_evaluated_key)
 
 
-def decide(request: RequestRecord, identity: IdentityRecord) -> None:
+def decide(request: RequestRecord, identity: IdentityRecord, audit: Sequence[Any] = ()) -> None:
     """Apply an approval or rejection: the request and its identity change together or not at all."""
     common.ready()
     now = common.now()
@@ -265,12 +269,15 @@ def decide(request: RequestRecord, identity: IdentityRecord) -> None:
         with TransactWrite(connection=common.connection()) as tx:
             tx.save(_request_item(replace(request, modified_at=now)), condition=RequestModel.state == "pending")
             tx.save(_identity_item(replace(identity, modified_at=now)))
+            common.save_all(tx, audit)
 
 
 # -- issuance ------------------------------------------------------------------------------------
 
 
-def store_issued(cert: CertificateRecord, identity: IdentityRecord, request: RequestRecord) -> None:
+def store_issued(
+    cert: CertificateRecord, identity: IdentityRecord, request: RequestRecord, audit: Sequence[Any] = ()
+) -> None:
     """Store an issued certificate with its serial claim, the identity's new state and the request.
 
     Conflict when the serial is taken or the identity moved since it was read (a concurrent
@@ -292,13 +299,14 @@ def store_issued(cert: CertificateRecord, identity: IdentityRecord, request: Req
             tx.save(claim, condition=CertificateModel.pk.does_not_exist())
             tx.save(_identity_item(identity))
             tx.save(request_item)
+            common.save_all(tx, audit)
 
 
 
 # -- revocation ----------------------------------------------------------------------------------
 
 
-def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None) -> None:
+def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None, audit: Sequence[Any] = ()) -> None:
     """Mark a certificate revoked, and record it on its identity (what the gateway reads).
 
     Conflict if it was revoked concurrently; the caller re-reads and answers the recorded state.
@@ -329,6 +337,7 @@ def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None
                     condition=IdentityModel.pk.exists(),
                     add_version_condition=False,
                 )
+            common.save_all(tx, audit)
 
 
 def iter_revoked(tenant_id: str, *, page_size: int | None = None) -> Iterator[tuple[int, datetime, str, datetime]]:

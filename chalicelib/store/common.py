@@ -6,7 +6,7 @@ import base64
 import contextlib
 import json
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
@@ -73,6 +73,12 @@ def translated(conflict_message: str = "the item was changed concurrently") -> I
         if code in _RETRYABLE or isinstance(exc, TransactWriteError):
             raise Unavailable("the database is busy, retry later") from None
         raise Unavailable("the database is not available") from None
+
+
+def save_all(tx: Any, entries: Sequence[Any]) -> None:
+    """Add audit entries (or other unconditional puts) to a transaction."""
+    for entry in entries:
+        tx.save(entry)
 
 
 def encode_page_token(last_key: dict[str, Any] | None) -> str | None:

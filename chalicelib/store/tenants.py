@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Sequence
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain import CaCert, Tenant, TenantConfig
 from chalicelib.errors import Conflict
@@ -52,7 +54,14 @@ def get(tenant_id: str, *, consistent: bool = True) -> Tenant | None:
             return None
 
 
-def create(tenant_id: str, config: TenantConfig, key_secret: str, key_fingerprint: str, imported: bool) -> Tenant:
+def create(
+    tenant_id: str,
+    config: TenantConfig,
+    key_secret: str,
+    key_fingerprint: str,
+    imported: bool,
+    audit: Sequence[Any] = (),
+) -> Tenant:
     common.ready()
     now = common.now()
     item = TenantModel(
@@ -67,29 +76,30 @@ def create(tenant_id: str, config: TenantConfig, key_secret: str, key_fingerprin
         modified_at=now,
     )
     with common.translated(f"tenant {tenant_id} was created concurrently"):
-        item.save(condition=TenantModel.tenant_id.does_not_exist())
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.save(item, condition=TenantModel.tenant_id.does_not_exist())
+            common.save_all(tx, audit)
+    item.version = 1
     return _to_domain(item)
 
 
-def update_config(tenant: Tenant, config: TenantConfig) -> Tenant:
+def update_config(tenant: Tenant, config: TenantConfig, audit: Sequence[Any] = ()) -> Tenant:
     """Replace the configuration, guarded by the version the caller read."""
     common.ready()
     item = TenantModel(tenant.tenant_id)
     item.version = tenant.version
     with common.translated(f"tenant {tenant.tenant_id} was changed concurrently, retry"):
-        item.update(
-            actions=[TenantModel.config.set(config.to_json()), TenantModel.modified_at.set(common.now())],
-        )
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.update(item, actions=[TenantModel.config.set(config.to_json()), TenantModel.modified_at.set(common.now())])
+            common.save_all(tx, audit)
     fresh = get(tenant.tenant_id)
     if fresh is None:  # deleted between the two calls: nothing in this API deletes tenants
         raise Conflict(f"tenant {tenant.tenant_id} disappeared")
     return fresh
 
 
-def add_ca(tenant: Tenant, ca_item: CertificateModel, created_at: datetime) -> None:
+def add_ca(tenant: Tenant, ca_item: CertificateModel, created_at: datetime, audit: Sequence[Any] = ()) -> None:
     """Store a new CA certificate and make it the tenant's active CA, atomically."""
-    from pynamodb.transactions import TransactWrite
-
     common.ready()
     entry = CaEntry(cert_id=ca_item.cert_id, der=ca_item.der, created_at=created_at)
     tenant_item = TenantModel(tenant.tenant_id)
@@ -105,3 +115,4 @@ def add_ca(tenant: Tenant, ca_item: CertificateModel, created_at: datetime) -> N
                     TenantModel.modified_at.set(created_at),
                 ],
             )
+            common.save_all(tx, audit)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Sequence
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.store import common
 from chalicelib.store.models import TokenModel
@@ -31,17 +33,25 @@ def get(token_id: str) -> StoredToken | None:
             return None
 
 
-def put(token_id: str, token_hash: str, tenant_id: str | None, label: str | None, *, overwrite: bool = False) -> None:
+def put(
+    token_id: str,
+    token_hash: str,
+    tenant_id: str | None,
+    label: str | None,
+    *,
+    overwrite: bool = False,
+    audit: Sequence[Any] = (),
+) -> None:
     common.ready()
     item = TokenModel(token_id, token_hash=token_hash, tenant_id=tenant_id, label=label, created_at=common.now())
     with common.translated("token id already in use"):
-        if overwrite:
-            item.save()
-        else:
-            item.save(condition=TokenModel.token_id.does_not_exist())
+        with TransactWrite(connection=common.connection()) as tx:
+            tx.save(item, condition=None if overwrite else TokenModel.token_id.does_not_exist())
+            common.save_all(tx, audit)
 
 
-def revoke(token_id: str) -> StoredToken | None:
+def revoke(token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None:
+    """Revoke once; revoking again answers the recorded state (and writes no event)."""
     common.ready()
     with common.translated():
         try:
@@ -49,5 +59,12 @@ def revoke(token_id: str) -> StoredToken | None:
         except DoesNotExist:
             return None
         if item.revoked_at is None:
-            item.update(actions=[TokenModel.revoked_at.set(common.now())])
+            with TransactWrite(connection=common.connection()) as tx:
+                tx.update(
+                    item,
+                    actions=[TokenModel.revoked_at.set(common.now())],
+                    condition=TokenModel.revoked_at.does_not_exist(),
+                )
+                common.save_all(tx, audit)
+            item = TokenModel.get(token_id, consistent_read=True)
         return StoredToken(item)
