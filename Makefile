@@ -4,8 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8080
 STAMP  := $(VENV)/.installed
+STAGE  ?= dev
+OUT    ?= dist/$(STAGE)
+REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),eu-west-1)
 
-.PHONY: run test unit typecheck venv reset clean
+.PHONY: run test unit typecheck venv reset clean package deploy
 
 venv: $(STAMP)
 
@@ -28,6 +31,20 @@ unit: $(STAMP)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict chalicelib
+
+## AWS: one CloudFormation template ($(OUT)/sam.yaml) and the Lambda zip for STAGE; calls no AWS API (docs/deploy.md)
+package: $(STAMP)
+	rm -f $(OUT)/sam.yaml $(OUT)/deployment.zip $(OUT)/merge-template.yaml
+	$(PY) infra/merge_templates.py --stage $(STAGE) --out $(OUT)/merge-template.yaml infra/resources.yaml infra/api.yaml
+	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template $(OUT)/merge-template.yaml $(OUT)
+
+## AWS: package, upload the zip to BUCKET and create/update the stack seacat-pki-STAGE (needs AWS credentials and the aws CLI)
+deploy: package
+	@test -n "$(BUCKET)" || { echo "make deploy needs BUCKET=<an S3 bucket in $(REGION) for the Lambda zip>" >&2; exit 2; }
+	aws cloudformation package --region $(REGION) --template-file $(OUT)/sam.yaml \
+	  --s3-bucket $(BUCKET) --s3-prefix seacat-pki/$(STAGE) --output-template-file $(OUT)/packaged.yaml
+	aws cloudformation deploy --region $(REGION) --template-file $(OUT)/packaged.yaml --stack-name seacat-pki-$(STAGE) \
+	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --parameter-overrides Stage=$(STAGE) $(PARAMS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache
