@@ -1,0 +1,406 @@
+"""infra/ against the code: tables vs the pynamodb models, config vs outputs, and the role vs what the service calls.
+
+The packaged template (chalice package + infra/) is checked in test_package.py; this file needs no
+packaging: it reads infra/resources.yaml, and deploys it into moto like `make run` does.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from tests.conftest import REFERENCE_SPEC, ROOT
+
+INFRA = ROOT / "infra"
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Sub, !GetAtt, ...) as their long JSON forms."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+RESOURCES = load_template(INFRA / "resources.yaml")
+
+
+def _by_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r.get("Type") == kind}
+
+
+def _stage_value(value: Any, stage: str) -> Any:
+    """Evaluate the Stage-only intrinsics used in names and outputs (!Sub "...${Stage}...", !Ref Stage)."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        text = value["Fn::Sub"]
+        assert re.findall(r"\$\{([^}]+)\}", text) in ([], ["Stage"]), text
+        return text.replace("${Stage}", stage)
+    if value == {"Ref": "Stage"}:
+        return stage
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return _stage_value(RESOURCES["Resources"][value["Ref"]]["Properties"]["AliasName"], stage)
+    return value
+
+
+# --- tables against the models -----------------------------------------------------------------
+
+
+def _table_for(name: str) -> tuple[str, dict[str, Any]]:
+    tables = {
+        logical: r
+        for logical, r in _by_type(RESOURCES, "AWS::DynamoDB::Table").items()
+        if r["Properties"]["TableName"] == {"Fn::Sub": f"seacat-${{Stage}}-{name}"}
+    }
+    assert len(tables) == 1, f"expected one table seacat-${{Stage}}-{name} in infra/resources.yaml, found {list(tables)}"
+    return next(iter(tables.items()))
+
+
+def _keys(schema: list[dict[str, str]]) -> dict[str, str]:
+    return {k["AttributeName"]: k["KeyType"] for k in schema}
+
+
+def _projection(projection: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    return projection["ProjectionType"], tuple(sorted(projection.get("NonKeyAttributes", [])))
+
+
+def _model_names() -> list[str]:
+    from chalicelib.store.models import MODELS
+
+    return list(MODELS)
+
+
+@pytest.mark.parametrize("name", _model_names())
+def test_table_matches_its_model(name: str) -> None:
+    from chalicelib.store.models import MODELS
+
+    model = MODELS[name]
+    schema = model._get_schema()  # pynamodb's own CreateTable view of the model (pinned pynamodb 6.1)
+    _, table = _table_for(name)
+    props = table["Properties"]
+
+    assert _keys(props["KeySchema"]) == _keys(schema["key_schema"])
+    assert {(a["AttributeName"], a["AttributeType"]) for a in props["AttributeDefinitions"]} == {
+        (a["AttributeName"], a["AttributeType"]) for a in schema["attribute_definitions"]
+    }
+    template_gsis = {
+        g["IndexName"]: (_keys(g["KeySchema"]), _projection(g["Projection"])) for g in props.get("GlobalSecondaryIndexes", [])
+    }
+    model_gsis = {
+        g["index_name"]: (_keys(g["key_schema"]), _projection(g["projection"])) for g in schema["global_secondary_indexes"]
+    }
+    assert template_gsis == model_gsis
+    assert not props.get("LocalSecondaryIndexes") and not schema["local_secondary_indexes"]
+
+    ttl = model._ttl_attribute()
+    if ttl is None:
+        assert "TimeToLiveSpecification" not in props
+    else:
+        assert props["TimeToLiveSpecification"] == {"AttributeName": ttl.attr_name, "Enabled": True}
+
+
+def test_every_table_is_a_model() -> None:
+    names = {_table_for(n)[0] for n in _model_names()}
+    assert set(_by_type(RESOURCES, "AWS::DynamoDB::Table")) == names
+
+
+def test_tables_are_durable_and_on_demand() -> None:
+    for logical, table in _by_type(RESOURCES, "AWS::DynamoDB::Table").items():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", logical
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, logical
+        assert props["DeletionProtectionEnabled"] is True, logical
+        assert props["SSESpecification"]["SSEEnabled"] is True, logical
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", logical
+
+
+# --- the KMS key --------------------------------------------------------------------------------
+
+CRYPTO = re.compile(r"^kms:(\*|Encrypt|Decrypt|ReEncrypt.*|GenerateDataKey.*|Sign|Verify|GenerateMac|VerifyMac|DeriveSharedSecret)$", re.I)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_kms_key_rotates_and_only_the_service_role_uses_it_through_secrets_manager() -> None:
+    key = RESOURCES["Resources"]["CaKey"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    users = [s for s in statements if any(CRYPTO.match(a) for a in _listed(s["Action"]))]
+    # the account administers the key but cannot use it
+    admin = next(s for s in statements if s["Sid"] == "AccountAdministration")
+    assert admin not in users
+    assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"} & set(admin["Action"]) or "kms:Put*" in admin["Action"]
+    # one user: the service role, through Secrets Manager, for this stage's secrets
+    assert len(users) == 1
+    (use,) = users
+    assert use["Principal"] == {"AWS": {"Fn::GetAtt": ["ServiceRole", "Arn"]}}
+    assert sorted(use["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert use["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
+    assert use["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
+    }
+    alias = RESOURCES["Resources"]["CaKeyAlias"]["Properties"]
+    assert alias == {"AliasName": {"Fn::Sub": "alias/seacat-${Stage}"}, "TargetKeyId": {"Ref": "CaKey"}}
+
+
+# --- the Chalice stages against the outputs ---------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", sorted(CONFIG["stages"]))
+def test_stage_configuration_matches_the_outputs(stage: str) -> None:
+    env = {**CONFIG.get("environment_variables", {}), **CONFIG["stages"][stage].get("environment_variables", {})}
+    outputs = {name: _stage_value(o["Value"], stage) for name, o in RESOURCES["Outputs"].items()}
+    assert env["SEACAT_STAGE"] == stage
+    assert env["SEACAT_TABLE_PREFIX"] == outputs["TablePrefix"]
+    assert env["SEACAT_SECRET_PREFIX"] == outputs["SecretPrefix"]
+    assert env["SEACAT_KMS_KEY_ID"] == outputs["KmsKeyId"]
+    assert re.fullmatch(RESOURCES["Parameters"]["Stage"]["AllowedPattern"], stage)
+
+
+def test_aws_stages_use_the_role_from_infra_and_no_policy_file() -> None:
+    assert CONFIG["autogen_policy"] is False
+    aws_stages = [s for s in CONFIG["stages"] if s not in ("local", "test")]
+    assert aws_stages
+    for stage in aws_stages:
+        config = CONFIG["stages"][stage]
+        assert config["manage_iam_role"] is False, stage
+        assert "iam_policy_file" not in config, stage
+    assert not list((ROOT / ".chalice").glob("policy-*.json"))
+
+
+# --- merge_templates.py ------------------------------------------------------------------------
+
+
+def test_merge_templates_refuses_to_override_and_pins_the_stage(tmp_path: Path) -> None:
+    script = INFRA / "merge_templates.py"
+    out = tmp_path / "merge.yaml"
+    run = subprocess.run(
+        [sys.executable, str(script), "--stage", "prod", "--out", str(out), str(INFRA / "resources.yaml"), str(INFRA / "api.yaml")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    merged = yaml.safe_load(out.read_text())
+    assert merged["Parameters"]["Stage"]["AllowedValues"] == ["prod"] and merged["Parameters"]["Stage"]["Default"] == "prod"
+    assert set(RESOURCES["Resources"]) < set(merged["Resources"])
+    assert merged["Resources"]["ServiceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("Resources:\n  CaKey:\n    Properties: {EnableKeyRotation: false}\n")
+    run = subprocess.run(
+        [sys.executable, str(script), "--stage", "dev", "--out", str(out), str(INFRA / "resources.yaml"), str(clash)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode != 0 and "Resources.CaKey" in run.stderr
+
+
+# --- deployed into moto (as make run and the tests do) -----------------------------------------
+
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"  # moto's default account; the region tests/conftest.py sets
+
+
+def _role_policy() -> list[dict[str, Any]]:
+    import boto3
+
+    iam = boto3.client("iam")
+    (role,) = [r for r in iam.list_roles()["Roles"] if "ServiceRole" in r["RoleName"]]
+    names = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    assert names == ["seacat-pki-test"]
+    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=names[0])["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    return list(document["Statement"])
+
+
+def test_deployed_tables_match_the_models(aws: None) -> None:
+    import boto3
+
+    from chalicelib.store.models import MODELS
+
+    ddb = boto3.client("dynamodb")
+    for name, model in MODELS.items():
+        table = ddb.describe_table(TableName=f"seacat-test-{name}")["Table"]
+        schema = model._get_schema()
+        assert _keys(table["KeySchema"]) == _keys(schema["key_schema"]), name
+        assert {g["IndexName"]: _keys(g["KeySchema"]) for g in table.get("GlobalSecondaryIndexes", [])} == {
+            g["index_name"]: _keys(g["key_schema"]) for g in schema["global_secondary_indexes"]
+        }, name
+        # (moto's CloudFormation ignores TimeToLiveSpecification; test_table_matches_its_model checks it.)
+
+
+def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> None:
+    arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:{{}}"
+    statements = {s["Sid"]: s for s in _role_policy()}
+    tables = [arn.format("dynamodb", f"table/seacat-test-{n}") for n in _model_names()]
+    assert sorted(statements["Tables"]["Resource"]) == sorted(tables)
+    assert sorted(statements["Indexes"]["Resource"]) == sorted(
+        arn.format("dynamodb", f"table/seacat-test-{n}/index/*") for n in ("certificates", "requests")
+    )
+    assert statements["CaKeySecrets"]["Resource"] == arn.format("secretsmanager", "secret:seacat/test/*")
+    assert statements["CaKeyThroughSecretsManager"]["Resource"].startswith(arn.format("kms", "key/"))
+    assert statements["CaKeyThroughSecretsManager"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}
+    }
+    assert statements["FunctionLogs"]["Resource"] == arn.format("logs", "log-group:/aws/lambda/seacat-pki-test:*")
+
+
+# --- the role allows every AWS call the service makes --------------------------------------------
+
+
+def _required(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The IAM (action, resource) pairs AWS authorises for one API call of the service."""
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{}}"
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+            return [
+                (f"dynamodb:{kinds[kind]}", table.format(body["TableName"]))
+                for item in params["TransactItems"]
+                for kind, body in item.items()
+            ]
+        if operation == "TransactGetItems":
+            return [("dynamodb:GetItem", table.format(i["Get"]["TableName"])) for i in params["TransactItems"]]
+        resource = table.format(params.get("TableName", "*"))
+        if params.get("IndexName"):
+            resource += f"/index/{params['IndexName']}"
+        return [(f"dynamodb:{operation}", resource)]
+    if service == "secretsmanager":
+        name = params.get("Name") or params.get("SecretId", "")
+        resource = name if name.startswith("arn:") else f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+        needed = [(f"secretsmanager:{operation}", resource)]
+        if operation == "CreateSecret" and params.get("Tags"):
+            needed.append(("secretsmanager:TagResource", resource))
+        return needed
+    # Anything else (KMS directly, STS, ...) is not something the role grants: report it as is.
+    return [(f"{service}:{operation}", "*")]
+
+
+def _allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    for s in statements:
+        if s["Effect"] != "Allow" or "Condition" in s:  # conditional grants (KMS via Secrets Manager) don't count
+            continue
+        if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _listed(s["Action"])) and any(
+            fnmatch.fnmatchcase(resource, r) for r in _listed(s["Resource"])
+        ):
+            return True
+    return False
+
+
+@pytest.fixture
+def recorded_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """Every AWS API call made through botocore (boto3 and pynamodb) while the test runs."""
+    import botocore.client
+
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        calls.append((self.meta.service_model.service_name, operation_name, api_params))
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    yield calls
+
+
+def test_the_role_allows_every_call_of_an_enrolment_lifecycle(
+    client: Any, operator_token: str, recorded_calls: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """Drive the routes that reach AWS and check each call against the deployed role's policy.
+
+    moto does not enforce resource-level IAM, so this is the offline check that the least-privilege
+    policy is not too tight: a new kind of call (a Scan, a BatchWriteItem, a direct KMS call) fails here.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chalicelib.keystore import secretsmanager
+    from seacat_client.cr import build_cr
+
+    admin = {"Authorization": f"Bearer {operator_token}", "Content-Type": "application/json"}
+    octet = {"Content-Type": "application/octet-stream"}
+
+    def ok(r: Any, *codes: int) -> Any:
+        assert r.status_code in (codes or (200,)), (r.status_code, r.body)
+        return r
+
+    ok(client.http.put("/tenants/acme", headers=admin, body="{}"), 201)
+    ok(client.http.put("/acme/x509/self-signed", headers=admin, body=REFERENCE_SPEC), 201)
+    secretsmanager.forget()  # a cold container: the CA key comes from Secrets Manager again
+    token = ok(client.http.post("/tokens", headers=admin, body=json.dumps({"tenant": "acme"})), 201).json_body
+    tenant_admin = {"Authorization": f"Bearer {token['token']}", "Content-Type": "application/json"}
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = ok(client.http.put("/acme/seacat/enroll", headers=octet, body=build_cr(key, application="iam")))
+    ok(client.http.put("/acme/seacat/nginx_authenticate", headers={"Content-Type": "text/plain", "X-SSL-Client-Verify": "SUCCESS"},
+                       body=_pem(cert.body)))
+    # manual approval: the pending index
+    ok(client.http.put("/tenants/acme", headers=tenant_admin, body=json.dumps({"manualApproval": True})))
+    other = ec.generate_private_key(ec.SECP256R1())
+    cr_id = ok(client.http.put("/acme/seacat/enroll", headers=octet, body=build_cr(other, application="iam")), 202).json_body["id"]
+    ok(client.http.get("/acme/seacat/cr?state=pending", headers=tenant_admin))
+    ok(client.http.put(f"/acme/seacat/cr/{cr_id}/approve", headers=tenant_admin))
+    identity = _identity(cert.body)
+    ok(client.http.get(f"/acme/seacat/get/{identity}"))
+    ok(client.http.get(f"/acme/seacat/identity/{identity}/certificates", headers=tenant_admin))
+    ok(client.http.put(f"/acme/seacat/identity/{identity}/revoke", headers=tenant_admin, body="{}"))
+    ok(client.http.get("/acme/x509/crl"))  # the revoked index
+    ok(client.http.get("/acme/x509/ca"))
+    ok(client.http.get("/audit?tenant=acme", headers=tenant_admin))
+    ok(client.http.delete(f"/tokens/{token['tokenId']}", headers=admin))
+
+    statements = _role_policy()
+    needed = {pair for service, op, params in recorded_calls if service != "iam" for pair in _required(service, op, params)}
+    denied = sorted(pair for pair in needed if not _allowed(statements, *pair))
+    assert not denied, f"the service role does not allow {denied}"
+    # the flow did exercise what the policy is for (otherwise this test proves nothing)
+    actions = {action for action, _ in needed}
+    assert {
+        "secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "dynamodb:GetItem", "dynamodb:PutItem",
+        "dynamodb:UpdateItem", "dynamodb:Query",
+    } <= actions, actions
+    assert any(r.endswith("/index/pending-index") for _, r in needed) and any(r.endswith("/index/revoked-index") for _, r in needed)
+    assert not any(a.startswith("kms:") for a in actions), "the service must reach KMS only through Secrets Manager"
+
+
+def _pem(der: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+def _identity(der: bytes) -> str:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return str(x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
