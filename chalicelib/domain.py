@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any
 
 DEFAULT_LIFETIME_DAYS = 365
 
@@ -110,6 +111,35 @@ class RequestRecord:
     reason: str | None = None
     cert_id: str | None = None
     decided_by: str | None = None
+
+
+def new_identity(tenant_id: str, identity: str, application: str | None) -> IdentityRecord:
+    now = datetime.now(timezone.utc)
+    return IdentityRecord(
+        tenant_id=tenant_id, identity=identity, application=application, created_at=now, modified_at=now, version=0
+    )
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    token_id: str
+    token_hash: str
+    tenant_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    tenant: str | None
+    at: datetime
+    event: str
+    actor: str
+    subject: str | None
+    outcome: str | None
+    details: dict[str, Any] | None
+    event_id: str
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,12 @@ class NotAcceptable(PkiError):
     status = 406
 
 
+class SecretAlreadyExists(Exception):
+    """Key store: the tenant's secret exists already (a concurrent or an interrupted earlier create).
+
+    Internal signal between the key store and the tenant service, never shown to a client."""
+
+
 class Unavailable(PkiError):
     """A dependency failed (webhook, AWS throttling); the client may retry later."""
 

@@ -12,12 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib import aws
 from chalicelib.ca import keys
-from chalicelib.errors import Unavailable
+from chalicelib.errors import SecretAlreadyExists, Unavailable
 from chalicelib.settings import get_settings
-
-
-class SecretAlreadyExists(Exception):
-    """The tenant's secret exists already (a concurrent or an interrupted earlier create)."""
 
 
 _cache: dict[str, ec.EllipticCurvePrivateKey] = {}

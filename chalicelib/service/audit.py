@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import observability
+from chalicelib import observability, wiring
 from chalicelib.errors import InvalidInput
 
 log = logging.getLogger("seacat.audit")
@@ -47,7 +47,7 @@ def entry(
     actor: str | None = None,
 ) -> Any:
     """An audit item to write with the change it records (an opaque store object)."""
-    from chalicelib.store import audit as store
+    store = wiring.audit()
 
     assert event in EVENTS, event
     who = actor or observability.context().get("actor") or "anonymous"
@@ -64,7 +64,7 @@ def record(
     actor: str | None = None,
 ) -> None:
     """Write an event that has no state change of its own (an authentication denied)."""
-    from chalicelib.store import audit as store
+    store = wiring.audit()
 
     store.put(entry(event, tenant, subject, outcome, details, actor))
 
@@ -87,7 +87,7 @@ def search(
     limit: int,
     next_token: str | None,
 ) -> tuple[list[dict[str, object]], str | None]:
-    from chalicelib.store import audit as store
+    store = wiring.audit()
 
     now = datetime.now(timezone.utc)
     until = _time(end, "to", now)

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 
 from cryptography import x509
 
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, Tenant
+from chalicelib import wiring
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, Tenant, new_identity
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from chalicelib.seacat.codec import SeaCatRequest, decode_cr
 from chalicelib.service import audit
@@ -76,7 +77,7 @@ def _request_record(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, 
 
 
 def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime) -> None:
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     try:
         event = audit.entry(
@@ -118,7 +119,7 @@ def webhook_payload(tenant_id: str, cr: SeaCatRequest, now: datetime) -> dict[st
 
 def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> EnrollResult:
     from chalicelib.ca.builder import in_renewal_window
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     tenant = seacat_tenant(tenant_id)
     cr = decode_cr(body)
@@ -156,7 +157,7 @@ def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> Enrol
 def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None, now: datetime) -> EnrollResult | None:
     """Run the tenant's approval step; returns a pending result, raises on refusal, None to issue."""
     from chalicelib.service import webhook
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     config = tenant.config
     if config.manual_approval and not (identity is not None and identity.approved):
@@ -197,8 +198,8 @@ def _issue(
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca import builder
-    from chalicelib.keystore import secretsmanager as keystore
-    from chalicelib.store import certificates as store
+    keystore = wiring.keystore()
+    store = wiring.certificates()
 
     ca_entry = tenant.active_ca_cert()
     assert ca_entry is not None  # seacat_tenant() checked
@@ -238,8 +239,8 @@ def _issue(
         ca_id=ca_entry.cert_id,
         cr_id=cr.cr_id,
     )
-    base = identity or store.new_identity(tenant.tenant_id, cr.identity, cr.application)
-    new_identity = replace(
+    base = identity or new_identity(tenant.tenant_id, cr.identity, cr.application)
+    updated = replace(
         base,
         application=cr.application,
         cert_id=cert_id,
@@ -259,7 +260,7 @@ def _issue(
             {"identity": cr.identity, "serial": format(serial, "x"), "cr": cr.cr_id, "notAfter": str(not_after)},
             actor="client",
         )
-        store.store_issued(record, new_identity, request, [event])
+        store.store_issued(record, updated, request, [event])
     except Conflict:
         # A concurrent PUT of the same key won: answer with its certificate if it is current.
         winner = store.get_identity(tenant.tenant_id, cr.identity)
@@ -281,7 +282,7 @@ def _issue(
 def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
     """DER of the identity's newest valid certificate (public: the Android PeerProvider)."""
     from chalicelib.seacat.codec import IDENTITY_RE
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     seacat_tenant(tenant_id)
     if not IDENTITY_RE.fullmatch(identity):

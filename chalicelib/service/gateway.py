@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from chalicelib import wiring
 from chalicelib.domain import IdentityRecord, Tenant
 from chalicelib.service.tenants import TENANT_RE
 from chalicelib.settings import get_settings
@@ -68,7 +69,7 @@ def _trust_store(tenant: Tenant) -> Any:
 
 
 def _identity_record(tenant_id: str, identity: str) -> IdentityRecord | None:
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     window = get_settings().revocation_cache_seconds
     key = (tenant_id, identity)

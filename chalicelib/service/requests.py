@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib import wiring
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, new_identity
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service import audit
 
@@ -32,7 +33,7 @@ def _identity(value: str) -> str:
 
 def list_requests(tenant_id: str, state: str | None, limit: int, next_token: str | None) -> tuple[list[RequestRecord], str | None]:
     from chalicelib.service.tenants import get_tenant
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     get_tenant(tenant_id)
     if state != "pending":
@@ -42,7 +43,7 @@ def list_requests(tenant_id: str, state: str | None, limit: int, next_token: str
 
 def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
     from chalicelib.service.tenants import get_tenant
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     get_tenant(tenant_id)
     cr_id = cr_id.lower()
@@ -57,11 +58,11 @@ def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
 def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tuple[RequestRecord, IdentityRecord]:
     """Approve or reject a pending CR. Approval applies to the CR's identity: the client's next
     PUT with the same key gets its certificate. Deciding the same way twice answers the state."""
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     request = get_request(tenant_id, cr_id)
     target = "approved" if approve else "rejected"
-    identity = store.get_identity(tenant_id, request.identity) or store.new_identity(
+    identity = store.get_identity(tenant_id, request.identity) or new_identity(
         tenant_id, request.identity, request.application
     )
     if request.state == target:
@@ -69,7 +70,7 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
     if request.state != "pending":
         raise Conflict(f"the request is {request.state}, not pending", field="id")
     decided = replace(request, state=target, decided_by=principal_id, reason=f"{target} by an administrator")
-    new_identity = replace(identity, approved=True) if approve else identity
+    decided_identity = replace(identity, approved=True) if approve else identity
     event = audit.entry(
         "cr.approved" if approve else "cr.rejected",
         tenant_id,
@@ -77,14 +78,14 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
         target,
         {"identity": request.identity, "application": request.application},
     )
-    store.decide(decided, new_identity, [event])
-    forget = store.get_request(tenant_id, cr_id)
-    return (forget or decided), (store.get_identity(tenant_id, request.identity) or new_identity)
+    store.decide(decided, decided_identity, [event])
+    fresh = store.get_request(tenant_id, cr_id)
+    return (fresh or decided), (store.get_identity(tenant_id, request.identity) or decided_identity)
 
 
 def identity_status(tenant_id: str, identity: str) -> IdentityRecord:
     from chalicelib.service.tenants import get_tenant
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     get_tenant(tenant_id)
     record = store.get_identity(tenant_id, _identity(identity))
@@ -96,7 +97,7 @@ def identity_status(tenant_id: str, identity: str) -> IdentityRecord:
 def list_identity_certificates(
     tenant_id: str, identity: str, limit: int, next_token: str | None
 ) -> tuple[list[CertificateRecord], str | None]:
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     identity_status(tenant_id, identity)
     return store.list_identity_certificates(tenant_id, identity, limit=limit, next_token=next_token)
@@ -105,12 +106,12 @@ def list_identity_certificates(
 def set_blocked(tenant_id: str, identity: str, blocked: bool) -> IdentityRecord:
     """Block or unblock an identity; blocking one not seen yet pre-empts its enrolment."""
     from chalicelib.service.tenants import get_tenant
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     get_tenant(tenant_id)
     _identity(identity)
     for _ in range(3):
-        record = store.get_identity(tenant_id, identity) or store.new_identity(tenant_id, identity, None)
+        record = store.get_identity(tenant_id, identity) or new_identity(tenant_id, identity, None)
         if record.blocked == blocked:
             return record
         try:

@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+from chalicelib import wiring
 from chalicelib.domain import CertificateRecord, IdentityRecord
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service import audit
@@ -19,7 +20,7 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
     """Revoke one certificate. Idempotent: revoking again answers the recorded state."""
     from chalicelib.ca.crl import parse_reason
     from chalicelib.service.tenants import get_certificate
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     name = parse_reason(reason)
     record = get_certificate(tenant_id, cert_id)
@@ -51,7 +52,7 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     certificates is revoked. Idempotent; a retry completes an interrupted revocation."""
     from chalicelib.ca.crl import parse_reason
     from chalicelib.service.requests import identity_status
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     name = parse_reason(reason)
     record = identity_status(tenant_id, identity)
@@ -101,10 +102,10 @@ def crl_der(tenant_id: str) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca.crl import RevokedEntry, build_crl
-    from chalicelib.keystore import secretsmanager as keystore
+    keystore = wiring.keystore()
     from chalicelib.service.enrollment import ca_certificate
     from chalicelib.service.tenants import cached_tenant
-    from chalicelib.store import certificates as store
+    store = wiring.certificates()
 
     now_mono = time.monotonic()
     with _crl_lock:

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
-from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib import wiring
+from chalicelib.errors import Conflict, InvalidInput, NotFound, SecretAlreadyExists
 from chalicelib.service import audit
 from chalicelib.settings import get_settings
 
@@ -113,8 +114,8 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
     Idempotent: the same PUT twice leaves the same state. Returns (tenant, created).
     """
     from chalicelib.ca import keys
-    from chalicelib.keystore import secretsmanager as keystore
-    from chalicelib.store import tenants as store
+    keystore = wiring.keystore()
+    store = wiring.tenants()
 
     validate_tenant_id(tenant_id)
     unknown = sorted(set(body) - _CONFIG_KEYS - {"privateKey"})
@@ -129,7 +130,7 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
         key = imported or keys.generate_ca_key()
         try:
             secret = keystore.create(tenant_id, key)
-        except keystore.SecretAlreadyExists:
+        except SecretAlreadyExists:
             # A secret without a tenant item: an interrupted earlier create, or a concurrent one.
             secret = keystore.secret_name(tenant_id)
             stored = keystore.load(secret)
@@ -166,7 +167,7 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
 
 
 def get_tenant(tenant_id: str) -> Tenant:
-    from chalicelib.store import tenants as store
+    store = wiring.tenants()
 
     validate_tenant_id(tenant_id)
     tenant = store.get(tenant_id)
@@ -182,7 +183,7 @@ _cache_lock = threading.Lock()
 
 
 def cached_tenant(tenant_id: str) -> Tenant | None:
-    from chalicelib.store import tenants as store
+    store = wiring.tenants()
 
     if not TENANT_RE.fullmatch(tenant_id or ""):
         return None
@@ -229,9 +230,8 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca import builder, spec
-    from chalicelib.keystore import secretsmanager as keystore
-    from chalicelib.store import certificates as cert_store
-    from chalicelib.store import tenants as store
+    keystore = wiring.keystore()
+    store = wiring.tenants()
 
     tenant = get_tenant(tenant_id)
     now = datetime.now(timezone.utc)
@@ -258,7 +258,7 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
         "active",
         {"subject": cert.subject.rfc4514_string(), "serial": format(record.serial, "x"), "notAfter": str(record.not_after)},
     )
-    store.add_ca(tenant, cert_store.certificate_item(record), now, [event])
+    store.add_ca(tenant, record, [event])
     forget_cached(tenant_id)
     return record
 
@@ -274,11 +274,10 @@ def ca_bundle(tenant_id: str) -> bytes:
 
 
 def get_certificate(tenant_id: str, cert_id: str) -> CertificateRecord:
-    from chalicelib.store import certificates as cert_store
 
     validate_tenant_id(tenant_id)
     cert_id = validate_cert_id(tenant_id, cert_id)
-    record = cert_store.get_certificate(tenant_id, cert_id)
+    record = wiring.certificates().get_certificate(tenant_id, cert_id)
     if record is None:
         raise NotFound("no such certificate", field="id")
     return record

@@ -12,10 +12,10 @@ import itertools
 import json
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from chalicelib.domain import AuditEvent
 from chalicelib.errors import InvalidInput
 from chalicelib.store import common
 from chalicelib.store.models import AuditModel
@@ -23,18 +23,6 @@ from chalicelib.store.models import AuditModel
 SHARDS = 16
 RETENTION = timedelta(days=400)
 GLOBAL = "_"  # events that belong to no tenant
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    tenant: str | None
-    at: datetime
-    event: str
-    actor: str
-    subject: str | None
-    outcome: str | None
-    details: dict[str, Any] | None
-    event_id: str
 
 
 def _hour(at: datetime) -> str:

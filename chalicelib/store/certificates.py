@@ -166,13 +166,6 @@ def get_identity(tenant_id: str, identity: str) -> IdentityRecord | None:
             return None
 
 
-def new_identity(tenant_id: str, identity: str, application: str | None) -> IdentityRecord:
-    now = common.now()
-    return IdentityRecord(
-        tenant_id=tenant_id, identity=identity, application=application, created_at=now, modified_at=now, version=0
-    )
-
-
 def save_identity(record: IdentityRecord, audit: Sequence[Any] = ()) -> IdentityRecord:
     """Write an identity guarded by the version it was read at; Conflict if it moved."""
     common.ready()

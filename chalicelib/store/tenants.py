@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain import CaCert, Tenant, TenantConfig
+from chalicelib.domain import CaCert, CertificateRecord, Tenant, TenantConfig
 from chalicelib.errors import Conflict
 from chalicelib.store import common
 from chalicelib.store.models import CaEntry, CertificateModel, TenantModel
@@ -98,8 +98,12 @@ def update_config(tenant: Tenant, config: TenantConfig, audit: Sequence[Any] = (
     return fresh
 
 
-def add_ca(tenant: Tenant, ca_item: CertificateModel, created_at: datetime, audit: Sequence[Any] = ()) -> None:
+def add_ca(tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = ()) -> None:
     """Store a new CA certificate and make it the tenant's active CA, atomically."""
+    from chalicelib.store.certificates import certificate_item
+
+    ca_item = certificate_item(record)
+    created_at = record.created_at
     common.ready()
     entry = CaEntry(cert_id=ca_item.cert_id, der=ca_item.der, created_at=created_at)
     tenant_item = TenantModel(tenant.tenant_id)

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Sequence
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain import StoredToken
 from chalicelib.store import common
 from chalicelib.store.models import TokenModel
 
 
-class StoredToken:
-    __slots__ = ("token_id", "token_hash", "tenant_id", "revoked_at", "created_at", "label")
-
-    def __init__(self, item: TokenModel) -> None:
-        self.token_id: str = item.token_id
-        self.token_hash: str = item.token_hash
-        self.tenant_id: str | None = item.tenant_id
-        self.revoked_at: datetime | None = item.revoked_at
-        self.created_at: datetime = item.created_at
-        self.label: str | None = item.label
+def _stored(item: TokenModel) -> StoredToken:
+    return StoredToken(
+        token_id=item.token_id,
+        token_hash=item.token_hash,
+        tenant_id=item.tenant_id,
+        created_at=item.created_at,
+        revoked_at=item.revoked_at,
+        label=item.label,
+    )
 
 
 def get(token_id: str) -> StoredToken | None:
     common.ready()
     with common.translated():
         try:
-            return StoredToken(TokenModel.get(token_id, consistent_read=True))
+            return _stored(TokenModel.get(token_id, consistent_read=True))
         except DoesNotExist:
             return None
 
@@ -67,4 +66,4 @@ def revoke(token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None:
                 )
                 common.save_all(tx, audit)
             item = TokenModel.get(token_id, consistent_read=True)
-        return StoredToken(item)
+        return _stored(item)

@@ -1,0 +1,119 @@
+"""The storage ports the services use. The DynamoDB store modules and the in-memory store
+(chalicelib/store/memory.py) both implement them; chalicelib/wiring.py picks one.
+
+Audit entries are opaque values made by ``AuditStore.item`` and handed to the write they record,
+so they are committed in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterator, Protocol, Sequence
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chalicelib.domain import (
+    AuditEvent,
+    CertificateRecord,
+    IdentityRecord,
+    RequestRecord,
+    StoredToken,
+    Tenant,
+    TenantConfig,
+)
+
+
+class TenantStore(Protocol):
+    def get(self, tenant_id: str, *, consistent: bool = True) -> Tenant | None: ...
+
+    def create(
+        self,
+        tenant_id: str,
+        config: TenantConfig,
+        key_secret: str,
+        key_fingerprint: str,
+        imported: bool,
+        audit: Sequence[Any] = (),
+    ) -> Tenant: ...
+
+    def update_config(self, tenant: Tenant, config: TenantConfig, audit: Sequence[Any] = ()) -> Tenant: ...
+
+    def add_ca(self, tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = ()) -> None: ...
+
+
+class TokenStore(Protocol):
+    def get(self, token_id: str) -> StoredToken | None: ...
+
+    def put(
+        self,
+        token_id: str,
+        token_hash: str,
+        tenant_id: str | None,
+        label: str | None,
+        *,
+        overwrite: bool = False,
+        audit: Sequence[Any] = (),
+    ) -> None: ...
+
+    def revoke(self, token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None: ...
+
+
+class CertificateStore(Protocol):
+    def get_certificate(self, tenant_id: str, cert_id: str) -> CertificateRecord | None: ...
+
+    def list_identity_certificates(
+        self, tenant_id: str, identity: str, *, limit: int, next_token: str | None
+    ) -> tuple[list[CertificateRecord], str | None]: ...
+
+    def get_identity(self, tenant_id: str, identity: str) -> IdentityRecord | None: ...
+
+    def save_identity(self, record: IdentityRecord, audit: Sequence[Any] = ()) -> IdentityRecord: ...
+
+    def get_request(self, tenant_id: str, cr_id: str) -> RequestRecord | None: ...
+
+    def save_request(self, record: RequestRecord, audit: Sequence[Any] = ()) -> RequestRecord: ...
+
+    def list_pending(
+        self, tenant_id: str, *, limit: int, next_token: str | None
+    ) -> tuple[list[RequestRecord], str | None]: ...
+
+    def decide(self, request: RequestRecord, identity: IdentityRecord, audit: Sequence[Any] = ()) -> None: ...
+
+    def store_issued(
+        self, cert: CertificateRecord, identity: IdentityRecord, request: RequestRecord, audit: Sequence[Any] = ()
+    ) -> None: ...
+
+    def revoke(
+        self, cert: CertificateRecord, reason: str, identity: IdentityRecord | None, audit: Sequence[Any] = ()
+    ) -> None: ...
+
+    def iter_revoked(
+        self, tenant_id: str, *, page_size: int | None = None
+    ) -> Iterator[tuple[int, datetime, str, datetime]]: ...
+
+
+class AuditStore(Protocol):
+    def item(
+        self,
+        tenant: str | None,
+        event: str,
+        actor: str,
+        subject: str | None = None,
+        outcome: str | None = None,
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Any: ...
+
+    def put(self, entry: Any) -> None: ...
+
+    def query(
+        self, tenant: str | None, start: datetime, end: datetime, event: str | None, limit: int, next_token: str | None
+    ) -> tuple[list[AuditEvent], str | None]: ...
+
+
+class KeyStore(Protocol):
+    def secret_name(self, tenant_id: str) -> str: ...
+
+    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey) -> str: ...
+
+    def load(self, name: str) -> ec.EllipticCurvePrivateKey: ...

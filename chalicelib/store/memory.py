@@ -1,0 +1,326 @@
+"""In-memory implementations of the storage ports, for unit tests and benchmarks.
+
+Same contract as the DynamoDB store: the same conditions raise the same Conflict, versions move
+the same way, pages come with opaque tokens. One lock makes each call atomic, as a DynamoDB
+transaction is.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from chalicelib.domain import (
+    AuditEvent,
+    CaCert,
+    CertificateRecord,
+    IdentityRecord,
+    RequestRecord,
+    StoredToken,
+    Tenant,
+    TenantConfig,
+)
+from chalicelib.errors import Conflict, InvalidInput, SecretAlreadyExists
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _page(items: list[Any], limit: int, next_token: str | None) -> tuple[list[Any], str | None]:
+    start = 0
+    if next_token:
+        if not next_token.isdigit() or int(next_token) > len(items):
+            raise InvalidInput("not a page token of this list", field="next")
+        start = int(next_token)
+    end = start + limit
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+class _Shared:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.audit: list[AuditEvent] = []
+
+    def record(self, entries: Sequence[Any]) -> None:
+        self.audit.extend(entries)
+
+
+class MemoryTenants:
+    def __init__(self, shared: _Shared, certificates: MemoryCertificates) -> None:
+        self._s = shared
+        self._certs = certificates
+        self.items: dict[str, Tenant] = {}
+
+    def get(self, tenant_id: str, *, consistent: bool = True) -> Tenant | None:
+        with self._s.lock:
+            return self.items.get(tenant_id)
+
+    def create(
+        self,
+        tenant_id: str,
+        config: TenantConfig,
+        key_secret: str,
+        key_fingerprint: str,
+        imported: bool,
+        audit: Sequence[Any] = (),
+    ) -> Tenant:
+        with self._s.lock:
+            if tenant_id in self.items:
+                raise Conflict(f"tenant {tenant_id} was created concurrently")
+            now = _now()
+            tenant = Tenant(tenant_id, config, key_secret, key_fingerprint, imported, (), None, now, now, 1)
+            self.items[tenant_id] = tenant
+            self._s.record(audit)
+            return tenant
+
+    def update_config(self, tenant: Tenant, config: TenantConfig, audit: Sequence[Any] = ()) -> Tenant:
+        with self._s.lock:
+            current = self.items.get(tenant.tenant_id)
+            if current is None or current.version != tenant.version:
+                raise Conflict(f"tenant {tenant.tenant_id} was changed concurrently, retry")
+            fresh = replace(current, config=config, modified_at=_now(), version=current.version + 1)
+            self.items[tenant.tenant_id] = fresh
+            self._s.record(audit)
+            return fresh
+
+    def add_ca(self, tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = ()) -> None:
+        with self._s.lock:
+            current = self.items.get(tenant.tenant_id)
+            key = (record.tenant_id, record.cert_id)
+            if current is None or current.version != tenant.version or key in self._certs.certs:
+                raise Conflict(f"tenant {tenant.tenant_id} was changed concurrently, retry")
+            self._certs.certs[key] = record
+            self.items[tenant.tenant_id] = replace(
+                current,
+                cas=current.cas + (CaCert(record.cert_id, record.der, record.created_at),),
+                active_ca=record.cert_id,
+                modified_at=record.created_at,
+                version=current.version + 1,
+            )
+            self._s.record(audit)
+
+
+class MemoryTokens:
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+        self.items: dict[str, StoredToken] = {}
+
+    def get(self, token_id: str) -> StoredToken | None:
+        with self._s.lock:
+            return self.items.get(token_id)
+
+    def put(
+        self,
+        token_id: str,
+        token_hash: str,
+        tenant_id: str | None,
+        label: str | None,
+        *,
+        overwrite: bool = False,
+        audit: Sequence[Any] = (),
+    ) -> None:
+        with self._s.lock:
+            if not overwrite and token_id in self.items:
+                raise Conflict("token id already in use")
+            self.items[token_id] = StoredToken(token_id, token_hash, tenant_id, _now(), None, label)
+            self._s.record(audit)
+
+    def revoke(self, token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None:
+        with self._s.lock:
+            token = self.items.get(token_id)
+            if token is not None and token.revoked_at is None:
+                token = self.items[token_id] = replace(token, revoked_at=_now())
+                self._s.record(audit)
+            return token
+
+
+class MemoryCertificates:
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+        self.certs: dict[tuple[str, str], CertificateRecord] = {}
+        self.serials: set[tuple[str, int]] = set()
+        self.identities: dict[tuple[str, str], IdentityRecord] = {}
+        self.requests: dict[tuple[str, str], RequestRecord] = {}
+
+    def get_certificate(self, tenant_id: str, cert_id: str) -> CertificateRecord | None:
+        with self._s.lock:
+            return self.certs.get((tenant_id, cert_id))
+
+    def list_identity_certificates(
+        self, tenant_id: str, identity: str, *, limit: int, next_token: str | None
+    ) -> tuple[list[CertificateRecord], str | None]:
+        with self._s.lock:
+            mine = [c for (t, _), c in self.certs.items() if t == tenant_id and c.identity == identity]
+        mine.sort(key=lambda c: c.created_at, reverse=True)
+        return _page(mine, limit, next_token)
+
+    def get_identity(self, tenant_id: str, identity: str) -> IdentityRecord | None:
+        with self._s.lock:
+            return self.identities.get((tenant_id, identity))
+
+    def _put_identity(self, record: IdentityRecord) -> IdentityRecord:
+        key = (record.tenant_id, record.identity)
+        current = self.identities.get(key)
+        if (current.version if current else 0) != record.version:
+            raise Conflict(f"identity {record.identity} was changed concurrently, retry")
+        stored = replace(record, version=record.version + 1, modified_at=_now())
+        self.identities[key] = stored
+        return stored
+
+    def save_identity(self, record: IdentityRecord, audit: Sequence[Any] = ()) -> IdentityRecord:
+        with self._s.lock:
+            stored = self._put_identity(record)
+            self._s.record(audit)
+            return stored
+
+    def get_request(self, tenant_id: str, cr_id: str) -> RequestRecord | None:
+        with self._s.lock:
+            return self.requests.get((tenant_id, cr_id))
+
+    def save_request(self, record: RequestRecord, audit: Sequence[Any] = ()) -> RequestRecord:
+        with self._s.lock:
+            stored = replace(record, version=record.version + 1, modified_at=_now())
+            self.requests[(record.tenant_id, record.cr_id)] = stored
+            self._s.record(audit)
+            return stored
+
+    def list_pending(
+        self, tenant_id: str, *, limit: int, next_token: str | None
+    ) -> tuple[list[RequestRecord], str | None]:
+        with self._s.lock:
+            pending = [r for (t, _), r in self.requests.items() if t == tenant_id and r.state == "pending"]
+        pending.sort(key=lambda r: r.created_at)
+        return _page(pending, limit, next_token)
+
+    def decide(self, request: RequestRecord, identity: IdentityRecord, audit: Sequence[Any] = ()) -> None:
+        with self._s.lock:
+            current = self.requests.get((request.tenant_id, request.cr_id))
+            if current is None or current.state != "pending":
+                raise Conflict("the request was decided concurrently")
+            self._put_identity(identity)
+            self.requests[(request.tenant_id, request.cr_id)] = replace(
+                request, version=request.version + 1, modified_at=_now()
+            )
+            self._s.record(audit)
+
+    def store_issued(
+        self, cert: CertificateRecord, identity: IdentityRecord, request: RequestRecord, audit: Sequence[Any] = ()
+    ) -> None:
+        with self._s.lock:
+            key = (cert.tenant_id, cert.cert_id)
+            serial = (cert.tenant_id, cert.serial)
+            current = self.identities.get((identity.tenant_id, identity.identity))
+            if key in self.certs or serial in self.serials or (current.version if current else 0) != identity.version:
+                raise Conflict("a concurrent request changed this identity")
+            self.certs[key] = cert
+            self.serials.add(serial)
+            self._put_identity(identity)
+            self.requests[(request.tenant_id, request.cr_id)] = replace(request, version=request.version + 1)
+            self._s.record(audit)
+
+    def revoke(
+        self, cert: CertificateRecord, reason: str, identity: IdentityRecord | None, audit: Sequence[Any] = ()
+    ) -> None:
+        with self._s.lock:
+            key = (cert.tenant_id, cert.cert_id)
+            current = self.certs.get(key)
+            if current is None or current.revoked_at is not None:
+                raise Conflict("the certificate was revoked concurrently")
+            now = _now()
+            self.certs[key] = replace(
+                current, revoked_at=now, revocation_reason=reason, modified_at=now, version=current.version + 1
+            )
+            if identity is not None:
+                ikey = (identity.tenant_id, identity.identity)
+                stored = self.identities[ikey]
+                self.identities[ikey] = replace(stored, revoked_certs=stored.revoked_certs | {cert.cert_id})
+            self._s.record(audit)
+
+    def iter_revoked(
+        self, tenant_id: str, *, page_size: int | None = None
+    ) -> Iterator[tuple[int, datetime, str, datetime]]:
+        with self._s.lock:
+            revoked = [c for (t, _), c in self.certs.items() if t == tenant_id and c.revoked_at is not None]
+        for c in revoked:
+            assert c.revoked_at is not None
+            yield c.serial, c.revoked_at, c.revocation_reason or "unspecified", c.not_after
+
+
+class MemoryAudit:
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+
+    def item(
+        self,
+        tenant: str | None,
+        event: str,
+        actor: str,
+        subject: str | None = None,
+        outcome: str | None = None,
+        details: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> AuditEvent:
+        return AuditEvent(tenant, at or _now(), event, actor, subject, outcome, details, secrets.token_hex(8))
+
+    def put(self, entry: Any) -> None:
+        with self._s.lock:
+            self._s.record([entry])
+
+    def query(
+        self, tenant: str | None, start: datetime, end: datetime, event: str | None, limit: int, next_token: str | None
+    ) -> tuple[list[AuditEvent], str | None]:
+        with self._s.lock:
+            found = [
+                e
+                for e in self._s.audit
+                if e.tenant == tenant and start <= e.at <= end and (event is None or e.event == event)
+            ]
+        found.sort(key=lambda e: (e.at, e.event_id), reverse=True)
+        return _page(found, limit, next_token)
+
+
+class MemoryKeyStore:
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+        self.keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+
+    def secret_name(self, tenant_id: str) -> str:
+        return f"memory/{tenant_id}/ca-key"
+
+    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey) -> str:
+        name = self.secret_name(tenant_id)
+        with self._s.lock:
+            if name in self.keys:
+                raise SecretAlreadyExists(name)
+            self.keys[name] = key
+        return name
+
+    def load(self, name: str) -> ec.EllipticCurvePrivateKey:
+        with self._s.lock:
+            return self.keys[name]
+
+
+@dataclass
+class MemoryBackend:
+    """Every port, in memory, sharing one lock and one audit list."""
+
+    shared: _Shared
+    certificates: MemoryCertificates
+    tenants: MemoryTenants
+    tokens: MemoryTokens
+    audit: MemoryAudit
+    keystore: MemoryKeyStore
+
+    def __init__(self) -> None:
+        self.shared = _Shared()
+        self.certificates = MemoryCertificates(self.shared)
+        self.tenants = MemoryTenants(self.shared, self.certificates)
+        self.tokens = MemoryTokens(self.shared)
+        self.audit = MemoryAudit(self.shared)
+        self.keystore = MemoryKeyStore(self.shared)
