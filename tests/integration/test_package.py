@@ -30,7 +30,7 @@ PROTECTED = ("secretsmanager", "kms", "dynamodb", "logs")
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
     venv = sys.prefix  # the environment running the tests: its python, chalice and cfn-lint
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_PROFILE", "MAKE"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_PROFILE", "MAKE", "MFLAGS"))}
     env.update(
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
