@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from cryptography import x509
-
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
 from chalicelib.service.tenants import naive_iso
 
@@ -16,6 +14,8 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def certificate_meta(record: CertificateRecord) -> dict[str, object]:
+    from cryptography import x509  # lazily: keeps `import app` off cryptography's X.509 stack
+
     cert = x509.load_der_x509_certificate(record.der)
     now = datetime.now(timezone.utc)
     status = "revoked" if record.revoked_at else ("expired" if record.not_after <= now else "valid")

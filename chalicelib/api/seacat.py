@@ -12,7 +12,6 @@ from chalicelib.api.errors import NO_STORE, json_errors, json_response, text_err
 from chalicelib.api.schemas import certificate_meta, identity_json, request_meta
 from chalicelib import observability
 from chalicelib.errors import InvalidInput, PkiError
-from chalicelib.service import gateway
 
 log = logging.getLogger("seacat.api")
 
@@ -174,6 +173,8 @@ def revoke_identity(tenant: str, identity: str) -> Response:
 @bp.route("/{tenant}/seacat/nginx_authenticate", methods=["PUT", "POST"], content_types=["*/*"])
 def nginx_authenticate(tenant: str) -> Response:
     """Gateway: 200 with X-SeaCat-Identity, 401 or 403; never anything else (NGINX would 500)."""
+    from chalicelib.service import gateway
+
     request = bp.current_request
     try:
         body = request.raw_body or b""
