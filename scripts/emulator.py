@@ -2,12 +2,27 @@
 
 Used by `make run` (moto in server mode on 127.0.0.1) and by the tests (moto in-process), so the
 local run and AWS are built from one definition.
+
+For `make run` the emulator's state is durable: ``JournalledApp`` wraps moto's server app, appends
+every request that changes state to the data directory's journal (scripts/journal.py) before it
+answers, and at start replays the journal into a fresh moto with moto's random source seeded per
+write, so the rebuilt state is the saved one, ids included.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from scripts import journal as journal_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "resources.yaml"
@@ -35,3 +50,240 @@ def deploy_stack(stage: str, endpoint_url: str | None = None) -> dict[str, str]:
     if stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         raise RuntimeError(f"stack {name} is {stack['StackStatus']}: {stack.get('StackStatusReason', '')}")
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+# --- the emulator server with a journal (make run) ------------------------------------------------
+
+# Operations that never change an emulator's state: not journalled. Anything not listed here is
+# journalled, so an operation this list does not know costs a line of the journal, never the state.
+_READ_OPERATION = re.compile(
+    r"(Get|Describe|List|Query|Scan|BatchGet|TransactGet|Head|Decrypt|Encrypt|GenerateDataKey|GenerateRandom|Verify)"
+)
+# moto's own control endpoints that do not change the emulated services.
+_UNRECORDED_MOTO_API = ("/moto-api/seed", "/moto-api/recorder/")
+
+
+def operation_of(environ: dict[str, Any], body: bytes) -> str:
+    """The AWS operation a request calls: X-Amz-Target (JSON protocols) or Action (query protocol)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    from urllib.parse import parse_qs
+
+    action = parse_qs(str(environ.get("QUERY_STRING", ""))).get("Action")
+    if not action and "x-www-form-urlencoded" in str(environ.get("CONTENT_TYPE", "")):
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    if action:
+        return str(action[0])
+    return f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+
+
+def changes_state(environ: dict[str, Any], body: bytes) -> bool:
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/moto-api/"):
+        return method not in ("GET", "HEAD", "OPTIONS") and not path.startswith(_UNRECORDED_MOTO_API)
+    operation = operation_of(environ, body)
+    if operation.startswith(("GET ", "HEAD ", "OPTIONS ")):
+        return False
+    return _READ_OPERATION.match(operation) is None
+
+
+def _seed(seq: int) -> None:
+    """moto draws every id (KMS key ids, secret ARN suffixes, request ids) from one seedable Random.
+
+    Seeding it per journalled write, by the write's position, makes a replayed write draw exactly the
+    ids the original did, whatever reads ran in between (they draw request ids too).
+    """
+    from moto.moto_api._internal import mock_random
+
+    mock_random.seed(f"seacat-journal-{seq}")
+
+
+class JournalledApp:
+    """moto's WSGI app, one request at a time, every state change journalled before it is answered.
+
+    One lock serialises all requests (moto's backends are not thread-safe, and the journal's order
+    must be the order the writes took effect); for a write, the lock also covers the journal's
+    append and fsync, and the answer is released only after them. So everything an emulator client
+    saw succeed is on disk, and the journal's order is the order the emulator applied the writes.
+    If the journal cannot be written the emulator stops answering (503) rather than run on with a
+    state the directory does not have.
+    """
+
+    def __init__(self, app: Any, journal: journal_mod.Journal | None = None) -> None:
+        self.app = app
+        self.journal = journal
+        self.failed: str | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return lambda data: None
+
+        result = self.app(environ, start_response)
+        try:
+            chunks = [bytes(chunk) for chunk in result]
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return started[0], started[1], chunks
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from werkzeug.datastructures import EnvironHeaders
+        from werkzeug.wsgi import get_current_url
+
+        body = _read_body(environ)
+        write = self.journal is not None and changes_state(environ, body)
+        with self._lock:
+            if self.failed is not None:
+                return _unavailable(start_response, self.failed)
+            if write:
+                assert self.journal is not None
+                _seed(self.journal.next_seq)
+            status, headers, chunks = self._call(environ)
+            if write:
+                assert self.journal is not None
+                try:
+                    self.journal.append(
+                        environ["REQUEST_METHOD"], get_current_url(environ), dict(EnvironHeaders(environ)), body,
+                        int(status.split()[0]),
+                    )
+                except OSError as exc:
+                    self.failed = f"the data directory cannot be written ({exc}); restart make run"
+                    print(f"seacat: EMULATOR STOPPED: {self.failed}", file=sys.stderr, flush=True)
+                    return _unavailable(start_response, self.failed)
+        start_response(status, headers)
+        return chunks
+
+    def replay(
+        self, records: list[journal_mod.Record], progress: Callable[[int, int], None] | None = None,
+        every: float = 5.0,
+    ) -> None:
+        """Apply journalled writes, in order, to this (fresh) emulator; StateError if one diverges.
+
+        ``progress(done, total)`` is called every ``every`` seconds while it runs.
+        """
+        from urllib.parse import urlsplit
+
+        from werkzeug.test import EnvironBuilder
+
+        report_at = time.monotonic() + every
+        for done, record in enumerate(records):
+            if progress is not None and time.monotonic() >= report_at:
+                progress(done, len(records))
+                report_at = time.monotonic() + every
+            url = urlsplit(record.url)
+            headers = [(k, v) for k, v in record.headers.items() if k.lower() not in ("content-length", "transfer-encoding")]
+            builder = EnvironBuilder(
+                path=url.path, query_string=url.query, method=record.method, headers=headers, data=record.body,
+                base_url=f"{url.scheme or 'http'}://{url.netloc or 'localhost'}",
+            )
+            try:
+                environ = builder.get_environ()
+            finally:
+                builder.close()
+            with self._lock, _no_rollback_snapshot(200 <= record.status < 300):
+                _seed(record.seq)
+                status = int(self._call(environ)[0].split()[0])
+            if status != record.status:
+                raise journal_mod.StateError(
+                    f"record {record.seq} ({operation_of(environ, record.body)}) answered {status} on replay "
+                    f"but {record.status} when it was made: this moto cannot rebuild that state faithfully"
+                )
+
+
+@contextlib.contextmanager
+def _no_rollback_snapshot(succeeded: bool) -> Iterator[None]:
+    """Replay a write that succeeded without moto's rollback copy of whole tables.
+
+    moto's TransactWriteItems deep-copies every table it touches, to roll back if the transaction
+    fails: each enrolment costs a copy of the certificates table, and a replay of n enrolments
+    O(n^2). A replayed write that succeeded when it was made needs no rollback, so for those the
+    copy is skipped (``copy.deepcopy`` of a Table, in moto.dynamodb.models only, returns the table).
+    Should such a write fail anyway, its status differs from the journal's and the start stops.
+    """
+    if not succeeded:
+        yield
+        return
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    class NoTableCopy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    original = getattr(models, "copy")
+    setattr(models, "copy", NoTableCopy())
+    try:
+        yield
+    finally:
+        setattr(models, "copy", original)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body once and put it back, for the journal and the app."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if environ.get("wsgi.input_terminated"):  # chunked: the server dechunks up to the end
+        body = bytes(stream.read())
+    else:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = bytes(stream.read(length)) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
+
+
+def _unavailable(start_response: Any, message: str) -> list[bytes]:
+    body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+    start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def moto_app() -> Any:
+    """A fresh moto WSGI app, as moto's server builds it."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
+
+
+class EmulatorServer:
+    """moto's ThreadedMotoServer, serving a given WSGI app (the journalled one) on 127.0.0.1."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
+        self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-emulator", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+        self._server.server_close()

@@ -1,8 +1,12 @@
 """`make run`: the service on 127.0.0.1 with its embedded AWS emulator, no AWS account needed.
 
-Starts moto in server mode on 127.0.0.1, deploys infra/resources.yaml into it (tables and KMS
-key, exactly as on AWS), installs the operator token, then serves the app with `chalice local`.
-Ctrl-C stops everything it started.
+Starts moto in server mode on 127.0.0.1, restores its saved state from the data directory
+(``.seacat-local/``, or ``SEACAT_DATA_DIR``) by replaying its journal, deploys infra/resources.yaml
+into it (tables and KMS key, exactly as on AWS; nothing to do when the state has them), installs
+the operator token, then serves the app with `chalice local`. Ctrl-C stops everything it started;
+every change is on disk the moment the emulator acknowledged it, so a kill loses nothing that was
+answered. If the saved state cannot be restored it says why and exits (status 2) without touching
+it. ``python -m scripts.local_run --reset`` (``make reset``) deletes the data directory.
 """
 
 from __future__ import annotations
@@ -15,11 +19,39 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scripts.emulator import EmulatorServer
+    from scripts.journal import Journal
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+DEFAULT_DATA_DIR = ROOT / ".seacat-local"
+EXIT_NOT_RESTORED = 2
+
+
+def data_dir() -> Path:
+    raw = os.environ.get("SEACAT_DATA_DIR")
+    return Path(raw).expanduser().absolute() if raw else DEFAULT_DATA_DIR
+
+
+def shown(path: Path) -> str:
+    """The path as the user would type it: relative to the current directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(path)
+
+
+def plural(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
 
 
 def stage_environment(stage: str) -> dict[str, str]:
@@ -30,16 +62,204 @@ def stage_environment(stage: str) -> dict[str, str]:
     return env
 
 
-def start_emulator(port: int) -> tuple[Any, str]:
-    from moto.server import ThreadedMotoServer
+@dataclass
+class Emulator:
+    server: EmulatorServer
+    journal: Journal
+    lock_fd: int
+    restored: int  # journalled writes replayed
+    replay_seconds: float
+    notes: list[str]
 
+    @property
+    def endpoint(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.journal.close()
+        os.close(self.lock_fd)
+
+
+def start_emulator(port: int, data: Path) -> Emulator:
+    """Restore the saved state into a fresh moto and serve it on 127.0.0.1; StateError if it cannot."""
     import logging
 
+    from moto import __version__ as moto_version
+
+    from scripts import journal
+    from scripts.emulator import EmulatorServer, JournalledApp, moto_app
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per emulator call is noise
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    host, bound = server.get_host_and_port()
-    return server, f"http://{host}:{bound}"
+    journal.ensure_private(data)
+    lock_fd = journal.lock(data)
+    try:
+        notes: list[str] = []
+        meta = journal.read_meta(data)
+        path = data / journal.JOURNAL
+        loaded = journal.read_journal(path)
+        if meta is not None and meta.get("moto") != moto_version:
+            notes.append(f"saved by moto {meta.get('moto')}, replayed by moto {moto_version}")
+        app = JournalledApp(moto_app())
+        started = time.monotonic()
+        if loaded.records:
+            print(f"seacat: restoring {shown(data)}: replaying {plural(len(loaded.records), 'saved write')}", flush=True)
+        try:
+            app.replay(
+                loaded.records,
+                progress=lambda done, total: print(f"seacat: restoring {shown(data)}: {done} of {total} saved writes", flush=True),
+            )
+        except journal.StateError:
+            raise
+        except Exception as exc:  # a moto that cannot take its own requests back: say so, change nothing
+            raise journal.StateError(f"the replay failed: {type(exc).__name__}: {exc}") from exc
+        replay_seconds = time.monotonic() - started
+        # Restored: from here on the directory may change.
+        if loaded.torn_bytes:
+            journal.drop_torn_tail(path, loaded.valid_bytes)
+            notes.append(
+                f"dropped an incomplete last record ({loaded.torn_bytes} bytes): the previous run was stopped "
+                "in the middle of a write that was never acknowledged"
+            )
+        if meta is None:
+            journal.write_meta(data, {"format": journal.FORMAT, "moto": moto_version})
+        app.journal = appended = journal.Journal(path, next_seq=len(loaded.records) + 1)
+        server = EmulatorServer(app, HOST, port)
+        server.start()
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return Emulator(server, appended, lock_fd, len(loaded.records), replay_seconds, notes)
+
+
+def state_summary(endpoint: str) -> str:
+    """What the emulator holds for this stage, counted through its API (the settings' names)."""
+    import boto3
+
+    from chalicelib.settings import load_settings
+
+    settings = load_settings(os.environ)
+    session = boto3.session.Session()
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+
+    def count(table: str, **scan: Any) -> int:
+        total, start = 0, None
+        for _ in range(10_000):  # pages; bounded
+            page = dynamodb.scan(TableName=settings.table(table), Select="COUNT", **scan, **({"ExclusiveStartKey": start} if start else {}))
+            total += int(page["Count"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return total
+
+    tenants, cas, start = 0, 0, None
+    for _ in range(10_000):
+        page = dynamodb.scan(TableName=settings.table("tenants"), ProjectionExpression="cas", **({"ExclusiveStartKey": start} if start else {}))
+        tenants += len(page["Items"])
+        cas += sum(len(item.get("cas", {}).get("L", [])) for item in page["Items"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    secrets_manager = session.client("secretsmanager", endpoint_url=endpoint)
+    keys = 0
+    for page in secrets_manager.get_paginator("list_secrets").paginate(
+        Filters=[{"Key": "name", "Values": [settings.secret_prefix]}]
+    ):
+        keys += sum(1 for s in page["SecretList"] if s["Name"].startswith(settings.secret_prefix))
+    kms_key = "none"
+    for page in session.client("kms", endpoint_url=endpoint).get_paginator("list_aliases").paginate():
+        for alias in page["Aliases"]:
+            if alias["AliasName"] == settings.kms_key_id:
+                kms_key = f"{alias.get('TargetKeyId')} ({settings.kms_key_id})"
+    parts = [
+        plural(tenants, "tenant"),
+        plural(cas, "CA certificate"),
+        plural(keys, "CA key") + " (secrets)",
+        plural(count("tokens"), "token"),
+        plural(count("requests"), "certificate request"),
+        plural(
+            count("certificates", FilterExpression="#k = :k", ExpressionAttributeNames={"#k": "kind"},
+                  ExpressionAttributeValues={":k": {"S": "seacat"}}),
+            "client certificate",
+        ),
+        plural(count("identities"), "identity"),
+        plural(count("certificates", IndexName="revoked-index"), "revocation"),
+    ]
+    try:
+        parts.append(plural(count("audit"), "audit item"))
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    return ", ".join(parts) + f"; KMS key {kms_key}"
+
+
+def template_changed(stage: str, endpoint: str) -> bool:
+    """True if the stack in the saved state was deployed from another infra/resources.yaml."""
+    import boto3
+
+    from scripts.emulator import TEMPLATE
+
+    cfn = boto3.session.Session().client("cloudformation", endpoint_url=endpoint)
+    body = cfn.get_template(StackName=f"seacat-{stage}-resources")["TemplateBody"]
+    return not isinstance(body, str) or body.strip() != TEMPLATE.read_text().strip()
+
+
+def operator_token(data: Path) -> str:
+    """The operator token of this data directory: generated by its first run, the same on every restart."""
+    from scripts import journal
+
+    path = data / journal.OPERATOR_TOKEN
+    try:
+        saved = path.read_text().strip()
+    except FileNotFoundError:
+        saved = ""
+    if saved:
+        return saved
+    token = f"sct_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+    journal.write_private(path, token.encode() + b"\n")
+    return token
+
+
+def refuse(data: Path, reason: str) -> int:
+    print(
+        f"seacat: cannot start from the saved state in {shown(data)}: {reason}.\n"
+        f"  The saved state was left as it is. To start empty, `make reset` deletes it (it holds the "
+        "tenants' CA private keys: copy it first if you need them); or set SEACAT_DATA_DIR to another "
+        "directory and keep this one.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return EXIT_NOT_RESTORED
+
+
+def reset(data: Path) -> int:
+    """Delete the data directory (make reset); refuses while a make run uses it or if it is not ours."""
+    import shutil
+
+    from scripts import journal
+
+    if not data.exists():
+        print(f"seacat: nothing to reset, {shown(data)} does not exist; the next make run starts empty")
+        return 0
+    if not journal.removable(data):
+        print(
+            f"seacat: not deleting {shown(data)}: it holds files that are not the local run's "
+            f"(only {', '.join(sorted(journal.OUR_FILES))} are); check SEACAT_DATA_DIR",
+            file=sys.stderr,
+        )
+        return 1
+    if journal.is_locked(data):
+        print(f"seacat: not deleting {shown(data)}: a make run is using it; stop it first (Ctrl-C)", file=sys.stderr)
+        return 1
+    try:
+        writes = (data / journal.JOURNAL).read_bytes().count(b"\n")
+    except FileNotFoundError:
+        writes = 0
+    shutil.rmtree(data)
+    print(
+        f"seacat: deleted {shown(data)} ({plural(writes, 'saved write')}: every tenant, CA key, token and "
+        "certificate of the local run); the next make run starts empty"
+    )
+    return 0
 
 
 def wait_healthy(url: str, deadline: float) -> bool:
@@ -54,11 +274,18 @@ def wait_healthy(url: str, deadline: float) -> bool:
     return False
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--reset"]:
+        return reset(data_dir())
+    if args:
+        print("usage: python -m scripts.local_run [--reset]", file=sys.stderr)
+        return 2
     started = time.monotonic()
     stage = os.environ.get("SEACAT_LOCAL_STAGE", "local")
     port = int(os.environ.get("PORT", "8080"))
     emulator_port = int(os.environ.get("SEACAT_EMULATOR_PORT", "0"))
+    data = data_dir()
 
     # Fake credentials: nothing here may reach AWS.
     os.environ.update(
@@ -70,18 +297,43 @@ def main() -> int:
     )
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
-    server, endpoint = start_emulator(emulator_port)
+    sys.path.insert(0, str(ROOT))
+    from scripts.journal import StateError
+
+    try:
+        emulator = start_emulator(emulator_port, data)
+    except StateError as exc:
+        return refuse(data, str(exc))
+    endpoint = emulator.endpoint
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     os.environ.update(stage_environment(stage))
 
-    sys.path.insert(0, str(ROOT))
     from scripts.emulator import deploy_stack
 
     deploy_stack(stage, endpoint)
+    if emulator.restored:
+        try:
+            summary = state_summary(endpoint)
+        except Exception as exc:  # counting is a courtesy; the state is restored all the same
+            summary = f"(could not count what it holds: {type(exc).__name__})"
+        print(
+            f"seacat: restored {shown(data)} ({plural(emulator.restored, 'saved write')} replayed in "
+            f"{emulator.replay_seconds:.1f} s): {summary}",
+            flush=True,
+        )
+        if template_changed(stage, endpoint):
+            emulator.notes.append(
+                "infra/resources.yaml changed since this state was saved; the emulator keeps the resources "
+                "it was saved with (make reset to deploy the new ones)"
+            )
+    else:
+        print(f"seacat: no saved state in {shown(data)}: starting empty; every change is saved there", flush=True)
+    for note in emulator.notes:
+        print(f"seacat: note: {note}", flush=True)
 
     from chalicelib.service import tokens
 
-    token = os.environ.get("SEACAT_ADMIN_TOKEN") or f"sct_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+    token = os.environ.get("SEACAT_ADMIN_TOKEN") or operator_token(data)
     tokens.install_operator_token(token)
 
     chalice = subprocess.Popen(
@@ -90,15 +342,21 @@ def main() -> int:
         cwd=ROOT,
         env=os.environ.copy(),
     )
+    stopped = False
 
     def stop(*_: object) -> None:
+        nonlocal stopped
+        if stopped:
+            return
+        stopped = True
         if chalice.poll() is None:
             chalice.terminate()
             try:
                 chalice.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 chalice.kill()
-        server.stop()
+        emulator.stop()
+        print(f"seacat: stopped; the state is saved in {shown(data)}", flush=True)
 
     def on_term(*_: object) -> None:
         stop()
@@ -113,7 +371,7 @@ def main() -> int:
             return 1
         print(
             f"\nSeaCat PKI is running on {url} (ready in {time.monotonic() - started:.1f} s)\n"
-            f"  AWS emulator:  {endpoint} (moto, in memory)\n"
+            f"  AWS emulator:  {endpoint} (moto; state saved in {shown(data)})\n"
             f"  Admin token:   {token}\n"
             f"Try:  curl -X PUT -H 'Authorization: Bearer {token}' {url}/tenants/TENANT\n"
             "Ctrl-C stops it.\n",
@@ -128,4 +386,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C while starting: every write so far is on disk already
+        print("seacat: interrupted while starting", file=sys.stderr)
+        sys.exit(130)
