@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -30,15 +32,37 @@ class Stack:
     token: str
     process: subprocess.Popen[bytes]
     log: Path
+    data_dir: Path | None = None  # where this stack keeps its state (SEACAT_DATA_DIR)
+
+    @property
+    def emulator_url(self) -> str:
+        """The AWS emulator's endpoint, as the banner prints it."""
+        found = re.search(r"AWS emulator:\s+(http://127\.0\.0\.1:\d+)", self.log.read_text())
+        assert found, "no emulator endpoint in the log"
+        return found.group(1)
 
 
 def start_stack(
-    tmp: Path, token: str = "sct_00000000000000e2_end-to-end-operator-token", extra_env: dict[str, str] | None = None
+    tmp: Path,
+    token: str = "sct_00000000000000e2_end-to-end-operator-token",
+    extra_env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> Stack:
+    """Start `make run`'s stack; its log goes to ``tmp``.
+
+    Its state lives in ``data_dir``: pass the same directory again to restart on the same state.
+    Without one, a fresh directory under ``tmp`` (each start sees an empty emulator).
+    """
     port = free_port()
     log = tmp / "stack.log"
+    for n in range(2, 100):
+        if not log.exists():
+            break
+        log = tmp / f"stack-{n}.log"
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=tmp)) / "seacat-local"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
-    env.update({"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1"})
+    env.update({"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1", "SEACAT_DATA_DIR": str(data_dir)})
     env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.local_run"],
@@ -56,9 +80,10 @@ def start_stack(
         if b"is running on" in log.read_bytes():
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                 assert r.status == 200
-            return Stack(url, token, process, log)
+            return Stack(url, token, process, log, data_dir)
         time.sleep(0.2)
-    process.kill()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=15)
     raise RuntimeError("the local stack was not ready within 60 s:\n" + log.read_text()[-3000:])
 
 
@@ -69,6 +94,12 @@ def stop_stack(stack: Stack) -> int:
     except subprocess.TimeoutExpired:
         os.killpg(stack.process.pid, signal.SIGKILL)
         raise
+
+
+def kill_stack(stack: Stack) -> int:
+    """kill -9 of the stack's whole process group (local_run, its emulator thread, chalice local)."""
+    os.killpg(stack.process.pid, signal.SIGKILL)
+    return stack.process.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
