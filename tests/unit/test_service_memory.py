@@ -1,0 +1,99 @@
+"""The whole service on the in-memory storage ports: the same behaviour as on DynamoDB, no AWS."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any, Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from seacat_client.cr import build_cr
+from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, reset_caches
+
+TOKEN = "sct_00000000000000bb_memory-operator-token-0123456789"
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+@pytest.fixture
+def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import wiring
+    from chalicelib.service import tokens
+
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
+    reset_caches()
+    backend = wiring.use_memory()
+    tokens.install_operator_token(TOKEN)
+    try:
+        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
+            yield client, backend
+    finally:
+        wiring.use_aws()
+        reset_caches()
+
+
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+def test_enrol_renew_revoke_authenticate(memory: Any) -> None:
+    client, backend = memory
+    assert client.http.put("/tenants/acme", headers=admin(), body="{}").status_code == 201
+    assert client.http.put("/acme/x509/self-signed", headers=admin(), body=REFERENCE_SPEC).status_code == 201
+    key = ec.generate_private_key(ec.SECP256R1())
+    first = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m"))
+    assert first.status_code == 200
+    again = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m"))
+    assert again.body == first.body
+
+    from chalicelib.service import enrollment
+
+    cert = x509.load_der_x509_certificate(first.body)
+    renewed = enrollment.enroll("acme", build_cr(key, application="m"), now=cert.not_valid_before_utc + timedelta(days=200))
+    assert renewed.outcome == "renewed" and renewed.der != first.body
+
+    # the first certificate is still valid now (the renewal above was dated 200 days ahead)
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    auth = client.http.put("/acme/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=pem)
+    assert auth.status_code == 200, auth.body
+    cert_id = hashlib.sha384(first.body).hexdigest()
+    r = client.http.put(f"/acme/x509/cert/{cert_id}/revoke", headers=admin(), body=json.dumps({"reason": "keyCompromise"}))
+    assert r.status_code == 200 and r.json_body["status"] == "revoked"
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=pem).status_code == 403
+    crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+
+    events = [e.event for e in backend.shared.audit]
+    for expected in ("tenant.created", "ca.created", "certificate.issued", "certificate.renewed", "certificate.revoked"):
+        assert expected in events
+    # the in-memory store keeps the same invariants: a serial claimed once, versions moving
+    assert len(backend.certificates.serials) == 2
+
+
+def test_manual_approval_and_conflicts(memory: Any) -> None:
+    client, _ = memory
+    client.http.put("/tenants/acme", headers=admin(), body='{"manualApproval": true}')
+    client.http.put("/acme/x509/self-signed", headers=admin(), body=REFERENCE_SPEC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pending = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m"))
+    assert pending.status_code == 202
+    cr_id = pending.json_body["id"]
+    listed = client.http.get("/acme/seacat/cr?state=pending&limit=1", headers=admin()).json_body
+    assert [i["_id"] for i in listed["items"]] == [cr_id] and listed["next"] is None
+    assert client.http.put(f"/acme/seacat/cr/{cr_id}/approve", headers=admin()).status_code == 200
+    assert client.http.put(f"/acme/seacat/cr/{cr_id}/reject", headers=admin()).status_code == 409
+    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m")).status_code == 200
+    # a different key for an existing tenant is refused
+    other = client.http.put("/tenants/acme", headers=admin(), body=json.dumps({
+        "privateKey": ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()}))
+    assert other.status_code == 409
