@@ -19,6 +19,20 @@ class TenantConfig:
     webhook_timeout: float | None = None  # seconds; None: the service default
     public_base_url: str | None = None  # where CRLs are published (CRL distribution point)
 
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TenantConfig:
+        """The stored form (validated when it was written); absent keys take the defaults."""
+        timeout = raw.get("webhookTimeout")
+        return cls(
+            seacat=bool(raw.get("seacat", True)),
+            approve=raw.get("approve") or None,
+            manual_approval=bool(raw.get("manualApproval", False)),
+            lifetime_days=int(raw.get("lifetimeDays", DEFAULT_LIFETIME_DAYS)),
+            approve_renewals=bool(raw.get("approveRenewals", False)),
+            webhook_timeout=float(timeout) if timeout is not None else None,
+            public_base_url=raw.get("publicBaseUrl") or None,
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "seacat": self.seacat,

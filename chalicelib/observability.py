@@ -14,9 +14,13 @@ import logging
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("seacat_request", default={})
+# Never mutated in place: each change sets a new mapping, so requests never share one.
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "seacat_request", default=MappingProxyType({})
+)
 
 # LogRecord attributes that are plumbing, not fields.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -28,11 +32,11 @@ def bind(**fields: Any) -> None:
     _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
-def begin_request(**fields: Any) -> contextvars.Token[dict[str, Any]]:
+def begin_request(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
     return _context.set({k: v for k, v in fields.items() if v is not None})
 
 
-def end_request(token: contextvars.Token[dict[str, Any]]) -> None:
+def end_request(token: contextvars.Token[Mapping[str, Any]]) -> None:
     _context.reset(token)
 
 

@@ -255,7 +255,7 @@ def _parse_subject(value: object) -> x509.Name:
             paths = [f"{path}[{i}]" for i in range(len(items))]
         else:
             items, paths = [raw], [path]
-        for item, item_path in zip(items, paths):
+        for item, item_path in zip(items, paths, strict=True):
             attributes.append(_name_attribute(item, item_path, attr))
     return x509.Name([x509.RelativeDistinguishedName([a]) for a in attributes])
 

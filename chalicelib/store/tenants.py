@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Sequence
 
 from pynamodb.exceptions import DoesNotExist
@@ -14,26 +13,10 @@ from chalicelib.store import common
 from chalicelib.store.models import CaEntry, CertificateModel, TenantModel
 
 
-def _config_from_json(raw: dict[str, object]) -> TenantConfig:
-    def get(name: str, default: object) -> object:
-        return raw.get(name, default)
-
-    timeout = get("webhookTimeout", None)
-    return TenantConfig(
-        seacat=bool(get("seacat", True)),
-        approve=str(raw["approve"]) if raw.get("approve") else None,
-        manual_approval=bool(get("manualApproval", False)),
-        lifetime_days=int(str(get("lifetimeDays", 365))),
-        approve_renewals=bool(get("approveRenewals", False)),
-        webhook_timeout=float(str(timeout)) if timeout is not None else None,
-        public_base_url=str(raw["publicBaseUrl"]) if raw.get("publicBaseUrl") else None,
-    )
-
-
 def _to_domain(item: TenantModel) -> Tenant:
     return Tenant(
         tenant_id=item.tenant_id,
-        config=_config_from_json(item.config or {}),
+        config=TenantConfig.from_json(item.config or {}),
         key_secret=item.key_secret,
         key_fingerprint=item.key_fingerprint,
         key_imported=bool(item.key_imported),
