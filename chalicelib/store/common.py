@@ -37,7 +37,13 @@ def connection() -> Connection:
     global _connection
     settings = get_settings()
     if _connection is None or _connection.host != settings.aws_endpoint_url:
-        _connection = Connection(region=settings.region, host=settings.aws_endpoint_url)
+        _connection = Connection(
+            region=settings.region,
+            host=settings.aws_endpoint_url,
+            connect_timeout_seconds=models.AWS_CONNECT_TIMEOUT,
+            read_timeout_seconds=models.AWS_READ_TIMEOUT,
+            max_retry_attempts=models.AWS_ATTEMPTS,
+        )
     return _connection
 
 

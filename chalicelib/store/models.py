@@ -209,6 +209,10 @@ MODELS: dict[str, type[Model]] = {
     "audit": AuditModel,
 }
 
+AWS_CONNECT_TIMEOUT = 2
+AWS_READ_TIMEOUT = 5
+AWS_ATTEMPTS = 2
+
 _bound: Settings | None = None
 
 
@@ -222,6 +226,10 @@ def bind(settings: Settings) -> None:
         meta.table_name = settings.table(name)
         meta.region = settings.region
         meta.host = settings.aws_endpoint_url
+        # Bounded so a hung call ends well inside API Gateway's 29 s (pynamodb's default: 15 s + 30 s, 3 tries).
+        meta.connect_timeout_seconds = AWS_CONNECT_TIMEOUT
+        meta.read_timeout_seconds = AWS_READ_TIMEOUT
+        meta.max_retry_attempts = AWS_ATTEMPTS
         # A connection is cached per model class; drop it so the new binding takes effect.
         model._connection = None
     _bound = settings
