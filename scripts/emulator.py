@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,11 @@ def _seed(seq: int) -> None:
 
 
 class JournalledApp:
-    """moto's WSGI app, one request at a time, every state change journalled before it is answered.
+    """moto's WSGI app, one request at a time; every state change is journalled before it is answered.
 
     One lock serialises all requests (moto's backends are not thread-safe, and the journal's order
     must be the order the writes took effect); for a write, the lock also covers the journal's
-    append and fsync, and the answer is released only after them. So everything an emulator client
+    append and fsync after moto applied it, and the answer is released only after them. So everything an emulator client
     saw succeed is on disk, and the journal's order is the order the emulator applied the writes.
     If the journal cannot be written the emulator stops answering (503) rather than run on with a
     state the directory does not have.
@@ -117,25 +118,32 @@ class JournalledApp:
         self.failed: str | None = None
         self._lock = threading.Lock()
 
-    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+    def _call(self, environ: dict[str, Any], quiet: bool = False) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        """Run moto on one request; a moto exception becomes a 500 here, so a write that fails that
+        way is journalled (and replayed to the same 500) like any other."""
         started: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             started[:] = [status, headers]
             return lambda data: None
 
-        result = self.app(environ, start_response)
         try:
-            chunks = [bytes(chunk) for chunk in result]
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            result = self.app(environ, start_response)
+            try:
+                chunks = [bytes(chunk) for chunk in result]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception:
+            if not quiet:
+                traceback.print_exc()
+            body = b"the AWS emulator failed on this request"
+            return "500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))], [body]
         return started[0], started[1], chunks
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         from werkzeug.datastructures import EnvironHeaders
-        from werkzeug.wsgi import get_current_url
 
         body = _read_body(environ)
         write = self.journal is not None and changes_state(environ, body)
@@ -150,7 +158,7 @@ class JournalledApp:
                 assert self.journal is not None
                 try:
                     self.journal.append(
-                        environ["REQUEST_METHOD"], get_current_url(environ), dict(EnvironHeaders(environ)), body,
+                        environ["REQUEST_METHOD"], _raw_url(environ), dict(EnvironHeaders(environ)), body,
                         int(status.split()[0]),
                     )
                 except OSError as exc:
@@ -189,7 +197,7 @@ class JournalledApp:
                 builder.close()
             with self._lock, _no_rollback_snapshot(200 <= record.status < 300):
                 _seed(record.seq)
-                status = int(self._call(environ)[0].split()[0])
+                status = int(self._call(environ, quiet=True)[0].split()[0])
             if status != record.status:
                 raise journal_mod.StateError(
                     f"record {record.seq} ({operation_of(environ, record.body)}) answered {status} on replay "
@@ -229,6 +237,16 @@ def _no_rollback_snapshot(succeeded: bool) -> Iterator[None]:
         yield
     finally:
         setattr(models, "copy", original)
+
+
+def _raw_url(environ: dict[str, Any]) -> str:
+    """The URL as the client sent it (percent-encoding intact, as moto's recorder keeps it)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        from werkzeug.wsgi import get_current_url
+
+        return str(get_current_url(environ))
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', 'localhost')}{raw}"
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

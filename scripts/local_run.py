@@ -385,9 +385,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(status: int) -> None:
+    """Exit without the interpreter's teardown: freeing a large emulator state object by object
+    takes seconds, and nothing needs it (the journal is on disk, the lock and chalice are gone)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        status = main()
     except KeyboardInterrupt:  # Ctrl-C while starting: every write so far is on disk already
         print("seacat: interrupted while starting", file=sys.stderr)
-        sys.exit(130)
+        status = 130
+    except SystemExit as exc:  # SIGTERM's handler stopped everything already
+        status = exc.code if isinstance(exc.code, int) else 1
+    exit_now(status)
