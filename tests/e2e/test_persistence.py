@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -303,3 +304,31 @@ def test_the_generated_operator_token_is_kept(tmp_path: Path) -> None:
         assert status == 201, body
     finally:
         assert stop_stack(second) == 0
+
+
+def test_journal_reader_keeps_the_intact_prefix(tmp_path: Path) -> None:
+    """The reader's rules without a stack: whole lines only, in sequence; a torn tail is not an error."""
+    from scripts import journal
+
+    path = tmp_path / "journal.jsonl"
+    appended = journal.Journal(path, next_seq=1)
+    for n in range(3):
+        appended.append("POST", "http://127.0.0.1:1/", {"X-Amz-Target": "T.PutItem"}, f"body {n}".encode(), 200)
+    appended.append("POST", "http://127.0.0.1:1/", {}, b"\xff\x00 binary", 400)
+    appended.close()
+    assert mode(path) == 0o600
+    whole = path.read_bytes()
+    loaded = journal.read_journal(path)
+    assert [r.seq for r in loaded.records] == [1, 2, 3, 4] and loaded.torn_bytes == 0
+    assert loaded.records[3].body == b"\xff\x00 binary" and loaded.records[3].status == 400
+    for cut in (1, 10, len(whole.splitlines(keepends=True)[-1]) - 1):  # a kill in the middle of the last write
+        path.write_bytes(whole[:-cut])
+        loaded = journal.read_journal(path)
+        assert [r.seq for r in loaded.records] == [1, 2, 3] and loaded.torn_bytes == len(whole) - cut - loaded.valid_bytes
+    journal.drop_torn_tail(path, loaded.valid_bytes)
+    assert whole.startswith(path.read_bytes()) and path.read_bytes().endswith(b"\n")
+    # a record out of sequence is damage, not a torn write
+    lines = whole.splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[2])
+    with pytest.raises(journal.StateError, match="sequence number 3"):
+        journal.read_journal(path)
