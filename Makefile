@@ -22,6 +22,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	PORT=$(PORT) $(PY) -m scripts.local_run
 
+## Delete the local run's saved state (SEACAT_DATA_DIR, default .seacat-local/): the next `make run` starts empty
+reset:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m scripts.local_run --reset
+
 ## The whole test suite (unit, integration under moto, end-to-end on 127.0.0.1)
 test: $(STAMP)
 	$(PY) -m pytest -q
