@@ -44,6 +44,10 @@ class StateError(Exception):
     """The data directory cannot be used as it is; the message says why and what to do."""
 
 
+class InUse(StateError):
+    """Another make run holds the directory's lock."""
+
+
 @dataclass(frozen=True)
 class Record:
     seq: int
@@ -175,7 +179,7 @@ def lock(path: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise StateError("another `make run` is using this data directory") from None
+        raise InUse("another `make run` is using this data directory") from None
     return fd
 
 

@@ -298,10 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
     sys.path.insert(0, str(ROOT))
-    from scripts.journal import StateError
+    from scripts.journal import InUse, StateError
 
     try:
         emulator = start_emulator(emulator_port, data)
+    except InUse:
+        print(
+            f"seacat: another make run is using {shown(data)}; stop it first, or set SEACAT_DATA_DIR to "
+            "another directory",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_RESTORED
     except StateError as exc:
         return refuse(data, str(exc))
     endpoint = emulator.endpoint
