@@ -8,7 +8,7 @@ STAGE  ?= dev
 OUT    ?= dist/$(STAGE)
 REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),eu-west-1)
 
-.PHONY: run test unit typecheck venv reset clean package deploy
+.PHONY: run test unit typecheck venv reset clean package deploy bench
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
+
+## Benchmarks beside the raw crypto limits, with their budgets (docs/performance.md); not part of make test
+bench: $(STAMP)
+	$(PY) -m bench.run
 
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict chalicelib
