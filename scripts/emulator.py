@@ -58,7 +58,8 @@ def deploy_stack(stage: str, endpoint_url: str | None = None) -> dict[str, str]:
 # Operations that never change an emulator's state: not journalled. Anything not listed here is
 # journalled, so an operation this list does not know costs a line of the journal, never the state.
 _READ_OPERATION = re.compile(
-    r"(Get|Describe|List|Query|Scan|BatchGet|TransactGet|Head|Decrypt|Encrypt|GenerateDataKey|GenerateRandom|Verify)"
+    r"(?!GetParametersForImport$)(Get|Describe|List|BatchGet|TransactGet)\w*"  # KMS's import parameters are kept
+    r"|Query|Scan|Decrypt|Encrypt|GenerateDataKey\w*|GenerateRandom|Sign|Verify|GenerateMac|VerifyMac"
 )
 # moto's own control endpoints that do not change the emulated services.
 _UNRECORDED_MOTO_API = ("/moto-api/seed", "/moto-api/recorder/")
@@ -87,7 +88,7 @@ def changes_state(environ: dict[str, Any], body: bytes) -> bool:
     operation = operation_of(environ, body)
     if operation.startswith(("GET ", "HEAD ", "OPTIONS ")):
         return False
-    return _READ_OPERATION.match(operation) is None
+    return _READ_OPERATION.fullmatch(operation) is None
 
 
 def _seed(seq: int) -> None:
