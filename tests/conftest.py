@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
+pytest_plugins = ["tests.secret_scan"]
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "seacat-cr-vectors.json").read_text())
 
