@@ -210,6 +210,10 @@ def _diagnose(env: dict[str, str]) -> dict[str, Any]:
         "client_creation": client_costs(),
         "lazy_import_ms": round(sum(cum for depth, _, _, cum in lazy if depth == 0) / 1000, 1),
         "lazy_top_packages": _top_packages(lazy, top=8),
+        "lazy_outermost_imports": [
+            {"module": name, "cumulative_ms": round(cum / 1000, 1)}
+            for depth, name, _, cum in sorted((e for e in lazy if e[0] == 0), key=lambda e: e[3], reverse=True)[:8]
+        ],
         "how": "cProfile around app(event, context) in a new child; imports after `import app` from -X importtime "
         "(which inflates import times)",
     }

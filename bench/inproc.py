@@ -249,40 +249,58 @@ def _allowed(verdict: Any) -> None:
         raise RuntimeError(f"authenticate: {verdict.status} {verdict.reason}")
 
 
-def breakdown(count: int, seconds: float) -> dict[str, Rate]:
-    """Where a request's time goes, without a profiler's distortion (in-memory store only):
-    Chalice + the middleware on the cheapest route; the services called directly, without Chalice;
-    and the handlers with the service's logs and metrics off."""
+def breakdown(count: int, seconds: float, ref: Reference, runs: int) -> dict[str, Rate]:
+    """Where a request's time goes, without a profiler's distortion (in-memory store only), each
+    against its raw reference in pairs: the services called directly (no Chalice); the handlers with
+    the service's logs and metrics off; Chalice + the middleware on the cheapest route; and one JSON
+    log line and one EMF metric alone."""
     import logging
 
+    from chalicelib import observability
     from chalicelib.service import enrollment, gateway
 
     out: dict[str, Rate] = {}
     health = api_event("GET", "/health", {}, {"Accept": "application/json"})
     out["health"] = measure(ok200, repeat(health), count=count * 3, seconds=seconds)
-    out["service_enroll"] = measure(
+    raw_enroll = (ref.enroll, cycle(ref.crs))
+    raw_verify = (ref.verify, cycle(ref.pems))
+    bounds: dict[str, Any] = {"count": count, "seconds": seconds, "runs": runs}
+    out["service_enroll"] = measure_paired(
         lambda cr: _issued(enrollment.enroll(TENANT, cr)), lambda n: [cr_of(new_key()) for _ in range(n)],
-        count=count, seconds=seconds,
+        *raw_enroll, **bounds,
     )
     pems = [_pem(enroll_ok(cr_of(new_key()))) for _ in range(AUTH_POOL)]
     set_env(SEACAT_REVOCATION_CACHE_SECONDS="0")
     try:
-        out["service_auth_miss"] = measure(
-            lambda pem: _allowed(gateway.authenticate(TENANT, pem, "SUCCESS")), cycle(pems), count=count, seconds=seconds
+        out["service_auth_miss"] = measure_paired(
+            lambda pem: _allowed(gateway.authenticate(TENANT, pem, "SUCCESS")), cycle(pems), *raw_verify, **bounds
         )
         logger = logging.getLogger("seacat")
         level = logger.level
         logger.setLevel(logging.WARNING)  # the access log, audit log lines and EMF metrics off
         try:
-            out["auth_miss_no_logs"] = measure(ok200, cycle([auth_event(p) for p in pems]), count=count, seconds=seconds)
-            out["enroll_no_logs"] = measure(
-                ok200, lambda n: [enroll_event(cr_of(new_key())) for _ in range(n)], count=count, seconds=seconds
+            out["auth_miss_no_logs"] = measure_paired(ok200, cycle([auth_event(p) for p in pems]), *raw_verify, **bounds)
+            out["enroll_no_logs"] = measure_paired(
+                ok200, lambda n: [enroll_event(cr_of(new_key())) for _ in range(n)], *raw_enroll, **bounds
             )
             out["health_no_logs"] = measure(ok200, repeat(health), count=count * 3, seconds=seconds)
         finally:
             logger.setLevel(level)
     finally:
         set_env(SEACAT_REVOCATION_CACHE_SECONDS=None)
+    # One access-log line (JSON formatter, request context bound) and one EMF metric line.
+    access = logging.getLogger("seacat.access")
+    token = observability.begin_request(request_id="bench", route=ENROLL, method="PUT", tenant=TENANT)
+    try:
+        out["log_line"] = measure(
+            lambda _: access.info("request", extra={"status": 200, "outcome": "ok", "duration_ms": 1.25}),
+            repeat(None), count=count * 10, seconds=seconds,
+        )
+        out["emf_metric"] = measure(
+            lambda _: observability.metric("Enrolments", outcome="issued"), repeat(None), count=count * 10, seconds=seconds
+        )
+    finally:
+        observability.end_request(token)
     return out
 
 
@@ -389,7 +407,7 @@ def run_memory(count: int, seconds: float, runs: int = 3) -> dict[str, Any]:
             ref = Reference()
             for metric in METRICS:
                 rates.update(metric(count, seconds, 20, ref, runs))
-            rates.update(breakdown(count, seconds))
+            rates.update(breakdown(count, seconds, ref, runs))
             client = client_overhead(seconds)
             profiles = profile()
         return {"rates": rates, "client": client, "profile": profiles, "aws_calls": total(calls)}

@@ -224,6 +224,45 @@ def _fmt(value: Any, unit: str = "") -> str:
     return text + unit
 
 
+def _where(r: dict[str, Any]) -> None:
+    """Where a request's time goes (in-memory): each step's cost per request and, where it has a raw
+    reference, its paired ratio to it."""
+    raw = r["details"].get("raw", {})
+    mem = r["details"].get("memory", {})
+    if not mem:
+        return
+
+    def us(rate: dict[str, Any] | None) -> str:
+        return f"{1e6 / rate['per_s']:,.0f} us" if rate and rate.get("per_s") else "-"
+
+    def line(label: str, rate: dict[str, Any] | None, ratio: bool = True) -> None:
+        shown = _fmt(rate.get("paired_ratio")) if (rate and ratio) else ""
+        say(f"  {label:<58} {us(rate):>9} {shown:>6}")
+
+    say("")
+    say("Where the time goes (in-memory; per request; paired ratio to the raw reference)")
+    line("raw: CR verify + leaf sign, one loop", {"per_s": (mem.get("enroll") or {}).get("paired_raw_per_s")}, False)
+    line("enrollment.enroll() alone (no Chalice, logs on)", mem.get("service_enroll"))
+    line("PUT enroll handler, logs and metrics off", mem.get("enroll_no_logs"))
+    line("PUT enroll handler", mem.get("enroll"))
+    line("raw: PEM parse + verify_directly_issued_by", {"per_s": (mem.get("auth_miss") or {}).get("paired_raw_per_s")}, False)
+    line("PEM parse + x509.verification path validation (gateway's)", raw.get("path_validation"))
+    line("gateway.authenticate() alone (no Chalice, logs on)", mem.get("service_auth_miss"))
+    line("nginx_authenticate handler, miss, logs and metrics off", mem.get("auth_miss_no_logs"))
+    line("nginx_authenticate handler, miss", mem.get("auth_miss"))
+    line("Chalice + middleware: GET /health, logs off", mem.get("health_no_logs"), False)
+    line("Chalice + middleware: GET /health (one access-log line)", mem.get("health"), False)
+    line("one JSON log line (enrol writes 3, nginx_authenticate 1)", mem.get("log_line"), False)
+    line("one EMF metric line (one per request)", mem.get("emf_metric"), False)
+    profile = r["details"].get("profile_memory") or {}
+    for name in ("enroll", "auth_miss"):
+        rows = (profile.get(name) or {}).get("by_self_time", [])[:6]
+        if rows:
+            say(f"  cProfile, {name}, top self time (us per request, inflated by the profiler):")
+            for row in rows:
+                say(f"    {row['self_us_per_op']:>7.1f}  {row['function'][:90]}")
+
+
 def table(r: dict[str, Any]) -> None:
     say("")
     say(f"Raw limits, cryptography {r['machine']['cryptography']}, one core (ops/s)")
@@ -249,6 +288,7 @@ def table(r: dict[str, Any]) -> None:
         say(f"  {label:<44} {_fmt(r.get(f'{key}_per_s')):>9} {_fmt(ratio):>7} {_fmt(r.get(f'{key}_per_s_moto')):>9} {_fmt(ratio_moto):>7}")
     say("  (ratios: enrol vs the enrol limit, nginx_authenticate vs PEM parse + verify; in-memory ratios are")
     say("   paired, each run against a run of the raw operation made just before it)")
+    _where(r)
     say("")
     say("AWS calls per operation (warm container, moto): " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["aws_calls"].items()))
     say(f"Cold start to first enrolment: {_fmt(r['cold_start_ms'], ' ms')}; import app: {_fmt(r['import_app_ms'], ' ms')}")
