@@ -37,6 +37,8 @@ def json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"malformed JSON: {getattr(exc, 'msg', 'not UTF-8')}", field="body") from None
+    except RecursionError:
+        raise InvalidInput("JSON nested too deeply", field="body") from None
     if not isinstance(value, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
     return value

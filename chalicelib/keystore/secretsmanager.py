@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib import aws
 from chalicelib.ca import keys
-from chalicelib.errors import SecretAlreadyExists, Unavailable
+from chalicelib.errors import InvalidInput, SecretAlreadyExists, Unavailable
 from chalicelib.settings import get_settings
 
 
@@ -56,7 +56,11 @@ def load(name: str) -> ec.EllipticCurvePrivateKey:
         value = sm.get_secret_value(SecretId=name)["SecretString"]
     except Exception as exc:
         raise Unavailable("the key store is not available") from _scrub(exc)
-    key = keys.load_ca_private_key_pem(value)
+    try:
+        key = keys.load_ca_private_key_pem(value)
+    except InvalidInput:
+        # The stored key is damaged: a server fault, never the caller's bad input.
+        raise RuntimeError(f"the CA key in secret {name} cannot be read") from None
     with _lock:
         _cache[name] = key
     return key
@@ -69,5 +73,7 @@ def forget() -> None:
 
 def _scrub(exc: Exception) -> Exception:
     # Secrets Manager errors can echo request parameters; keep only the error's class and code.
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    # Timeouts and connection errors carry no response at all.
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
     return RuntimeError(f"{type(exc).__name__} {code}".strip())

@@ -265,8 +265,8 @@ def _issue(
         # A concurrent PUT of the same key won: answer with its certificate if it is current.
         winner = store.get_identity(tenant.tenant_id, cr.identity)
         if winner is not None and winner.cert_der is not None and winner.cert_not_after is not None:
-            if winner.blocked or winner.revoked_at is not None:
-                raise Forbidden("identity is blocked") from None
+            if winner.blocked or winner.revoked_at is not None or winner.cert_id in winner.revoked_certs:
+                raise Forbidden("identity is blocked or its certificate is revoked") from None
             if winner.cert_not_before is not None and not builder.in_renewal_window(
                 winner.cert_not_before, winner.cert_not_after, now
             ):

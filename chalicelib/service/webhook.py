@@ -1,15 +1,21 @@
 """The tenant's approve webhook: POST the CR document, approve only on JSON {"result": "OK"}.
 
-Fail closed: anything but that answer refuses (a 2xx with another body) or fails (no answer,
-a non-2xx status, a timeout, a redirect, a connection error).
+Fail closed: anything but that answer refuses (a 2xx with another body) or fails (no answer, a
+non-2xx status, a redirect, something that is not HTTP, a timeout). The timeout bounds the whole
+call, not each socket read: a webhook that drips its answer is cut off at the deadline.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import queue
+import socket
+import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 log = logging.getLogger("seacat.webhook")
 
@@ -34,41 +40,73 @@ def call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict
     return verdict
 
 
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        import ssl
+
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    return conn, path
+
+
 def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict:
-    import urllib.error
-    import urllib.request
-
-    class _NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None  # a redirect is not an answer
-
-    opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode("utf-8"),
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "SeaCat-PKI-serverless"},
-    )
     try:
-        with opener.open(request, timeout=timeout) as response:
-            status = response.status
-            body = response.read(MAX_ANSWER + 1)
-    except urllib.error.HTTPError as exc:
-        return WebhookVerdict(False, True, f"webhook answered HTTP {exc.code}")
-    except TimeoutError:
+        conn, path = _connection(url, timeout)
+    except (ValueError, http.client.InvalidURL):
+        return WebhookVerdict(False, True, "webhook URL is not usable")
+    answers: queue.Queue[tuple[int, bytes] | BaseException] = queue.Queue(maxsize=1)
+    # http.client drops conn.sock once an HTTP/1.0 answer starts; keep the socket to cut it off.
+    sockets: list[socket.socket] = []
+
+    def exchange() -> None:
+        try:
+            conn.connect()
+            if conn.sock is not None:
+                sockets.append(conn.sock)
+            conn.request(
+                "POST",
+                path,
+                body=json.dumps(payload).encode("utf-8"),
+                headers={"Content-Type": "application/json", "User-Agent": "SeaCat-PKI-serverless"},
+            )
+            response = conn.getresponse()
+            answers.put((response.status, response.read(MAX_ANSWER + 1)))
+        except BaseException as exc:  # handed to the caller, who decides
+            answers.put(exc)
+
+    worker = threading.Thread(target=exchange, name="approve-webhook", daemon=True)
+    worker.start()
+    try:
+        outcome = answers.get(timeout=timeout)
+    except queue.Empty:
+        # Cut the exchange off: shutting the socket down ends the worker's blocked read at once.
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        conn.close()
         return WebhookVerdict(False, True, f"webhook did not answer within {timeout:g} s")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            return WebhookVerdict(False, True, f"webhook did not answer within {timeout:g} s")
-        return WebhookVerdict(False, True, f"webhook unreachable ({type(reason).__name__})")
+    conn.close()
+    if isinstance(outcome, TimeoutError):  # socket.timeout is TimeoutError
+        return WebhookVerdict(False, True, f"webhook did not answer within {timeout:g} s")
+    if isinstance(outcome, (OSError, http.client.HTTPException)):
+        return WebhookVerdict(False, True, f"webhook unreachable or not speaking HTTP ({type(outcome).__name__})")
+    if isinstance(outcome, BaseException):
+        return WebhookVerdict(False, True, f"webhook call failed ({type(outcome).__name__})")
+    status, body = outcome
     if not 200 <= status < 300:
         return WebhookVerdict(False, True, f"webhook answered HTTP {status}")
     if len(body) > MAX_ANSWER:
         return WebhookVerdict(False, False, "webhook answer is too large")
     try:
         answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return WebhookVerdict(False, False, "webhook answer is not JSON")
     if isinstance(answer, dict) and answer.get("result") == "OK":
         return WebhookVerdict(True, False, "approved by webhook")

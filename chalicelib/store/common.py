@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+from botocore.exceptions import BotoCoreError
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
@@ -55,6 +56,15 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _cause_code(exc: PynamoDBException) -> str:
+    # pynamodb reads the code from the botocore ClientError it wraps; a timeout or a connection
+    # error has no response, and asking then raises AttributeError.
+    try:
+        return exc.cause_response_code or ""
+    except AttributeError:
+        return ""
+
+
 def is_conditional_failure(exc: PynamoDBException) -> bool:
     if isinstance(exc, TransactWriteError):
         # A concurrent transaction on the same item is the same race as a failed condition.
@@ -62,7 +72,7 @@ def is_conditional_failure(exc: PynamoDBException) -> bool:
             r is not None and r.code in ("ConditionalCheckFailed", "TransactionConflict")
             for r in (exc.cancellation_reasons or [])
         )
-    return exc.cause_response_code == "ConditionalCheckFailedException"
+    return _cause_code(exc) == "ConditionalCheckFailedException"
 
 
 @contextlib.contextmanager
@@ -75,9 +85,10 @@ def translated(conflict_message: str = "the item was changed concurrently") -> I
     except PynamoDBException as exc:
         if is_conditional_failure(exc):
             raise Conflict(conflict_message) from None
-        code = exc.cause_response_code or ""
-        if code in _RETRYABLE or isinstance(exc, TransactWriteError):
+        if _cause_code(exc) in _RETRYABLE or isinstance(exc, TransactWriteError):
             raise Unavailable("the database is busy, retry later") from None
+        raise Unavailable("the database is not available") from None
+    except BotoCoreError:  # a timeout or a connection failure that pynamodb did not wrap
         raise Unavailable("the database is not available") from None
 
 

@@ -353,12 +353,6 @@ def test_enrolment_with_a_fault_at_each_aws_call(client: Any, faults: Faults, ki
     assert lost_but_stored == (1 if after else 0)  # the lost answer of the issuing transaction
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an AWS call that times out (botocore ReadTimeoutError, after its retries) is a 500: "
-    "pynamodb's cause_response_code and keystore._scrub both read exc.response, which is None for "
-    "botocore's HTTP client errors, and raise AttributeError while translating the fault",
-)
 @pytest.mark.parametrize(
     "service, operation", [("dynamodb", "GetItem"), ("dynamodb", "TransactWriteItems"), ("secretsmanager", "GetSecretValue")]
 )
@@ -478,11 +472,6 @@ def test_key_store_faults_when_a_tenant_is_created(client: Any, faults: Faults, 
     assert client.http.put(f"/tenants/{name}", headers=auth(), body="{}").status_code == 201
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a CA key secret that does not parse is answered 400 'privateKey could not be parsed' "
-    "(field privateKey) to the enrolling client and to admins: a server fault reported as bad input",
-)
 def test_a_corrupted_key_secret_is_a_server_fault(client: Any) -> None:
     import boto3
 
@@ -578,11 +567,6 @@ def test_an_enrolment_racing_a_block_is_refused_and_stores_nothing(client: Any, 
     assert state.certificates_of(identity) == [] and state.identities[identity]["blocked"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: enrollment._issue's conflict path answers the winner's certificate without checking "
-    "identity.revoked_certs: a certificate revoked between two PUTs of one key is served as 200",
-)
 def test_an_enrolment_racing_a_revocation_never_gets_the_revoked_certificate(client: Any, faults: Faults) -> None:
     name = tenant(client, "race")
     key = new_key()
@@ -880,11 +864,6 @@ def test_webhook_faults_issue_nothing_and_record_what_the_client_was_told(
     assert [c["der"] for c in state_of(name).certificates_of(identity)] == [ok.body]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a webhook answer that is not HTTP (bad status line, >100 headers) raises "
-    "http.client.HTTPException, which webhook._call does not catch: 500, and no outcome recorded",
-)
 @pytest.mark.parametrize("mode", ["not-http", "many-headers"])
 def test_a_webhook_that_does_not_speak_http_is_a_503(client: Any, hook: Hook, mode: str) -> None:
     name = tenant(client, "hooked", approve=hook.url, webhookTimeout=0.5)
@@ -896,11 +875,6 @@ def test_a_webhook_that_does_not_speak_http_is_a_503(client: Any, hook: Hook, mo
     assert recorded == ["failed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: webhookTimeout bounds each socket read, not the call: a webhook that drips its answer "
-    "holds the enrolment as long as it likes (on AWS until the Lambda timeout: a 504, no outcome)",
-)
 def test_the_webhook_timeout_bounds_the_whole_call(client: Any, hook: Hook) -> None:
     name = tenant(client, "hooked", approve=hook.url, webhookTimeout=0.5)
     hook.mode = "drip"  # 30 bytes, 0.1 s apart: 3 s in all against a 0.5 s timeout
