@@ -16,6 +16,8 @@ def seed_corpus(argv: list[str], seeds: dict[str, bytes]) -> None:
     if not dirs:
         return
     corpus = dirs[0]
+    if corpus.is_file():  # replaying one input (a crash file): no corpus
+        return
     corpus.mkdir(parents=True, exist_ok=True)
     if any(corpus.iterdir()):
         return
