@@ -751,3 +751,15 @@ def test_a_full_ca_list_leaves_the_state_whole(client: Any) -> None:
 def test_a_full_ca_list_is_a_4xx(client: Any) -> None:
     answers = put_big_cas(client, "full4xx")
     assert 400 <= answers[-1].status_code < 500, (answers[-1].status_code, answers[-1].body[:200])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (found by fuzz/fuzz_spec.py): a subjectAltName email whose domain part is not a host name "
+    "(a@)b.c) passes the spec parser, then cryptography's RFC822Name raises ValueError: a 500",
+)
+def test_an_unusable_san_email_is_a_400(client: Any) -> None:
+    spec = json.loads(REFERENCE_SPEC)
+    spec["extensions"].append({"subjectAltName": [{"email": "a@)b.c"}]})
+    r = post_spec(client, json.dumps(spec))
+    assert_json_refusal(r, {400})
