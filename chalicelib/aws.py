@@ -1,32 +1,48 @@
-"""Lazily created, cached boto3 clients.
+"""Lazily created AWS clients that share one botocore session per thread.
 
-boto3 is imported on first use only: routes that never touch Secrets Manager (the gateway's
-nginx_authenticate, the public CA bundle) do not pay its import on a Lambda cold start.
+A botocore session costs ~120 ms to create (it loads endpoint and model data), a client from an
+existing one a few ms: the key store's Secrets Manager client and pynamodb's DynamoDB
+connections all come from the same session (store/common.py hands it to pynamodb). boto3 is not
+needed at all. Nothing here runs at import time, so routes that never touch AWS do not pay for it.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 from typing import Any
 
 from chalicelib.settings import get_settings
 
+_local = threading.local()  # botocore sessions are not thread-safe; clients are
 
-@functools.lru_cache(maxsize=None)
+
+def session() -> Any:
+    current = getattr(_local, "session", None)
+    if current is None:
+        from botocore.session import get_session
+
+        current = _local.session = get_session()
+    return current
+
+
 def client(service: str) -> Any:
-    import boto3
-    from botocore.config import Config
+    clients: dict[str, Any] = getattr(_local, "clients", None) or {}
+    _local.clients = clients
+    if service not in clients:
+        from botocore.config import Config
 
-    settings = get_settings()
-    return boto3.session.Session().client(
-        service,
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint_url,
-        # Bounded so a hung call ends well inside API Gateway's 29 s integration timeout.
-        config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5),
-    )
+        settings = get_settings()
+        clients[service] = session().create_client(
+            service,
+            region_name=settings.region,
+            endpoint_url=settings.aws_endpoint_url,
+            # Bounded so a hung call ends well inside API Gateway's 29 s integration timeout.
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5),
+        )
+    return clients[service]
 
 
 def reset() -> None:
-    """Forget cached clients (tests switch emulators between cases)."""
-    client.cache_clear()
+    """Forget the sessions and clients (tests switch emulators between cases)."""
+    global _local
+    _local = threading.local()

@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -33,7 +32,10 @@ def bind(**fields: Any) -> None:
 
 
 def begin_request(**fields: Any) -> contextvars.Token[Mapping[str, Any]]:
-    return _context.set({k: v for k, v in fields.items() if v is not None})
+    """A new request context; its ``_metrics`` list collects metrics for the access line."""
+    context: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    context["_metrics"] = []
+    return _context.set(context)
 
 
 def end_request(token: contextvars.Token[Mapping[str, Any]]) -> None:
@@ -41,7 +43,7 @@ def end_request(token: contextvars.Token[Mapping[str, Any]]) -> None:
 
 
 def context() -> dict[str, Any]:
-    return dict(_context.get())
+    return {k: v for k, v in _context.get().items() if k != "_metrics"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,7 +54,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -60,9 +62,9 @@ class JsonFormatter(logging.Formatter):
         }
         if self.stage:
             entry["stage"] = self.stage
-        entry.update(_context.get())
+        entry.update((k, v) for k, v in _context.get().items() if k != "_metrics")
         for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and (key == "_aws" or not key.startswith("_")):
                 entry[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__  # the class only: messages can echo input
@@ -89,26 +91,38 @@ def setup_logging(level: str, stage: str) -> None:
 
 
 # -- metrics: CloudWatch embedded metric format (EMF) -------------------------------------------
+#
+# Inside a request, a metric rides on the request's access-log line (one JSON line per request,
+# which CloudWatch reads as both a log event and EMF metrics); outside one it is a line of its own.
 
 NAMESPACE = "SeaCatPKI"
 _metrics_out = logging.getLogger("seacat.metrics")
 
 
 def metric(name: str, value: float = 1.0, *, unit: str = "Count", **dimensions: str) -> None:
-    """Emit one EMF record; CloudWatch turns it into a metric without any API call."""
+    pending = _context.get().get("_metrics")
+    if isinstance(pending, list):
+        pending.append((name, value, unit, dimensions))
+        return
+    if _metrics_out.isEnabledFor(logging.INFO):
+        print(json.dumps(emf([(name, value, unit, dimensions)]), separators=(",", ":")), flush=False)
+
+
+def emf(metrics: list[tuple[str, float, str, dict[str, str]]]) -> dict[str, Any]:
+    """The EMF fields for these metrics: the ``_aws`` directive plus dimension and metric values."""
     from chalicelib.settings import get_settings
 
-    dims = {"Stage": get_settings().stage, **dimensions}
-    record = {
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [
-                {"Namespace": NAMESPACE, "Dimensions": [sorted(dims)], "Metrics": [{"Name": name, "Unit": unit}]}
-            ],
-        },
-        **dims,
-        name: value,
-    }
-    # A plain line, not through the JSON formatter: EMF must be the whole log event.
-    if _metrics_out.isEnabledFor(logging.INFO):
-        print(json.dumps(record, separators=(",", ":")), flush=False)
+    fields: dict[str, Any] = {"Stage": get_settings().stage}
+    directives = []
+    for name, value, unit, dimensions in metrics:
+        fields.update(dimensions)
+        fields[name] = value
+        directives.append(
+            {"Namespace": NAMESPACE, "Dimensions": [["Stage", *sorted(dimensions)]], "Metrics": [{"Name": name, "Unit": unit}]}
+        )
+    return {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directives}, **fields}
+
+
+def take_metrics() -> list[tuple[str, float, str, dict[str, str]]]:
+    pending = _context.get().get("_metrics")
+    return list(pending) if isinstance(pending, list) else []

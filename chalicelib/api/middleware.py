@@ -57,14 +57,16 @@ def register(app: Chalice) -> None:
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             status = response.status_code
-            access.info(
-                "request",
-                extra={
+            if access.isEnabledFor(logging.INFO):
+                extra: dict[str, Any] = {
                     "status": status,
                     "outcome": "ok" if status < 400 else ("refused" if status < 500 else "error"),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+                }
+                metrics = observability.take_metrics()
+                if metrics:
+                    extra.update(observability.emf(metrics))
+                access.info("request", extra=extra)
             return response
         finally:
             observability.end_request(token)

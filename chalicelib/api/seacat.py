@@ -32,9 +32,9 @@ def enroll(tenant: str) -> Response:
     try:
         result = enrollment.enroll(tenant, body)
     except PkiError as exc:
-        observability.metric("Enrolments", outcome=exc.code)
+        observability.metric("Enrolments", Outcome=exc.code)
         raise
-    observability.metric("Enrolments", outcome=result.outcome)
+    observability.metric("Enrolments", Outcome=result.outcome)
     if result.status == 202:
         return json_response(
             {"result": "PENDING", "id": result.cr_id, "identity": result.identity, "tenant": tenant}, 202
@@ -190,5 +190,5 @@ def nginx_authenticate(tenant: str) -> Response:
         # Denials must not be cached by the gateway (the reference caches 200 only).
         headers["Cache-Control"] = "no-store"
         log.info("authentication denied", extra={"status": verdict.status, "reason": verdict.reason})
-    observability.metric("Authentications", outcome="allowed" if verdict.status == 200 else f"denied{verdict.status}")
+    observability.metric("Authentications", Outcome="allowed" if verdict.status == 200 else f"denied{verdict.status}")
     return Response(body=(verdict.reason + "\n").encode("utf-8"), status_code=verdict.status, headers=headers)

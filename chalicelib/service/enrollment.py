@@ -272,11 +272,7 @@ def _issue(
             ):
                 return EnrollResult(200, winner.cert_der, cr.identity, cr.cr_id, "existing")
         raise Unavailable("a concurrent request changed this identity, retry", retry_after=1) from None
-    log.info(
-        "certificate issued",
-        extra={"tenant": tenant.tenant_id, "identity": cr.identity, "cert_id": cert_id, "outcome": outcome},
-    )
-    return EnrollResult(200, der, cr.identity, cr.cr_id, outcome)
+    return EnrollResult(200, der, cr.identity, cr.cr_id, outcome)  # logged by its audit event
 
 
 def get_identity_certificate(tenant_id: str, identity: str) -> bytes:

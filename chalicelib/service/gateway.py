@@ -10,9 +10,11 @@ Answers only 200, 401 or 403: NGINX's auth_request turns anything else into a 50
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +39,20 @@ class Verdict:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Verified:
+    identity: str
+    cert_id: str
+    not_before: datetime
+    not_after: datetime
+
+
+# Path validation (the ECDSA signature check above all) is the cost of this route. Its result is
+# kept per exact certificate body and per set of tenant CAs, as TLS stacks cache verifications:
+# a certificate seen again (the gateway asks again when its own cache entry expires) skips the
+# signature check; its validity period, revocation and block are still checked on every call.
+MAX_VERIFIED = 4096
+_verified: OrderedDict[tuple[tuple[str, ...], bytes], _Verified] = OrderedDict()
 _stores: dict[str, tuple[tuple[str, ...], Any]] = {}
 _identities: dict[tuple[str, str], tuple[float, IdentityRecord | None]] = {}
 _lock = threading.Lock()
@@ -48,6 +64,7 @@ def forget(tenant_id: str | None = None) -> None:
         if tenant_id is None:
             _identities.clear()
             _stores.clear()
+            _verified.clear()
         else:
             for key in [k for k in _identities if k[0] == tenant_id]:
                 del _identities[key]
@@ -116,27 +133,40 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
         return Verdict(401, None, "no client certificate")
     if len(body) > MAX_PEM:
         return Verdict(401, None, "client certificate too large")
-    try:
-        # NGINX's $ssl_client_raw_cert is PEM; the older $ssl_client_cert indents lines with tabs.
-        pem = body.replace(b"\n\t", b"\n").strip()
-        cert = x509.load_pem_x509_certificate(pem) if pem.startswith(b"-----") else x509.load_der_x509_certificate(body)
-    except ValueError:
-        return Verdict(401, None, "client certificate cannot be parsed")
-
     tenant = cached_tenant(tenant_id)
     if tenant is None or not tenant.cas:
         return Verdict(403, None, "unknown tenant")
     now = datetime.now(timezone.utc)
-    try:
-        verify_client(cert, _trust_store(tenant), now)
-    except ClientCertificateRejected as exc:
-        return Verdict(403, None, f"not accepted: {exc}")
+    cache_key = (tuple(ca.cert_id for ca in tenant.cas), hashlib.sha256(body).digest())
+    with _lock:
+        seen = _verified.get(cache_key)
+        if seen is not None:
+            _verified.move_to_end(cache_key)
+    if seen is None:
+        try:
+            # NGINX's $ssl_client_raw_cert is PEM; the older $ssl_client_cert indents lines with tabs.
+            pem = body.replace(b"\n\t", b"\n").strip()
+            cert = x509.load_pem_x509_certificate(pem) if pem.startswith(b"-----") else x509.load_der_x509_certificate(body)
+        except ValueError:
+            return Verdict(401, None, "client certificate cannot be parsed")
+        try:
+            verify_client(cert, _trust_store(tenant), now)
+        except ClientCertificateRejected as exc:
+            return Verdict(403, None, f"not accepted: {exc}")
+        try:
+            point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+            identity = identity_from_point(point)
+        except (TypeError, ValueError, AttributeError):
+            return Verdict(403, None, "not a SeaCat identity key")
+        seen = _Verified(identity, certificate_id(cert.public_bytes(Encoding.DER)), cert.not_valid_before_utc, cert.not_valid_after_utc)
+        with _lock:
+            _verified[cache_key] = seen
+            while len(_verified) > MAX_VERIFIED:
+                _verified.popitem(last=False)
+    elif not seen.not_before <= now <= seen.not_after:
+        return Verdict(403, seen.identity, "not accepted: certificate is not valid now")
 
-    try:
-        point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-        identity = identity_from_point(point)
-    except (TypeError, ValueError, AttributeError):
-        return Verdict(403, None, "not a SeaCat identity key")
+    identity = seen.identity
     record = _identity_record(tenant_id, identity)
     if record is None:
         return Verdict(403, identity, "unknown identity")
@@ -144,6 +174,6 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
         return Verdict(403, identity, "identity is blocked")
     if record.revoked_at is not None:
         return Verdict(403, identity, "identity is revoked")
-    if record.revoked_certs and certificate_id(cert.public_bytes(Encoding.DER)) in record.revoked_certs:
+    if seen.cert_id in record.revoked_certs:
         return Verdict(403, identity, "certificate is revoked")
     return Verdict(200, identity, "ok")

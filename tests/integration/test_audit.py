@@ -156,17 +156,33 @@ def test_logs_are_json_lines_with_the_request_context(client: Any, operator_toke
     assert {a["audit_event"] for a in audits} == {"tenant.created", "key.generated"}
 
 
-def test_metrics_are_embedded_metric_format(client: Any, operator_token: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_metrics_are_embedded_metric_format(client: Any, operator_token: str) -> None:
+    from chalicelib import observability
+
     client.http.put("/tenants/acme", headers=auth(operator_token), body="{}")
     client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
-    capsys.readouterr()
-    key = ec.generate_private_key(ec.SECP256R1())
-    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")).status_code == 200
-    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=b"junk").status_code == 400
-    out = capsys.readouterr().out
-    records = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(observability.JsonFormatter(stage="test").format(record))
+
+    collector = Collect()
+    logging.getLogger("seacat").addHandler(collector)
+    try:
+        key = ec.generate_private_key(ec.SECP256R1())
+        assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")).status_code == 200
+        assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=b"junk").status_code == 400
+    finally:
+        logging.getLogger("seacat").removeHandler(collector)
+    records = [json.loads(line) for line in lines]
     enrolments = [r for r in records if "Enrolments" in r]
-    assert [r["outcome"] for r in enrolments] == ["issued", "InvalidInput"]
+    # the metric rides on the request's one access line (EMF: a log event that is also a metric)
+    assert [(r["logger"], r["Outcome"], r["status"]) for r in enrolments] == [
+        ("seacat.access", "issued", 200),
+        ("seacat.access", "InvalidInput", 400),
+    ]
     metric = enrolments[0]["_aws"]["CloudWatchMetrics"][0]
     assert metric["Namespace"] == "SeaCatPKI" and metric["Metrics"] == [{"Name": "Enrolments", "Unit": "Count"}]
-    assert sorted(metric["Dimensions"][0]) == ["Stage", "outcome"]
+    assert metric["Dimensions"] == [["Stage", "Outcome"]] and enrolments[0]["Stage"] == "test"
+    assert enrolments[0]["Enrolments"] == 1.0

@@ -129,6 +129,7 @@ def test_403_for_an_rsa_or_expired_certificate(client: Any, tenants: None) -> No
     from chalicelib.service import gateway
 
     _, good = enrol(client)
+    assert gateway.authenticate("acme", pem(good), "SUCCESS").status == 200  # verified once, now remembered
     late = datetime.now(timezone.utc) + timedelta(days=400)
 
     class Later(datetime):
