@@ -45,6 +45,7 @@ package: $(STAMP)
 	rm -f $(OUT)/sam.yaml $(OUT)/deployment.zip $(OUT)/merge-template.yaml
 	$(PY) infra/merge_templates.py --stage $(STAGE) --out $(OUT)/merge-template.yaml infra/resources.yaml infra/api.yaml
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template $(OUT)/merge-template.yaml $(OUT)
+	$(PY) infra/precompile.py $(OUT)/deployment.zip
 
 ## AWS: package, upload the zip to BUCKET and create/update the stack seacat-pki-STAGE (needs AWS credentials and the aws CLI)
 deploy: package

@@ -20,6 +20,7 @@ for any ``bytes`` input.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -121,9 +122,9 @@ class SeaCatRequest:
     signature: bytes
     identity: str
 
-    @property
+    @functools.cached_property
     def cr_id(self) -> str:
-        """Lowercase hex SHA-384 of the CR DER (96 characters)."""
+        """Lowercase hex SHA-384 of the CR DER (96 characters); computed once."""
         return hashlib.sha384(self.der).hexdigest()
 
 
@@ -135,7 +136,8 @@ def identity_from_point(point: bytes) -> str:
     """
     if len(point) != _POINT_LEN or point[0] != 0x04:
         raise ValueError("identity needs the 65-byte uncompressed EC point (04||X||Y)")
-    return base64.b32encode(hashlib.sha384(point).digest())[:16].decode("ascii")
+    # 16 Base32 characters are exactly the first 10 bytes (80 bits) of the digest: encode only those.
+    return base64.b32encode(hashlib.sha384(point).digest()[:10]).decode("ascii")
 
 
 def identity_of_public_key(public_key: ec.EllipticCurvePublicKey) -> str:

@@ -51,7 +51,9 @@ def entry(
 
     assert event in EVENTS, event
     who = actor or observability.context().get("actor") or "anonymous"
-    log.info(event, extra={"audit_event": event, "subject": subject, "outcome": outcome, "audit_tenant": tenant})
+    # The event is stored durably in the audit table; the log line is for debugging only.
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(event, extra={"audit_event": event, "subject": subject, "outcome": outcome, "audit_tenant": tenant})
     return store.item(tenant, event, who, subject, outcome, details)
 
 

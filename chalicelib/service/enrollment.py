@@ -58,7 +58,9 @@ def seacat_tenant(tenant_id: str) -> Tenant:
     return tenant
 
 
-def _request_record(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime) -> RequestRecord:
+def _request_record(
+    tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime, cert_id: str | None = None
+) -> RequestRecord:
     return RequestRecord(
         tenant_id=tenant_id,
         cr_id=cr.cr_id,
@@ -73,6 +75,7 @@ def _request_record(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, 
         created_raw=cr.created_at_raw,
         valid_to_raw=cr.valid_to_raw,
         reason=reason,
+        cert_id=cert_id,
     )
 
 
@@ -250,7 +253,7 @@ def _issue(
         certificates=base.certificates + 1,
         modified_at=now,
     )
-    request = replace(_request_record(tenant.tenant_id, cr, "issued", outcome, now), cert_id=cert_id)
+    request = _request_record(tenant.tenant_id, cr, "issued", outcome, now, cert_id)
     try:
         event = audit.entry(
             "certificate.renewed" if outcome == "renewed" else "certificate.issued",

@@ -140,10 +140,12 @@ def test_logs_are_json_lines_with_the_request_context(client: Any, operator_toke
 
     collector = Collect()
     logging.getLogger("seacat").addHandler(collector)
+    logging.getLogger("seacat.audit").setLevel(logging.DEBUG)  # audit events are logged at DEBUG
     try:
         client.http.put("/tenants/acme", headers=auth(operator_token), body="{}")
     finally:
         logging.getLogger("seacat").removeHandler(collector)
+        logging.getLogger("seacat.audit").setLevel(logging.NOTSET)
     lines = [json.loads(line) for line in handler_stream]
     access = [line for line in lines if line["logger"] == "seacat.access"]
     assert len(access) == 1
