@@ -618,11 +618,14 @@ def _general_name(kind: str, raw: object, path: str) -> x509.GeneralName:
         return x509.DNSName(text)
     if kind == "email":
         local, at, domain = text.rpartition("@")
-        if not at or not local or not domain or " " in text:
+        if not at or not local or not domain or " " in text or not _DNS_NAME.fullmatch(domain):
             raise _fail(f"{path} is not a valid email address", path)
-        return x509.RFC822Name(text)
-    _require_url(text, path, schemes=None)
-    return x509.UniformResourceIdentifier(text)
+    else:
+        _require_url(text, path, schemes=None)
+    try:
+        return x509.RFC822Name(text) if kind == "email" else x509.UniformResourceIdentifier(text)
+    except ValueError:  # cryptography's own checks, stricter in places than the ones above
+        raise _fail(f"{path} is not a valid {'email address' if kind == 'email' else 'URI'}", path) from None
 
 
 def _require_url(text: str, path: str, *, schemes: frozenset[str] | None) -> None:

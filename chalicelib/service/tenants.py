@@ -17,6 +17,10 @@ from chalicelib.settings import get_settings
 
 TENANT_RE = re.compile(r"^[a-zA-Z0-9_-]{2,64}$")
 CERT_ID_RE = re.compile(r"^[0-9a-f]{96}$")
+# A tenant's CA certificates live on its one DynamoDB item (at most 400 KB): bound their number
+# and size so the item can never fill up (32 x 8 KiB, with room for the rest).
+MAX_CA_CERTIFICATES = 32
+MAX_CA_DER = 8 * 1024
 MIN_LIFETIME_DAYS = 32  # SeaCat clients renew 30 days before expiry: anything shorter loops forever
 MAX_LIFETIME_DAYS = 3650
 
@@ -234,11 +238,18 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
     store = wiring.tenants()
 
     tenant = get_tenant(tenant_id)
+    if len(tenant.cas) >= MAX_CA_CERTIFICATES:
+        raise Conflict(f"a tenant keeps at most {MAX_CA_CERTIFICATES} CA certificates", field="tenant")
     now = datetime.now(timezone.utc)
     parsed = spec.parse_certificate_spec(body, now=now)
     key = keystore.load(tenant.key_secret)
-    cert = builder.build_self_signed(parsed, key)
+    try:
+        cert = builder.build_self_signed(parsed, key)
+    except ValueError as exc:  # what the spec parser let through but X.509 cannot encode
+        raise InvalidInput(f"the certificate cannot be built: {exc}", field="extensions") from None
     der = cert.public_bytes(Encoding.DER)
+    if len(der) > MAX_CA_DER:
+        raise InvalidInput(f"the CA certificate would be {len(der)} bytes; at most {MAX_CA_DER}", field="body")
     record = CertificateRecord(
         tenant_id=tenant_id,
         cert_id=builder.certificate_id(der),
