@@ -252,8 +252,8 @@ def _where(r: dict[str, Any]) -> None:
     line("nginx_authenticate handler, miss", mem.get("auth_miss"))
     line("Chalice + middleware: GET /health, logs off", mem.get("health_no_logs"), False)
     line("Chalice + middleware: GET /health (one access-log line)", mem.get("health"), False)
-    line("one JSON log line (enrol writes 3, nginx_authenticate 1)", mem.get("log_line"), False)
-    line("one EMF metric line (one per request)", mem.get("emf_metric"), False)
+    line("one JSON log line (the access line: one per request)", mem.get("log_line"), False)
+    line("EMF metric fields (on the access line inside a request)", mem.get("emf_metric"), False)
     profile = r["details"].get("profile_memory") or {}
     for name in ("enroll", "auth_miss"):
         rows = (profile.get(name) or {}).get("by_self_time", [])[:6]
