@@ -107,3 +107,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(tmp_path_factory.mktemp("stack"))
     yield running
     stop_stack(running)
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, *, close: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    """One request over a new connection (``close``: also ask the server to close it); any status."""
+    import urllib.error
+
+    extra = {"Connection": "close"} if close else {}
+    request = urllib.request.Request(url, data=body, method=method, headers={**extra, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def setup_tenant(stack: Stack, tenant: str, config: str = "{}", *, new: bool = False) -> str:
+    """A tenant (``new``: must not exist yet) with a self-signed CA from the reference spec; returns ``TENANT:<id>``."""
+    import json
+
+    from tests.conftest import REFERENCE_SPEC
+
+    auth = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
+    status, _, body = http("PUT", f"{stack.url}/tenants/{tenant}", config.encode(), auth)
+    assert status == 201 if new else status in (200, 201), body
+    status, _, body = http("PUT", f"{stack.url}/{tenant}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
+    assert status == 201, body
+    return str(json.loads(body)["ca_cert"])
+

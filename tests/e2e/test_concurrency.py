@@ -9,12 +9,12 @@ CA creation in parallel, and revocation racing renewal.
 
 from __future__ import annotations
 
+import functools
+
 import base64
 import hashlib
 import json
 import re
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -26,19 +26,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
 from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, setup_tenant
+from tests.e2e.conftest import http as _http
+
+http = functools.partial(_http, close=True)  # a new connection each, closed: parallel clients
 
 WORKERS = 8
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Connection": "close", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
 def parallel(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -51,9 +47,6 @@ def admin(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
 
 
-def setup_tenant(stack: Stack, name: str, config: str = "{}") -> None:
-    assert http("PUT", f"{stack.url}/tenants/{name}", config.encode(), admin(stack))[0] in (200, 201)
-    assert http("PUT", f"{stack.url}/{name}/x509/self-signed", REFERENCE_SPEC.encode(), admin(stack))[0] == 201
 
 
 def identity_of(key: ec.EllipticCurvePrivateKey) -> str:

@@ -22,8 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import ROOT, Stack, free_port, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, Stack, free_port, http, start_stack, stop_stack
 
 TENANT = "gateway"
 AUTH_CACHE_SECONDS = 1  # --auth-cache-valid: how long NGINX keeps a 200 of nginx_authenticate
@@ -51,13 +49,6 @@ def find_nginx() -> str | None:
     return found
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
 # --- the upstream: echoes the headers it receives -------------------------------------------------

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -17,24 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
 from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import ROOT, Stack, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, Stack, http, setup_tenant, start_stack, stop_stack
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
-def setup_tenant(stack: Stack, tenant: str) -> None:
-    auth = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
-    status, _, _ = http("PUT", f"{stack.url}/tenants/{tenant}", b"{}", auth)
-    assert status in (200, 201)
-    status, _, _ = http("PUT", f"{stack.url}/{tenant}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
-    assert status == 201
 
 
 def test_reference_curl_and_openssl(stack: Stack, tmp_path: Path) -> None:

@@ -15,8 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from seacat_client.cr import build_cr
-from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import ROOT, Stack, kill_stack, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, Stack, http, kill_stack, setup_tenant, start_stack, stop_stack
 
 TOKEN = "sct_00000000000000e2_end-to-end-operator-token"
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
-def setup_tenant(stack: Stack, tenant: str) -> str:
-    """A tenant with its self-signed CA; returns the CA's id."""
-    auth = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
-    status, _, _ = http("PUT", f"{stack.url}/tenants/{tenant}", b"{}", auth)
-    assert status == 201
-    status, _, body = http("PUT", f"{stack.url}/{tenant}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
-    assert status == 201, body
-    return str(json.loads(body)["ca_cert"])
 
 
 def emulator(stack: Stack, service: str) -> Any:
@@ -86,7 +68,7 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
     first = start_stack(tmp_path, data_dir=data)
     try:
         assert "no saved state" in first.log.read_text()
-        ca_id = setup_tenant(first, "persist")
+        ca_id = setup_tenant(first, "persist", new=True)
         status, _, body = http(
             "POST", f"{first.url}/tokens", json.dumps({"tenant": "persist", "label": "kept"}).encode(),
             {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
@@ -160,7 +142,7 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
 def test_kill_9_during_enrolments_keeps_every_acknowledged_certificate(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = start_stack(tmp_path, data_dir=data)
-    setup_tenant(first, "crash")
+    setup_tenant(first, "crash", new=True)
     url = f"{first.url}/crash/seacat/enroll"
     acknowledged: list[tuple[str, bytes]] = []
     lock = threading.Lock()
@@ -228,7 +210,7 @@ def test_an_incomplete_last_record_is_dropped(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = start_stack(tmp_path, data_dir=data)
     try:
-        ca_id = setup_tenant(first, "torn")
+        ca_id = setup_tenant(first, "torn", new=True)
     finally:
         assert stop_stack(first) == 0
     journal = data / "journal.jsonl"
