@@ -49,7 +49,7 @@ def certificate_meta(record: CertificateRecord) -> dict[str, object]:
     return meta
 
 
-def request_meta(record: RequestRecord) -> dict[str, object]:
+def request_meta(record: RequestRecord, certificate: CertificateRecord | None = None) -> dict[str, object]:
     info: dict[str, object] = {"application": record.application, "identity": record.identity}
     if record.attributes:
         info["attributes"] = [list(a) for a in record.attributes]
@@ -71,6 +71,11 @@ def request_meta(record: RequestRecord) -> dict[str, object]:
         "createdAtRaw": record.created_raw,
         "validToRaw": record.valid_to_raw,
         "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
+        "certificateRevoked": (
+            {"at": _iso(certificate.revoked_at), "reason": certificate.revocation_reason}
+            if certificate is not None and certificate.revoked_at
+            else None
+        ),
         "decidedBy": record.decided_by,
     }
 

@@ -83,7 +83,8 @@ def get_request(tenant: str, cr_id: str) -> Response:
     from chalicelib.service import requests
 
     auth.require(bp.current_request, tenant)
-    return json_response(request_meta(requests.get_request(tenant, cr_id)))
+    record, certificate = requests.request_with_certificate(tenant, cr_id)
+    return json_response(request_meta(record, certificate))
 
 
 def _decide(tenant: str, cr_id: str, approve: bool) -> Response:

@@ -55,6 +55,13 @@ def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
     return record
 
 
+def request_with_certificate(tenant_id: str, cr_id: str) -> tuple[RequestRecord, CertificateRecord | None]:
+    """A CR and the certificate issued for it, if any (its revocation shows in the CR's metadata)."""
+    record = get_request(tenant_id, cr_id)
+    certificate = wiring.certificates().get_certificate(tenant_id, record.cert_id) if record.cert_id else None
+    return record, certificate
+
+
 def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tuple[RequestRecord, IdentityRecord]:
     """Approve or reject a pending CR. Approval applies to the CR's identity: the client's next
     PUT with the same key gets its certificate. Deciding the same way twice answers the state."""

@@ -165,6 +165,10 @@ def test_revoke_certificate(client: Any, tenants: None, operator_token: str) -> 
     assert r.status_code == 403
     identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert client.http.get(f"/acme/seacat/get/{identity}").status_code == 404
+    # the CR that got it shows the revocation too
+    meta = client.http.get(f"/acme/x509/cert/{cid}", headers=auth(operator_token)).json_body
+    cr = client.http.get(f"/acme/seacat/cr/{meta['cr']}", headers=auth(operator_token)).json_body
+    assert cr["certificate"] == f"acme:{cid}" and cr["certificateRevoked"]["reason"] == "keyCompromise"
     # in the CRL
     crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
     entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
