@@ -84,7 +84,9 @@ def setup_logging(level: str, stage: str) -> None:
     root = logging.getLogger("seacat")
     root.addHandler(handler)
     root.setLevel(level)
-    root.propagate = True  # tests capture through the root logger too
+    # One JSON line per event: on Lambda (and in `chalice local`) the root logger has a handler of
+    # its own that would print every line again in its text format.
+    root.propagate = False
     for noisy in ("botocore", "boto3", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True

@@ -229,8 +229,14 @@ def _wrap_keys(scanner: Scanner) -> list[tuple[Any, str, Any]]:
 _restore: list[tuple[Any, str, Any]] = []
 
 
+# The service's "seacat" loggers do not propagate to the root logger (so Lambda's own root handler
+# does not print each line a second time): scan both.
+_LOGGERS = ("", "seacat")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    logging.getLogger().addHandler(_HANDLER)
+    for name in _LOGGERS:
+        logging.getLogger(name).addHandler(_HANDLER)
     try:
         _restore.extend(_wrap_keys(SCANNER))
     except ImportError:  # the scanner still looks for PEM blocks and tokens
@@ -238,7 +244,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    logging.getLogger().removeHandler(_HANDLER)
+    for name in _LOGGERS:
+        logging.getLogger(name).removeHandler(_HANDLER)
     for module, name, original in _restore:
         setattr(module, name, original)
     _restore.clear()
