@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -57,6 +58,43 @@ def deploy_resources(stage: str, endpoint_url: str | None = None) -> dict[str, s
     from scripts.emulator import deploy_stack
 
     return deploy_stack(stage, endpoint_url)
+
+
+# Routes that need no token: the SeaCat clients' calls, the gateway's, the public CA bundle and CRL.
+PUBLIC_ROUTES = {
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/{tenant}/x509/ca"),
+    ("GET", "/{tenant}/x509/crl"),
+    ("PUT", "/{tenant}/seacat/enroll"),
+    ("POST", "/{tenant}/seacat/enroll"),
+    ("GET", "/{tenant}/seacat/get/{identity}"),
+    ("PUT", "/{tenant}/seacat/nginx_authenticate"),
+    ("POST", "/{tenant}/seacat/nginx_authenticate"),
+}
+
+
+@contextlib.contextmanager
+def moto_client(operator_token: str, **env: str) -> Iterator[Any]:
+    """The app on moto with the stage's resources and an operator token, for one module's tests
+    (module-scoped fixtures build on it; the per-test ``aws``/``client`` fixtures are the same, per test)."""
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from app import app
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {**TEST_ENV, **env}.items():
+            mp.setenv(name, value)
+        with mock_aws():
+            reset_caches()
+            deploy_resources("test")
+            from chalicelib.service import tokens
+
+            tokens.install_operator_token(operator_token)
+            with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
+                yield client
+        reset_caches()
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, deploy_resources, reset_caches
+from tests.conftest import REFERENCE_SPEC, moto_client
 
 OPERATOR = "sct_00000000000000f2_faults-operator-token-0123456789"
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -161,23 +161,8 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    from chalice.test import Client
-    from moto import mock_aws
-
-    from app import app
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {**TEST_ENV, "SEACAT_REVOCATION_CACHE_SECONDS": "0"}.items():
-            mp.setenv(name, value)
-        with mock_aws():
-            reset_caches()
-            deploy_resources("test")
-            from chalicelib.service import tokens
-
-            tokens.install_operator_token(OPERATOR)
-            with Client(app, stage_name="test", project_dir=str(ROOT)) as test_client:
-                yield test_client
-        reset_caches()
+    with moto_client(OPERATOR, SEACAT_REVOCATION_CACHE_SECONDS="0") as test_client:
+        yield test_client
 
 
 _made: set[str] = set()

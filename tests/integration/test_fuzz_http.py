@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import string
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
@@ -30,7 +29,7 @@ from hypothesis import strategies as st
 
 from seacat_client import miniasn1 as der
 from seacat_client.cr import build_cr
-from tests.conftest import REFERENCE_SPEC, TEST_ENV, deploy_resources, reset_caches
+from tests.conftest import REFERENCE_SPEC, moto_client
 
 OCTET = {"Content-Type": "application/octet-stream"}
 OPERATOR = "sct_00000000000000f1_fuzz-operator-token-0123456789"
@@ -50,30 +49,14 @@ def auth(token: str = OPERATOR) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[dict[str, Any]]:
-    from chalice.test import Client
-    from moto import mock_aws
-
-    from app import app
-    from tests.conftest import ROOT
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {**TEST_ENV, "SEACAT_REVOCATION_CACHE_SECONDS": "0"}.items():
-            mp.setenv(name, value)
-        with mock_aws():
-            reset_caches()
-            deploy_resources("test")
-            from chalicelib.service import tokens
-
-            tokens.install_operator_token(OPERATOR)
-            with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-                state: dict[str, Any] = {"client": client}
-                for tenant in ("fuzz", "specs", "paths"):
-                    assert client.http.put(f"/tenants/{tenant}", headers=auth(), body="{}").status_code == 201
-                    ca = client.http.put(f"/{tenant}/x509/self-signed", headers=auth(), body=REFERENCE_SPEC)
-                    assert ca.status_code == 201
-                    state[f"{tenant}_ca"] = x509.load_pem_x509_certificate(ca.json_body["certificate"].encode())
-                yield state
-        reset_caches()
+    with moto_client(OPERATOR, SEACAT_REVOCATION_CACHE_SECONDS="0") as client:
+        state: dict[str, Any] = {"client": client}
+        for tenant in ("fuzz", "specs", "paths"):
+            assert client.http.put(f"/tenants/{tenant}", headers=auth(), body="{}").status_code == 201
+            ca = client.http.put(f"/{tenant}/x509/self-signed", headers=auth(), body=REFERENCE_SPEC)
+            assert ca.status_code == 201
+            state[f"{tenant}_ca"] = x509.load_pem_x509_certificate(ca.json_body["certificate"].encode())
+        yield state
 
 
 @pytest.fixture(scope="module")

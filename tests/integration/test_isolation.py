@@ -30,21 +30,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, deploy_resources, reset_caches
+from tests.conftest import PUBLIC_ROUTES, REFERENCE_SPEC, ROOT, moto_client
 
 OPERATOR = "sct_00000000000000f3_isolation-operator-token-012345"
 OCTET = {"Content-Type": "application/octet-stream"}
-PUBLIC = {
-    ("GET", "/health"),
-    ("GET", "/openapi.json"),
-    ("GET", "/{tenant}/x509/ca"),
-    ("GET", "/{tenant}/x509/crl"),
-    ("PUT", "/{tenant}/seacat/enroll"),
-    ("POST", "/{tenant}/seacat/enroll"),
-    ("GET", "/{tenant}/seacat/get/{identity}"),
-    ("PUT", "/{tenant}/seacat/nginx_authenticate"),
-    ("POST", "/{tenant}/seacat/nginx_authenticate"),
-}
+PUBLIC = PUBLIC_ROUTES
 OPERATOR_ONLY = {("POST", "/tokens"), ("DELETE", "/tokens/{token_id}")}
 # the last hour of the audit trail (a day's query reads 16 shards an hour: slow on the emulator)
 RECENT = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -77,54 +67,39 @@ class World:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    from chalice.test import Client
-    from moto import mock_aws
-
-    from app import app
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {**TEST_ENV, "SEACAT_REVOCATION_CACHE_SECONDS": "0"}.items():
-            mp.setenv(name, value)
-        with mock_aws():
-            reset_caches()
-            deploy_resources("test")
-            from chalicelib.service import tokens
-
-            tokens.install_operator_token(OPERATOR)
-            with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-                ids: dict[str, dict[str, str]] = {}
-                certs: dict[str, bytes] = {}
-                issued: dict[str, str] = {}
-                for name in ("alpha", "beta"):
-                    # the same CA name in both tenants: only the keys tell them apart
-                    assert client.http.put(f"/tenants/{name}", headers=auth(OPERATOR), body='{"manualApproval": true}').status_code == 201
-                    assert client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC).status_code == 201
-                    key = ec.generate_private_key(ec.SECP256R1())
-                    cr_id = client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")).json_body["id"]
-                    assert client.http.put(f"/{name}/seacat/cr/{cr_id}/approve", headers=auth(OPERATOR)).status_code == 200
-                    r = client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso"))
-                    assert r.status_code == 200
-                    certs[name] = r.body
-                    pending = client.http.put(
-                        f"/{name}/seacat/enroll", headers=OCTET,
-                        body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="iso"),
-                    )
-                    assert pending.status_code == 202
-                    made = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": name}))
-                    assert made.status_code == 201
-                    issued[name] = made.json_body["token"]
-                    ids[name] = {
-                        "tenant": name,
-                        "identity": identity_of(key),
-                        "cert_id": hashlib.sha384(r.body).hexdigest(),
-                        "cr_id": cr_id,
-                        "pending_cr_id": pending.json_body["id"],
-                        "token_id": made.json_body["tokenId"],
-                    }
-                revoked = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": "alpha"})).json_body
-                assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=auth(OPERATOR)).status_code == 200
-                yield World(client, issued["alpha"], issued["beta"], ids["beta"]["token_id"], revoked["token"], ids, certs)
-        reset_caches()
+    with moto_client(OPERATOR, SEACAT_REVOCATION_CACHE_SECONDS="0") as client:
+        ids: dict[str, dict[str, str]] = {}
+        certs: dict[str, bytes] = {}
+        issued: dict[str, str] = {}
+        for name in ("alpha", "beta"):
+            # the same CA name in both tenants: only the keys tell them apart
+            assert client.http.put(f"/tenants/{name}", headers=auth(OPERATOR), body='{"manualApproval": true}').status_code == 201
+            assert client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC).status_code == 201
+            key = ec.generate_private_key(ec.SECP256R1())
+            cr_id = client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")).json_body["id"]
+            assert client.http.put(f"/{name}/seacat/cr/{cr_id}/approve", headers=auth(OPERATOR)).status_code == 200
+            r = client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso"))
+            assert r.status_code == 200
+            certs[name] = r.body
+            pending = client.http.put(
+                f"/{name}/seacat/enroll", headers=OCTET,
+                body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="iso"),
+            )
+            assert pending.status_code == 202
+            made = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": name}))
+            assert made.status_code == 201
+            issued[name] = made.json_body["token"]
+            ids[name] = {
+                "tenant": name,
+                "identity": identity_of(key),
+                "cert_id": hashlib.sha384(r.body).hexdigest(),
+                "cr_id": cr_id,
+                "pending_cr_id": pending.json_body["id"],
+                "token_id": made.json_body["tokenId"],
+            }
+        revoked = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": "alpha"})).json_body
+        assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=auth(OPERATOR)).status_code == 200
+        yield World(client, issued["alpha"], issued["beta"], ids["beta"]["token_id"], revoked["token"], ids, certs)
 
 
 # -- every admin route, with a concrete path and a body that would change something -------------------

@@ -10,22 +10,14 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from tests.conftest import PUBLIC_ROUTES
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
-# Public routes: no token (the isolation tests skip exactly these; see tests/integration/test_isolation.py).
-PUBLIC = {
-    ("GET", "/health"),
-    ("GET", "/openapi.json"),
-    ("GET", "/{tenant}/x509/ca"),
-    ("GET", "/{tenant}/x509/crl"),
-    ("PUT", "/{tenant}/seacat/enroll"),
-    ("POST", "/{tenant}/seacat/enroll"),
-    ("GET", "/{tenant}/seacat/get/{identity}"),
-    ("PUT", "/{tenant}/seacat/nginx_authenticate"),
-    ("POST", "/{tenant}/seacat/nginx_authenticate"),
-}
+# Public routes: no token (the isolation tests skip exactly these).
+PUBLIC = PUBLIC_ROUTES
 SEACAT_TEXT = {
     ("PUT", "/{tenant}/seacat/enroll"),
     ("POST", "/{tenant}/seacat/enroll"),
