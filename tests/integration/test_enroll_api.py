@@ -59,6 +59,7 @@ def test_enrol_returns_der_certificate_with_the_client_profile(
     key = ec.generate_private_key(ec.SECP256R1())
     before = datetime.now(timezone.utc)
     r = enroll(client, build_cr(key, application="com.example.app"))  # no Accept header, like iOS/Android
+    after = datetime.now(timezone.utc)
     assert r.status_code == 200, r.body
     assert r.headers["Content-Type"] == "application/pkix-cert"
     cert = x509.load_der_x509_certificate(r.body)
@@ -69,7 +70,10 @@ def test_enrol_returns_der_certificate_with_the_client_profile(
     assert cert.issuer == ca.subject
     cert.verify_directly_issued_by(ca)
     assert cert.serial_number >= 2**63
-    assert cert.not_valid_before_utc <= before - timedelta(hours=1)
+    # backdated one hour from the server's clock, which read between `before` and `after`;
+    # X.509 times carry whole seconds, so the lower bound drops the microseconds
+    backdated = cert.not_valid_before_utc + timedelta(hours=1)
+    assert before.replace(microsecond=0) <= backdated <= after
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(days=365)
     assert b"\x17\x0d" in r.body  # UTCTime validity
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
