@@ -78,6 +78,12 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
             revoked.append(cert)
         if not next_token:
             break
+    # The listing reads an eventually consistent index, so a certificate issued just before
+    # the identity was revoked may be missing from it; the identity record (read strongly)
+    # names the newest one, and enrolment cannot add another once the identity is revoked.
+    newest = identity_status(tenant_id, identity).cert_id
+    if newest is not None and newest not in {cert.cert_id for cert in revoked}:
+        revoked.insert(0, revoke_certificate(tenant_id, newest, record.revocation_reason or name))
     from chalicelib.service import gateway
 
     gateway.forget(tenant_id)

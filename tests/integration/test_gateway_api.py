@@ -213,6 +213,22 @@ def test_revoke_identity_revokes_every_certificate(aws: None, client: Any, tenan
     assert meta["status"] == "revoked"
 
 
+def test_revoke_identity_revokes_the_newest_certificate_the_index_has_not_seen(
+    aws: None, client: Any, tenants: None, operator_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import wiring
+
+    _, cert = enrol(client)
+    identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    # the identity index is eventually consistent: simulate it lagging behind the issue
+    monkeypatch.setattr(wiring.certificates(), "list_identity_certificates", lambda *a, **k: ([], None))
+    r = client.http.put(f"/acme/seacat/identity/{identity}/revoke", headers=auth(operator_token), body="{}")
+    assert r.status_code == 200, r.body
+    assert [c["status"] for c in r.json_body["certificates"]] == ["revoked"]
+    crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+
 def test_blocked_identity_is_refused_at_the_gateway(client: Any, tenants: None, operator_token: str) -> None:
     _, cert = enrol(client)
     identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
