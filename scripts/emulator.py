@@ -11,7 +11,6 @@ write, so the rebuilt state is the saved one, ids included.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
@@ -19,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +195,7 @@ class JournalledApp:
                 environ = builder.get_environ()
             finally:
                 builder.close()
-            with self._lock, _no_rollback_snapshot(200 <= record.status < 300):
+            with self._lock:
                 _seed(record.seq)
                 status = int(self._call(environ, quiet=True)[0].split()[0])
             if status != record.status:
@@ -206,38 +205,86 @@ class JournalledApp:
                 )
 
 
-@contextlib.contextmanager
-def _no_rollback_snapshot(succeeded: bool) -> Iterator[None]:
-    """Replay a write that succeeded without moto's rollback copy of whole tables.
+def item_level_rollback() -> None:
+    """Make moto's TransactWriteItems back up the items it writes, not the tables it touches.
 
-    moto's TransactWriteItems deep-copies every table it touches, to roll back if the transaction
-    fails: each enrolment costs a copy of the certificates table, and a replay of n enrolments
-    O(n^2). A replayed write that succeeded when it was made needs no rollback, so for those the
-    copy is skipped (``copy.deepcopy`` of a Table, in moto.dynamodb.models only, returns the table).
-    Should such a write fail anyway, its status differs from the journal's and the start stops.
+    moto deep-copies every table a transaction names, to roll back if it is cancelled: each
+    enrolment copied the whole certificates table, so the local stack slowed down as it grew (and a
+    replay of n enrolments took O(n^2)). Here the transaction keeps moto's own logic, but the table
+    copy returns the table itself, and a cancelled transaction is undone item by item from copies of
+    the items it names, taken before it ran. Installed once per process; idempotent.
     """
-    if not succeeded:
-        yield
-        return
     import copy
 
     from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
-    class NoTableCopy:
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "item_level_rollback", False):
+        return
+    original = backend.transact_write_items
+    inside = threading.local()
+
+    class CopyWithoutTables:  # stands in for the ``copy`` module inside moto.dynamodb.models
         def __getattr__(self, name: str) -> Any:
             return getattr(copy, name)
 
         @staticmethod
         def deepcopy(value: Any, memo: Any = None) -> Any:
-            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+            if isinstance(value, Table) and getattr(inside, "transaction", False):
+                return value
+            return copy.deepcopy(value, memo)
 
-    original = getattr(models, "copy")
-    setattr(models, "copy", NoTableCopy())
-    try:
-        yield
-    finally:
-        setattr(models, "copy", original)
+    def keys_of(table: Table, op: dict[str, Any]) -> tuple[Any, Any] | None:
+        attrs = op.get("Item") if "Item" in op else op.get("Key")
+        if not isinstance(attrs, dict):
+            return None
+        try:
+            hash_value = DynamoType(attrs[table.hash_key_attr])
+            range_value = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+        except (KeyError, TypeError, ValueError):
+            return None  # moto refuses the transaction itself; nothing of it is written
+        return hash_value, range_value
+
+    def restore(table: Table, hash_value: Any, range_value: Any, previous: Any) -> None:
+        items: Any = table.items
+        if range_value is not None:
+            if previous is None:
+                items[hash_value].pop(range_value, None)
+            else:
+                items[hash_value][range_value] = previous
+        elif previous is None:
+            items.pop(hash_value, None)
+        else:
+            items[hash_value] = previous
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        undo: list[tuple[Table, Any, Any, Any]] = []
+        for entry in transact_items if isinstance(transact_items, list) else []:
+            op = next(iter(entry.values()), None) if isinstance(entry, dict) else None
+            table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            keys = keys_of(table, op) if table is not None and isinstance(op, dict) else None
+            if table is None or keys is None:
+                continue
+            try:
+                previous = table.get_item(*keys)
+            except Exception:  # noqa: BLE001, S112 - moto's own validation refuses the transaction
+                continue
+            undo.append((table, keys[0], keys[1], copy.deepcopy(previous)))
+        inside.transaction = True
+        try:
+            original(self, transact_items)
+        except BaseException:
+            for table, hash_value, range_value, previous in reversed(undo):
+                restore(table, hash_value, range_value, previous)
+            raise
+        finally:
+            inside.transaction = False
+
+    transact_write_items.item_level_rollback = True  # type: ignore[attr-defined]
+    models.copy = CopyWithoutTables()  # type: ignore[attr-defined,assignment]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _raw_url(environ: dict[str, Any]) -> str:
@@ -277,9 +324,10 @@ def _unavailable(start_response: Any, message: str) -> list[bytes]:
 
 
 def moto_app() -> Any:
-    """A fresh moto WSGI app, as moto's server builds it."""
+    """A fresh moto WSGI app, as moto's server builds it (with item-level transaction rollback)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    item_level_rollback()
     return DomainDispatcherApplication(create_backend_app)
 
 

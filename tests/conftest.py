@@ -54,9 +54,12 @@ def reset_caches() -> None:
 
 
 def deploy_resources(stage: str, endpoint_url: str | None = None) -> dict[str, str]:
-    """Create the stage's tables and KMS key from infra/resources.yaml through CloudFormation."""
-    from scripts.emulator import deploy_stack
+    """Create the stage's tables and KMS key from infra/resources.yaml through CloudFormation.
 
+    The in-process moto then rolls transactions back item by item, as make run's emulator does."""
+    from scripts.emulator import deploy_stack, item_level_rollback
+
+    item_level_rollback()
     return deploy_stack(stage, endpoint_url)
 
 
