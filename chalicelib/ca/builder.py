@@ -159,17 +159,7 @@ def build_client_certificate(
         raise ValueError("serial must be a positive integer of at most 20 octets")
     if not isinstance(identity, str) or not identity:
         raise ValueError("identity must be a non-empty string")
-    issuer_public = issuer_key.public_key()
-    if _spki(issuer.public_key()) != _spki(issuer_public):
-        raise ValueError("issuer_key does not match the issuer certificate's public key")
-
-    try:
-        issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
-    except x509.ExtensionNotFound:
-        # Issuer without SKI (e.g. an imported legacy CA): derive the same RFC 5280 method-1 id.
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public)
-
+    aki = _issuer_aki(issuer, issuer_key)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
@@ -199,6 +189,32 @@ def build_client_certificate(
             critical=False,
         )
     return builder.sign(issuer_key, hashes.SHA256())
+
+
+# Per issuer: its key checked against its certificate once, and its AuthorityKeyIdentifier.
+# Keyed by the certificate (equal by DER); the key is held to be matched by identity, since
+# callers keep one key object per CA. Bounded: a container serves few CAs.
+_issuers: dict[x509.Certificate, tuple[ec.EllipticCurvePrivateKey, x509.AuthorityKeyIdentifier]] = {}
+_ISSUERS_MAX = 256
+
+
+def _issuer_aki(issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey) -> x509.AuthorityKeyIdentifier:
+    known = _issuers.get(issuer)
+    if known is not None and known[0] is issuer_key:
+        return known[1]
+    issuer_public = issuer_key.public_key()
+    if _spki(issuer.public_key()) != _spki(issuer_public):
+        raise ValueError("issuer_key does not match the issuer certificate's public key")
+    try:
+        issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    except x509.ExtensionNotFound:
+        # Issuer without SKI (e.g. an imported legacy CA): derive the same RFC 5280 method-1 id.
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public)
+    if len(_issuers) >= _ISSUERS_MAX:
+        _issuers.clear()
+    _issuers[issuer] = (issuer_key, aki)
+    return aki
 
 
 def _require_aware(value: datetime, name: str) -> None:
