@@ -51,10 +51,19 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.stage = stage
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != self._second:  # strftime once per second, not once per line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "timestamp": self._timestamp(record.created, record.msecs),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -62,8 +71,9 @@ class JsonFormatter(logging.Formatter):
         }
         if self.stage:
             entry["stage"] = self.stage
-        entry.update((k, v) for k, v in _context.get().items() if k != "_metrics")
-        for key, value in vars(record).items():
+        entry.update(_context.get())
+        entry.pop("_metrics", None)
+        for key, value in vars(record).items():  # the ``extra=`` fields, in their order
             if key not in _RESERVED and (key == "_aws" or not key.startswith("_")):
                 entry[key] = value
         if record.exc_info and record.exc_info[0] is not None:
@@ -87,6 +97,12 @@ def setup_logging(level: str, stage: str) -> None:
     # One JSON line per event: on Lambda (and in `chalice local`) the root logger has a handler of
     # its own that would print every line again in its text format.
     root.propagate = False
+    # The JSON lines carry no source location, thread or process: do not collect them per record
+    # (the knobs of the logging HOWTO's "Optimization" section; this process is the service's own).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for noisy in ("botocore", "boto3", "urllib3", "pynamodb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
