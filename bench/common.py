@@ -85,6 +85,10 @@ class Rate:
         }
 
 
+# Paired measurements alternate blocks of this many operations of each side.
+BLOCK = 20
+
+
 def timed_loop(op: Callable[[Any], object], inputs: Sequence[Any], seconds: float) -> tuple[int, float]:
     """Run ``op`` over ``inputs`` until they are used up or ``seconds`` have passed: (done, elapsed)."""
     clock = time.perf_counter
@@ -136,18 +140,35 @@ def measure_paired(
     runs: int = 3,
     warmup: int = 20,
     after: Callable[[Sequence[Any], int], None] | None = None,
+    block: int = BLOCK,
 ) -> Rate:
-    """Like ``measure``, each run right after a run of ``reference`` (the raw limit it is compared
-    with): the machine's load moves between phases, a pair sees the same load. The ratio reported
-    is the median of the runs' ratios."""
+    """Like ``measure``, against ``reference`` (the raw limit it is compared with), interleaved:
+    each run alternates a block of ``block`` reference operations with a block of ``op``, so both
+    see the same load (on a shared machine it moves within a second). Each run does at most
+    ``count`` of each, or stops once ``seconds`` of ``op`` time have passed. The ratio reported is
+    the median of the runs' ratios (op rate / reference rate)."""
     if warmup:
         timed_loop(reference, reference_inputs(warmup), seconds)
         timed_loop(op, prepare(warmup), seconds)
+    clock = time.perf_counter
     rates, refs, ratios, ops, elapsed = [], [], [], [], []
     for _ in range(runs):
-        ref_done, ref_took = timed_loop(reference, reference_inputs(count), seconds)
+        ref_inputs = reference_inputs(count)
         inputs = prepare(count)
-        done, took = timed_loop(op, inputs, seconds)
+        done = ref_done = 0
+        took = ref_took = 0.0
+        while done < len(inputs) and took < seconds:
+            start = clock()
+            for item in ref_inputs[ref_done : ref_done + block]:
+                reference(item)
+            middle = clock()
+            for item in inputs[done : done + block]:
+                op(item)
+            end = clock()
+            ref_done = min(ref_done + block, len(ref_inputs))
+            done = min(done + block, len(inputs))
+            ref_took += middle - start
+            took += end - middle
         if after is not None:
             after(inputs, done)
         rates.append(done / took)
@@ -162,6 +183,7 @@ def measure_paired(
             "paired_raw_runs_per_s": [round(r, 1) for r in refs],
             "paired_ratio": round(statistics.median(ratios), 3),
             "paired_ratio_runs": [round(r, 3) for r in ratios],
+            "interleaved_block": block,
         },
     )
 

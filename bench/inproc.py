@@ -140,7 +140,7 @@ class Recorder:
 
 
 def _measure(ref: Reference | None, kind: str, op: Callable[[Any], object], prepare: Callable[[int], Sequence[Any]], **bounds: Any) -> Rate:
-    """Unpaired on moto (its ratios are the emulator's); on the in-memory store each run is paired
+    """Unpaired on moto (its ratios are the emulator's); on the in-memory store each run is paired (interleaved)
     with a run of the raw operation it is compared with (``kind``: enroll or verify)."""
     if ref is None:
         return measure(op, prepare, **bounds)

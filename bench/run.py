@@ -124,8 +124,8 @@ def main() -> int:
             "auth_miss_per_s_moto": _r(mot.get("auth_miss")),
         }
     )
-    # In-memory ratios are paired: each handler run against a raw run made just before it (the
-    # load of this machine moves between phases); moto's against the raw phase's figures.
+    # In-memory ratios are paired: each handler run interleaved, block by block, with a run of its
+    # raw reference (the load of this machine moves within a second); moto's against the raw phase's.
     for name, key, limit in (("enroll", "enroll", raw_enroll), ("renew", "renew", raw_enroll),
                              ("auth_hit", "auth_hit", raw_verify), ("auth_miss", "auth_miss", raw_verify)):
         paired = mem.get(key).extra.get("paired_ratio") if mem.get(key) is not None else None
@@ -287,7 +287,7 @@ def table(r: dict[str, Any]) -> None:
         ratio_moto = r.get(f"{key}_ratio_moto")
         say(f"  {label:<44} {_fmt(r.get(f'{key}_per_s')):>9} {_fmt(ratio):>7} {_fmt(r.get(f'{key}_per_s_moto')):>9} {_fmt(ratio_moto):>7}")
     say("  (ratios: enrol vs the enrol limit, nginx_authenticate vs PEM parse + verify; in-memory ratios are")
-    say("   paired, each run against a run of the raw operation made just before it)")
+    say("   paired: each run interleaved, 20 operations at a time, with a run of the raw operation)")
     _where(r)
     say("")
     say("AWS calls per operation (warm container, moto): " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["aws_calls"].items()))
