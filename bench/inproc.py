@@ -423,9 +423,10 @@ def fresh_emulator() -> Iterator[None]:
     from moto import mock_aws
 
     from chalicelib import wiring
-    from scripts.emulator import deploy_stack
+    from scripts.emulator import deploy_stack, item_level_rollback
 
     wiring.use_aws()
+    item_level_rollback()  # the emulator as make run and the tests have it
     with mock_aws():
         reset_container()
         try:
