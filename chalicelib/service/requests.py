@@ -18,7 +18,7 @@ MAX_PAGE = 100
 def page_size(raw: str | None, default: int = 50) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidInput(f"must be a whole number from 1 to {MAX_PAGE}", field="limit")
     return int(raw)
 
@@ -67,27 +67,32 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
     PUT with the same key gets its certificate. Deciding the same way twice answers the state."""
     store = wiring.certificates()
 
-    request = get_request(tenant_id, cr_id)
     target = "approved" if approve else "rejected"
-    identity = store.get_identity(tenant_id, request.identity) or new_identity(
-        tenant_id, request.identity, request.application
-    )
-    if request.state == target:
-        return request, identity
-    if request.state != "pending":
-        raise Conflict(f"the request is {request.state}, not pending", field="id")
-    decided = replace(request, state=target, decided_by=principal_id, reason=f"{target} by an administrator")
-    decided_identity = replace(identity, approved=True) if approve else identity
-    event = audit.entry(
-        "cr.approved" if approve else "cr.rejected",
-        tenant_id,
-        cr_id,
-        target,
-        {"identity": request.identity, "application": request.application},
-    )
-    store.decide(decided, decided_identity, [event])
-    fresh = store.get_request(tenant_id, cr_id)
-    return (fresh or decided), (store.get_identity(tenant_id, request.identity) or decided_identity)
+    for _ in range(3):
+        request = get_request(tenant_id, cr_id)
+        identity = store.get_identity(tenant_id, request.identity) or new_identity(
+            tenant_id, request.identity, request.application
+        )
+        if request.state == target:
+            return request, identity
+        if request.state != "pending":
+            raise Conflict(f"the request is {request.state}, not pending", field="id")
+        decided = replace(request, state=target, decided_by=principal_id, reason=f"{target} by an administrator")
+        decided_identity = replace(identity, approved=True) if approve else identity
+        event = audit.entry(
+            "cr.approved" if approve else "cr.rejected",
+            tenant_id,
+            cr_id,
+            target,
+            {"identity": request.identity, "application": request.application},
+        )
+        try:
+            store.decide(decided, decided_identity, [event])
+        except Conflict:
+            continue  # decided concurrently, or its identity moved (a revocation, a renewal): read again
+        fresh = store.get_request(tenant_id, cr_id)
+        return (fresh or decided), (store.get_identity(tenant_id, request.identity) or decided_identity)
+    raise Conflict("the request or its identity keeps changing, retry", field="id")
 
 
 def identity_status(tenant_id: str, identity: str) -> IdentityRecord:

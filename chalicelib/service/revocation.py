@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from chalicelib import wiring
 from chalicelib.domain import CertificateRecord, IdentityRecord
-from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.service import audit
 
 CRL_VALIDITY = timedelta(days=1)
@@ -26,7 +26,9 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
     record = get_certificate(tenant_id, cert_id)
     if record.kind == "ca":
         raise InvalidInput("CA certificates are not revoked here; create a new CA instead", field="id")
-    if record.revoked_at is None:
+    for _ in range(5):
+        if record.revoked_at is not None:
+            return record  # revoked (now, or before): answer what is recorded
         identity = store.get_identity(tenant_id, record.identity) if record.identity else None
         try:
             event = audit.entry(
@@ -38,12 +40,14 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
             )
             store.revoke(record, name, identity, [event])
         except Conflict:
-            pass  # revoked concurrently: answer what is recorded
+            pass  # revoked concurrently, or the transaction met another write: read and see
         _forget_crl(tenant_id)
         from chalicelib.service import gateway
 
         gateway.forget(tenant_id)
         record = get_certificate(tenant_id, record.cert_id)
+    if record.revoked_at is None:
+        raise Unavailable("the certificate could not be revoked for concurrent writes, retry", retry_after=1)
     return record
 
 

@@ -321,8 +321,13 @@ def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None
                 condition=CertificateModel.pk.exists() & CertificateModel.revoked_at.does_not_exist(),
             )
             if identity is not None:
+                # Every other identity write is a whole item guarded by the version it read. With a
+                # version on the model, pynamodb's update adds 1 to the stored one (without one it
+                # would set it to 1): a write that read before this revocation then fails and
+                # retries, instead of putting the revoked certificate back.
+                target = IdentityModel(_identity_pk(identity.tenant_id, identity.identity), version=identity.version or 1)
                 tx.update(
-                    IdentityModel(_identity_pk(identity.tenant_id, identity.identity)),
+                    target,
                     actions=[
                         IdentityModel.revoked_certs.add({cert.cert_id}),
                         IdentityModel.modified_at.set(now),

@@ -239,7 +239,9 @@ class MemoryCertificates:
             if identity is not None:
                 ikey = (identity.tenant_id, identity.identity)
                 stored = self.identities[ikey]
-                self.identities[ikey] = replace(stored, revoked_certs=stored.revoked_certs | {cert.cert_id})
+                self.identities[ikey] = replace(
+                    stored, revoked_certs=stored.revoked_certs | {cert.cert_id}, version=stored.version + 1
+                )
             self._s.record(audit)
 
     def iter_revoked(

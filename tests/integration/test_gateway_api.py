@@ -229,6 +229,67 @@ def test_revoke_identity_revokes_the_newest_certificate_the_index_has_not_seen(
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
 
 
+def test_a_revocation_survives_an_identity_write_that_read_before_it(
+    aws: None, client: Any, tenants: None, operator_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import wiring
+
+    key, cert = enrol(client)
+    identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    store = wiring.certificates()
+    real_get = store.get_identity
+    raced: list[int] = []
+
+    def read_then_revoke(tenant_id: str, name: str) -> Any:
+        record = real_get(tenant_id, name)
+        if not raced:  # the certificate is revoked between the block's read and its write
+            raced.append(0)
+            raced[0] = client.http.put(
+                f"/acme/x509/cert/{cert_id(cert)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}'
+            ).status_code
+        return record
+
+    monkeypatch.setattr(store, "get_identity", read_then_revoke)
+    assert client.http.put(f"/acme/seacat/identity/{identity}/block", headers=auth(operator_token)).status_code == 200
+    monkeypatch.setattr(store, "get_identity", real_get)
+    assert raced == [200]
+    assert client.http.put(f"/acme/seacat/identity/{identity}/unblock", headers=auth(operator_token)).status_code == 200
+    assert cert_id(cert) in real_get("acme", identity).revoked_certs
+    assert authenticate(client, pem(cert)).status_code == 403
+    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
+
+
+def test_a_revoke_that_meets_a_concurrent_write_retries_and_never_answers_unrevoked(
+    aws: None, client: Any, tenants: None, operator_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import wiring
+    from chalicelib.errors import Conflict
+
+    store = wiring.certificates()
+    real_revoke = store.revoke
+    calls: list[int] = []
+
+    def conflict_once(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Conflict("a concurrent transaction")  # what a TransactionConflict becomes
+        real_revoke(*args, **kwargs)
+
+    _, cert = enrol(client)
+    monkeypatch.setattr(store, "revoke", conflict_once)
+    r = client.http.put(f"/acme/x509/cert/{cert_id(cert)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}')
+    assert r.status_code == 200 and r.json_body["status"] == "revoked" and len(calls) == 2
+
+    def always_conflict(*args: Any, **kwargs: Any) -> None:
+        raise Conflict("a concurrent transaction")
+
+    _, other = enrol(client)
+    monkeypatch.setattr(store, "revoke", always_conflict)
+    r = client.http.put(f"/acme/x509/cert/{cert_id(other)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}')
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    assert authenticate(client, pem(other)).status_code == 200  # not revoked, and not said to be
+
+
 def test_blocked_identity_is_refused_at_the_gateway(client: Any, tenants: None, operator_token: str) -> None:
     _, cert = enrol(client)
     identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
