@@ -68,10 +68,13 @@ def preferred(request: Request, offers: tuple[str, ...]) -> str:
     raise NotAcceptable("acceptable: " + ", ".join(offers), field="Accept")
 
 
+CERTIFICATE_TYPES = (JSON, PEM, DER)
+
+
 def certificate_response(request: Request, der: bytes, meta: dict[str, object], status: int = 200) -> Response:
     from chalicelib.api.errors import NO_STORE, json_response
 
-    kind = preferred(request, (JSON, PEM, DER))
+    kind = preferred(request, CERTIFICATE_TYPES)
     if kind == PEM:
         return Response(body=der_to_pem(der), status_code=status, headers={"Content-Type": PEM, **NO_STORE})
     if kind == DER:

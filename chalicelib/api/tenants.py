@@ -42,6 +42,7 @@ def self_signed(tenant: str) -> Response:
     service.validate_tenant_id(tenant)
     auth.require(request, tenant)
     body = media.json_object(request)
+    media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
     record = service.create_self_signed(tenant, body)
     meta = certificate_meta(record)
     meta["result"] = "OK"

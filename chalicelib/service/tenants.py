@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
@@ -42,30 +42,45 @@ def validate_tenant_id(tenant_id: str) -> str:
 
 
 def validate_cert_id(tenant_id: str, cert_id: str) -> str:
-    """Accept the 96-hex id, or the ``TENANT:<hex>`` form the reference configuration uses."""
+    """Accept the 96-hex id, or the ``TENANT:<hex>`` form the reference configuration uses
+    (also with its colon percent-encoded, as some clients send a path segment)."""
+    if "%3a" in cert_id.lower():
+        cert_id = cert_id.replace("%3A", ":").replace("%3a", ":")
     if ":" in cert_id:
         prefix, _, cert_id = cert_id.partition(":")
         if prefix != tenant_id:
             raise NotFound("no such certificate", field="id")
     cert_id = cert_id.lower()
     if not CERT_ID_RE.fullmatch(cert_id):
-        raise InvalidInput("a certificate id is the 96 hex digits of the SHA-384 of its DER", field="id")
+        raise InvalidInput(
+            "a certificate id is the 96 hex digits of the SHA-384 of its DER, alone or as TENANT:<id>", field="id"
+        )
     return cert_id
 
 
-def _url(value: object, field: str) -> str | None:
+def _url(value: object, field: str, *, base: bool = False) -> str | None:
+    """An http(s) URL of printable ASCII (an internationalised host in its IDNA "xn--" form);
+    ``base``: also no query or fragment, since paths are appended to it."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 2048:
         raise InvalidInput("must be an http(s) URL or null", field=field)
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise InvalidInput(
+            "must be printable ASCII without spaces (percent-encode the path, use the IDNA form of the host)",
+            field=field,
+        )
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise InvalidInput("must be an http(s) URL or null", field=field) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("must be an http(s) URL or null", field=field)
+    if base and (parts.query or parts.fragment):
+        raise InvalidInput("must have no query or fragment: paths are appended to it", field=field)
     return value
 
 
@@ -107,7 +122,7 @@ def merge_config(current: TenantConfig, body: dict[str, Any]) -> TenantConfig:
             raise InvalidInput("must be a number of seconds between 0.1 and 25, or null", field="webhookTimeout")
         config = replace(config, webhook_timeout=float(timeout) if timeout is not None else None)
     if "publicBaseUrl" in body:
-        base = _url(body["publicBaseUrl"], "publicBaseUrl")
+        base = _url(body["publicBaseUrl"], "publicBaseUrl", base=True)
         config = replace(config, public_base_url=base.rstrip("/") if base else None)
     return config
 
@@ -242,6 +257,7 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
         raise Conflict(f"a tenant keeps at most {MAX_CA_CERTIFICATES} CA certificates", field="tenant")
     now = datetime.now(timezone.utc)
     parsed = spec.parse_certificate_spec(body, now=now)
+    _check_issuing_ca(parsed, now)
     key = keystore.load(tenant.key_secret)
     try:
         cert = builder.build_self_signed(parsed, key)
@@ -272,6 +288,30 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
     store.add_ca(tenant, record, [event])
     forget_cached(tenant_id)
     return record
+
+
+# A CA certificate's notBefore may lead the clock by this much (a spec's "now" is resolved here).
+CA_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check_issuing_ca(parsed: Any, now: datetime) -> None:
+    """The new certificate becomes the tenant's issuing CA at once: it must be able to be one."""
+    from cryptography import x509
+
+    if not parsed.is_ca:
+        raise InvalidInput(
+            "the tenant's CA certificate needs basicConstraints with CA true", field="extensions.basicConstraints"
+        )
+    for ext in parsed.extensions:
+        if isinstance(ext.value, x509.KeyUsage) and not (ext.value.key_cert_sign and ext.value.crl_sign):
+            raise InvalidInput(
+                "the tenant's CA signs certificates and CRLs: keyUsage needs keyCertSign and cRLSign",
+                field="extensions.keyUsage",
+            )
+    if parsed.not_before > now + CA_CLOCK_SKEW:
+        raise InvalidInput("must not be in the future: the CA is used as soon as it is made", field="validity.notBefore")
+    if parsed.not_after <= now:
+        raise InvalidInput("must be in the future", field="validity.notAfter")
 
 
 def ca_bundle(tenant_id: str) -> bytes:

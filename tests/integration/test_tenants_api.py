@@ -166,6 +166,11 @@ def test_key_is_in_a_kms_encrypted_secret(client: Any, operator_token: str) -> N
         ("good", {"approve": "ftp://example.com/"}, 400, "approve"),
         ("good", {"seacat": "yes"}, 400, "seacat"),
         ("good", {"privateKey": "not a key"}, 400, "privateKey"),
+        ("good", {"publicBaseUrl": "https://pki.exämple.com"}, 400, "publicBaseUrl"),  # IDNA form needed
+        ("good", {"publicBaseUrl": "https://pki.example.com/a b"}, 400, "publicBaseUrl"),
+        ("good", {"publicBaseUrl": "https://pki.example.com/?x=1"}, 400, "publicBaseUrl"),
+        ("good", {"publicBaseUrl": "https://pki.example.com:99999"}, 400, "publicBaseUrl"),
+        ("good", {"approve": "https://hook.exämple.com/validate_cr"}, 400, "approve"),
     ],
 )
 def test_put_tenant_bad_input(client: Any, operator_token: str, tenant: str, body: dict[str, Any], status: int, field: str) -> None:
@@ -203,6 +208,51 @@ def test_bad_bodies(client: Any, operator_token: str) -> None:
     assert r.status_code == 404
     r = client.http.get("/acme/x509/cert/xyz", headers=auth(operator_token))
     assert r.status_code == 400 and r.json_body["field"] == "id"
+
+
+def test_the_active_ca_must_be_able_to_issue(client: Any, operator_token: str) -> None:
+    """Each self-signed certificate becomes the tenant's issuing CA at once: refuse one that cannot be."""
+    put_tenant(client, operator_token, "acme")
+
+    def attempt(spec: dict[str, Any]) -> Any:
+        return client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec))
+
+    r = attempt({"subject": {"CN": "x"}, "validity": {"notAfter": {"days": 400}}})
+    assert r.status_code == 400 and r.json_body["field"] == "extensions.basicConstraints"
+    spec = json.loads(REFERENCE_SPEC)
+    spec["extensions"] = [{"basicConstraints": {"CA": True}, "critical": True}, {"keyUsage": ["keyCertSign"]}]
+    r = attempt(spec)
+    assert r.status_code == 400 and r.json_body["field"] == "extensions.keyUsage"  # no cRLSign
+    spec = json.loads(REFERENCE_SPEC)
+    spec["validity"] = {"notBefore": {"days": 1}, "notAfter": {"weeks": 1040}}
+    r = attempt(spec)
+    assert r.status_code == 400 and r.json_body["field"] == "validity.notBefore"
+    spec["validity"] = {"notBefore": "2020-01-01T00:00:00Z", "notAfter": "2021-01-01T00:00:00Z"}
+    r = attempt(spec)
+    assert r.status_code == 400 and r.json_body["field"] == "validity.notAfter"
+    assert client.http.get("/acme/x509/ca").status_code == 404  # nothing was made
+    assert attempt(json.loads(REFERENCE_SPEC)).status_code == 201
+
+
+def test_an_unacceptable_accept_creates_no_ca(client: Any, operator_token: str) -> None:
+    put_tenant(client, operator_token, "acme")
+    headers = {**auth(operator_token), "Accept": "text/html"}
+    for _ in range(3):
+        r = client.http.put("/acme/x509/self-signed", headers=headers, body=REFERENCE_SPEC)
+        assert r.status_code == 406 and r.json_body["field"] == "Accept"
+    assert client.http.get("/acme/x509/ca").status_code == 404
+    assert client.http.get("/tenants/acme", headers=auth(operator_token)).json_body["caCertificates"] == []
+
+
+def test_a_certificate_id_with_a_percent_encoded_tenant_prefix(client: Any, operator_token: str) -> None:
+    put_tenant(client, operator_token, "acme")
+    ca_cert = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).json_body["ca_cert"]
+    hex_id = ca_cert.split(":")[1]
+    for form in (hex_id, f"acme:{hex_id}", f"acme%3A{hex_id}", f"acme%3a{hex_id.upper()}"):
+        r = client.http.get(f"/acme/x509/cert/{form}", headers=auth(operator_token))
+        assert r.status_code == 200 and r.json_body["_id"].endswith(hex_id), form
+    r = client.http.get("/acme/x509/cert/acme:xyz", headers=auth(operator_token))
+    assert r.status_code == 400 and "TENANT:" in r.json_body["message"]
 
 
 def test_tokens_and_isolation(client: Any, operator_token: str) -> None:
