@@ -90,7 +90,13 @@ def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, 
             state,
             {"identity": cr.identity, "application": cr.application, "reason": reason},
         )
-        store.save_request(_request_record(tenant_id, cr, state, reason, now), [event])
+        existing = store.get_request(tenant_id, cr.cr_id)
+        if existing is not None and existing.state == "issued":
+            # The same CR sent again after its certificate was issued (then blocked or revoked):
+            # its record keeps the issue and its certificate; the refusal goes to the audit trail.
+            wiring.audit().put(event)
+        else:
+            store.save_request(_request_record(tenant_id, cr, state, reason, now), [event])
     except Exception:  # the refusal stands even if its record cannot be written
         log.warning("could not record request outcome", extra={"tenant": tenant_id, "cr_id": cr.cr_id})
 
@@ -213,6 +219,11 @@ def _issue(
     )
     if not_after <= now:
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
+    if identity is not None and identity.cert_der is not None and identity.cert_not_after is not None:
+        if not_after <= identity.cert_not_after:
+            # The CA's expiry caps notAfter: a new certificate would not outlive the current one
+            # (clients would renew again at once, for ever), so the current one stands.
+            return EnrollResult(200, identity.cert_der, cr.identity, cr.cr_id, "existing")
     serial = builder.random_serial()
     crl_url = f"{tenant.config.public_base_url}/{tenant.tenant_id}/x509/crl" if tenant.config.public_base_url else None
     cert = builder.build_client_certificate(

@@ -375,3 +375,36 @@ def test_renewals_skip_the_webhook_unless_asked(aws: None, client: Any, tenant: 
     with pytest.raises(Forbidden):
         enrollment.enroll("acme", build_cr(key, application="a"), now=late + timedelta(days=200))
     assert len(webhook.received) == 2
+
+
+def test_near_the_ca_expiry_the_current_certificate_stands(client: Any, operator_token: str) -> None:
+    """When the CA's expiry caps notAfter, a new certificate would not outlive the current one:
+    the clients' renewal rule must not turn every PUT into a new certificate."""
+    spec = json.loads(REFERENCE_SPEC)
+    spec["validity"]["notAfter"] = {"days": 20}
+    assert client.http.put("/tenants/short", headers=auth(operator_token), body="{}").status_code == 201
+    assert client.http.put("/short/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec)).status_code == 201
+    key = ec.generate_private_key(ec.SECP256R1())
+    answers = [client.http.put("/short/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len({a.body for a in answers}) == 1
+    cert = x509.load_der_x509_certificate(answers[0].body)
+    ca = x509.load_pem_x509_certificate(client.http.get("/short/x509/ca").body)
+    assert cert.not_valid_after_utc == ca.not_valid_after_utc
+    listed = client.http.get(f"/short/seacat/identity/{identity_of(key)}/certificates", headers=auth(operator_token))
+    assert listed.json_body["count"] == 1
+
+
+def test_a_refused_resend_keeps_the_record_of_an_issued_cr(client: Any, tenant: dict[str, Any], operator_token: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cr = build_cr(key, application="a")
+    issued = enroll(client, cr)
+    assert issued.status_code == 200
+    identity = identity_of(key)
+    cr_id = hashlib.sha384(cr).hexdigest()
+    assert client.http.put(f"/acme/seacat/identity/{identity}/block", headers=auth(operator_token)).status_code == 200
+    assert enroll(client, cr).status_code == 403  # the same CR again, now blocked
+    meta = client.http.get(f"/acme/seacat/cr/{cr_id}", headers=auth(operator_token)).json_body
+    assert meta["state"] == "issued" and meta["certificate"].startswith("acme:")
+    events = client.http.get("/audit?tenant=acme&type=cr.rejected", headers=auth(operator_token)).json_body
+    assert any(e["subject"] == cr_id for e in events["items"])
