@@ -6,7 +6,7 @@ from chalice.app import Request
 
 from chalicelib import observability
 from chalicelib.domain import Principal
-from chalicelib.errors import NotFound, Unauthenticated
+from chalicelib.errors import Forbidden, NotFound, Unauthenticated
 
 
 def require(request: Request, tenant_id: str | None = None, *, operator: bool = False) -> Principal:
@@ -16,7 +16,7 @@ def require(request: Request, tenant_id: str | None = None, *, operator: bool = 
     principal = tokens.authenticate(request.headers.get("authorization"))
     observability.bind(actor=principal.token_id)
     if operator and not principal.is_operator:
-        raise Unauthenticated("this route needs an operator token")
+        raise Forbidden("this route needs an operator token")
     if tenant_id is not None and not principal.is_operator and principal.tenant_id != tenant_id:
         raise NotFound(f"no tenant {tenant_id}", field="tenant")
     return principal

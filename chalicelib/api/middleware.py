@@ -54,6 +54,7 @@ def register(app: Chalice) -> None:
                 headers["accept"] = "*/*"
                 event.headers = CaseInsensitiveMapping(headers)
             response = get_response(event)
+            _framework_error_as_ours(response)
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             status = response.status_code
@@ -70,3 +71,19 @@ def register(app: Chalice) -> None:
             return response
         finally:
             observability.end_request(token)
+
+
+# Chalice answers a few errors itself, before a route runs (a method the path does not take: 405; a
+# Content-Type the route does not take: 415), as {"Code", "Message"}; every error of this API has the
+# shape {"error", "message", "field"}.
+_FRAMEWORK_ERROR_FIELDS = {415: "Content-Type", 400: "Accept"}
+
+
+def _framework_error_as_ours(response: Response) -> None:
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"} and response.status_code >= 400:
+        ours: dict[str, Any] = {"error": str(body["Code"]), "message": str(body["Message"])}
+        field = _FRAMEWORK_ERROR_FIELDS.get(response.status_code)
+        if field is not None:
+            ours["field"] = field
+        response.body = ours

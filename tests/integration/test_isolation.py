@@ -2,8 +2,8 @@
 
 Every route of ``app.routes`` that is not public is an admin route. For each one:
 
-- tenant alpha's token on tenant beta's resources answers 404 (401 on the operator-only token
-  routes) and changes nothing: every table but the audit trail, and every secret, is compared
+- tenant alpha's token on tenant beta's resources answers 404 (403 on the operator-only token
+  routes: the token is valid, its scope is not enough) and changes nothing: every table but the audit trail, and every secret, is compared
   before and after, item by item;
 - no token, a revoked token, a malformed or a forged one answer 401;
 - a route added to the app without a case here fails ``test_every_admin_route_is_covered``.
@@ -193,9 +193,9 @@ def test_another_tenants_token_answers_404_and_changes_nothing(world: World) -> 
         method, path, body = concrete(case, world.ids["beta"])
         r = world.client.http.request(method, path, headers=auth(world.alpha_token), body=body)
         answers[case] = r.status_code
-        expected = 401 if case in OPERATOR_ONLY else 404
+        expected = 403 if case in OPERATOR_ONLY else 404
         assert r.status_code == expected, (case, r.status_code, r.body[:200])
-        assert r.json_body["error"] in ("NotFound", "Unauthenticated") and "beta" not in json.dumps(
+        assert r.json_body["error"] in ("NotFound", "Forbidden") and "beta" not in json.dumps(
             {k: v for k, v in r.json_body.items() if k != "message"}
         )
     assert len(answers) == len(CASES)
@@ -270,9 +270,9 @@ def test_own_token_still_works_on_every_admin_route(world: World) -> None:
 
 def test_tenant_tokens_cannot_reach_operator_scope(world: World) -> None:
     client = world.client
-    assert client.http.get("/audit?tenant=_", headers=auth(world.alpha_token)).status_code == 401
-    assert client.http.post("/tokens", headers=auth(world.alpha_token), body=b'{"tenant": "alpha"}').status_code == 401
-    assert client.http.delete(f"/tokens/{world.beta_token_id}", headers=auth(world.alpha_token)).status_code == 401
+    assert client.http.get("/audit?tenant=_", headers=auth(world.alpha_token)).status_code == 403
+    assert client.http.post("/tokens", headers=auth(world.alpha_token), body=b'{"tenant": "alpha"}').status_code == 403
+    assert client.http.delete(f"/tokens/{world.beta_token_id}", headers=auth(world.alpha_token)).status_code == 403
     assert client.http.get("/tenants/beta", headers=auth(world.beta_token)).status_code == 200  # beta's token still valid
 
 
@@ -281,13 +281,14 @@ def test_nginx_authenticate_refuses_another_tenants_certificate(world: World) ->
     for tenant, other in (("alpha", "beta"), ("beta", "alpha")):
         pem = x509.load_der_x509_certificate(world.certs[other]).public_bytes(serialization.Encoding.PEM)
         own = x509.load_der_x509_certificate(world.certs[tenant]).public_bytes(serialization.Encoding.PEM)
-        for verify in ("SUCCESS", None):
-            headers = {"Content-Type": "text/plain"}
-            if verify:
-                headers["X-SSL-Client-Verify"] = verify
-            r = client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=pem)
-            assert r.status_code == 403 and "X-SeaCat-Identity" not in r.headers, (tenant, r.body)
-            assert client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=own).status_code == 200
+        headers = {"Content-Type": "text/plain", "X-SSL-Client-Verify": "SUCCESS"}
+        r = client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=pem)
+        assert r.status_code == 403 and "X-SeaCat-Identity" not in r.headers, (tenant, r.body)
+        assert client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=own).status_code == 200
+        # without NGINX's verdict nothing passes, whichever tenant's certificate it is
+        for body in (pem, own):
+            r = client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers={"Content-Type": "text/plain"}, body=body)
+            assert r.status_code == 401 and "X-SeaCat-Identity" not in r.headers, (tenant, r.body)
         # the same identity looked up in the wrong tenant: absent
         assert client.http.get(f"/{tenant}/seacat/get/{world.ids[other]['identity']}").status_code == 404
     # both CAs carry one name: the issuer name alone would have let the certificate through

@@ -255,6 +255,17 @@ def test_a_certificate_id_with_a_percent_encoded_tenant_prefix(client: Any, oper
     assert r.status_code == 400 and "TENANT:" in r.json_body["message"]
 
 
+def test_a_content_type_a_route_does_not_take_is_a_415_in_the_api_error_shape(client: Any, operator_token: str) -> None:
+    headers = {**auth(operator_token), "Content-Type": "application/x-www-form-urlencoded"}  # curl -d's default
+    r = client.http.put("/tenants/acme", headers=headers, body="{}")
+    assert r.status_code == 415
+    assert r.json_body["error"] == "UnsupportedMediaType" and r.json_body["field"] == "Content-Type"
+    assert "application/x-www-form-urlencoded" in r.json_body["message"]
+    assert client.http.get("/tenants/acme", headers=auth(operator_token)).status_code == 404  # nothing made
+    no_type = {"Authorization": f"Bearer {operator_token}"}  # no Content-Type: taken as JSON
+    assert client.http.put("/tenants/acme", headers=no_type, body="{}").status_code == 201
+
+
 def test_tokens_and_isolation(client: Any, operator_token: str) -> None:
     put_tenant(client, operator_token, "alpha")
     put_tenant(client, operator_token, "beta")
