@@ -59,6 +59,7 @@ def connection() -> Connection:
             connect_timeout_seconds=models.AWS_CONNECT_TIMEOUT,
             read_timeout_seconds=models.AWS_READ_TIMEOUT,
             max_retry_attempts=models.AWS_ATTEMPTS,
+            max_pool_connections=models.AWS_POOL_CONNECTIONS,
         )
     if getattr(_connection._local, "session", None) is None:
         from chalicelib import aws

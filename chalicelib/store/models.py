@@ -212,6 +212,10 @@ MODELS: dict[str, type[Model]] = {
 AWS_CONNECT_TIMEOUT = 2
 AWS_READ_TIMEOUT = 5
 AWS_ATTEMPTS = 2
+# pynamodb shares one botocore client between threads. A Lambda container serves one request at a
+# time, but `chalice local` serves each on a thread of its own: with botocore's default pool of 10,
+# connections beyond it were dropped after each call (and logged as "Connection pool is full").
+AWS_POOL_CONNECTIONS = 32
 
 _bound: Settings | None = None
 
@@ -230,6 +234,7 @@ def bind(settings: Settings) -> None:
         meta.connect_timeout_seconds = AWS_CONNECT_TIMEOUT
         meta.read_timeout_seconds = AWS_READ_TIMEOUT
         meta.max_retry_attempts = AWS_ATTEMPTS
+        meta.max_pool_connections = AWS_POOL_CONNECTIONS
         # A connection is cached per model class; drop it so the new binding takes effect.
         model._connection = None
     _bound = settings
