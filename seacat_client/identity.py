@@ -338,6 +338,14 @@ def enroll(
         cafile=cafile,
         insecure=insecure,
     )
+    if status == 202:
+        # Not a G3 answer (the apps only take 200): this service's manual approval mode.
+        raise EnrollError(
+            f"PUT {url} answered HTTP 202: the request waits for an administrator's approval; "
+            "run enroll again (with the same key) once it is approved",
+            status=status,
+            body=body,
+        )
     if status != 200:
         raise EnrollError(f"PUT {url} answered HTTP {status}", status=status, body=body)
 

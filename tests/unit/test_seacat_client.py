@@ -488,7 +488,7 @@ def test_cli_rejection_exits_1(pki: FakePki, tmp_path: Path, capsys: pytest.Capt
         ("other-key", "certificate for another key"),
         ("pem", "not a DER certificate"),
         ("base64", "looks like Base64"),
-        ("202", "HTTP 202"),
+        ("202", "waits for an administrator's approval"),
     ],
 )
 def test_cli_rejects_unusable_answers(
