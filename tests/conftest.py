@@ -69,6 +69,7 @@ PUBLIC_ROUTES = {
     ("GET", "/openapi.json"),
     ("GET", "/{tenant}/x509/ca"),
     ("GET", "/{tenant}/x509/crl"),
+    ("GET", "/{tenant}/x509/crl/{ca_id}"),
     ("PUT", "/{tenant}/seacat/enroll"),
     ("POST", "/{tenant}/seacat/enroll"),
     ("GET", "/{tenant}/seacat/get/{identity}"),

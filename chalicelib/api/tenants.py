@@ -96,12 +96,22 @@ def revoke_certificate(tenant: str, cert_id: str) -> Response:
 @bp.route("/{tenant}/x509/crl", methods=["GET"])
 @json_errors
 def crl(tenant: str) -> Response:
-    """Public: the tenant's DER CRL, signed by its active CA."""
+    """Public: the tenant's DER CRL under its active CA's name."""
     from chalicelib.service import revocation
 
     service.validate_tenant_id(tenant)
-    return Response(
-        body=revocation.crl_der(tenant),
-        status_code=200,
-        headers={"Content-Type": media.CRL, "Cache-Control": "public, max-age=60"},
-    )
+    return _crl_response(revocation.crl_der(tenant))
+
+
+@bp.route("/{tenant}/x509/crl/{ca_id}", methods=["GET"])
+@json_errors
+def ca_crl(tenant: str, ca_id: str) -> Response:
+    """Public: the DER CRL under one CA certificate's name (what issued certificates point to)."""
+    from chalicelib.service import revocation
+
+    service.validate_tenant_id(tenant)
+    return _crl_response(revocation.crl_der(tenant, ca_id))
+
+
+def _crl_response(der: bytes) -> Response:
+    return Response(body=der, status_code=200, headers={"Content-Type": media.CRL, "Cache-Control": "public, max-age=60"})

@@ -89,7 +89,7 @@ class CertificateStore(Protocol):
 
     def iter_revoked(
         self, tenant_id: str, *, page_size: int | None = None
-    ) -> Iterator[tuple[int, datetime, str, datetime]]: ...
+    ) -> Iterator[tuple[int, datetime, str, datetime, str | None]]: ...
 
 
 class AuditStore(Protocol):

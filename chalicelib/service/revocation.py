@@ -94,46 +94,66 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     return identity_status(tenant_id, identity), revoked
 
 
-_crl_cache: dict[str, tuple[float, bytes]] = {}
+_crl_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
 _crl_lock = threading.Lock()
 
 
 def _forget_crl(tenant_id: str) -> None:
     with _crl_lock:
-        _crl_cache.pop(tenant_id, None)
+        for key in [k for k in _crl_cache if k[0] == tenant_id]:
+            del _crl_cache[key]
 
 
-def crl_der(tenant_id: str) -> bytes:
-    """The tenant's CRL (DER), signed by its active CA: every revoked, unexpired serial.
+def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
+    """The CRL (DER) of one of the tenant's CA certificates (``ca_id``; the active one by default).
 
-    Built from the sparse revoked-index (one item per revoked certificate) and kept in the
-    container for a minute; thisUpdate (in milliseconds) doubles as the increasing CRL number.
+    Every CA certificate of a tenant is over the tenant's one key, but each names an issuer; a CRL
+    covers the certificates of its issuer name (RFC 5280 §5), so it lists every revoked, unexpired
+    certificate issued under a CA certificate with the same subject as this one, and is signed with
+    the tenant key under that name. Built from the sparse revoked-index (one item per revoked
+    certificate) and kept in the container for a minute; thisUpdate (in milliseconds) doubles as the
+    increasing CRL number.
     """
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca.crl import RevokedEntry, build_crl
     keystore = wiring.keystore()
     from chalicelib.service.enrollment import ca_certificate
-    from chalicelib.service.tenants import cached_tenant
+    from chalicelib.service.tenants import cached_tenant, get_tenant, validate_cert_id
     store = wiring.certificates()
 
+    if ca_id is not None:
+        ca_id = validate_cert_id(tenant_id, ca_id, field="ca_id")
+    cache_key = (tenant_id, ca_id or "")
     now_mono = time.monotonic()
     with _crl_lock:
-        hit = _crl_cache.get(tenant_id)
+        hit = _crl_cache.get(cache_key)
     if hit is not None and now_mono - hit[0] < CRL_CACHE_SECONDS:
         return hit[1]
     tenant = cached_tenant(tenant_id)
-    active = tenant.active_ca_cert() if tenant else None
-    if tenant is None or active is None:
+    if tenant is None:
         raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
+    if ca_id is None:
+        chosen = tenant.active_ca_cert()
+        if chosen is None:
+            raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
+    else:
+        chosen = next((c for c in tenant.cas if c.cert_id == ca_id), None)
+        if chosen is None:  # made since the container's copy of the tenant, or none such
+            tenant = get_tenant(tenant_id)
+            chosen = next((c for c in tenant.cas if c.cert_id == ca_id), None)
+        if chosen is None:
+            raise NotFound("no such CA certificate", field="ca_id")
+    issuer = ca_certificate(chosen.cert_id, chosen.der)
+    same_name = {c.cert_id for c in tenant.cas if ca_certificate(c.cert_id, c.der).subject == issuer.subject}
     now = datetime.now(timezone.utc).replace(microsecond=0)
     entries = [
         RevokedEntry(serial, revoked_at, reason)
-        for serial, revoked_at, reason, not_after in store.iter_revoked(tenant_id)
-        if not_after > now
+        for serial, revoked_at, reason, not_after, issued_by in store.iter_revoked(tenant_id)
+        if not_after > now and (issued_by is None or issued_by in same_name)
     ]
     crl = build_crl(
-        issuer=ca_certificate(active.cert_id, active.der),
+        issuer=issuer,
         issuer_key=keystore.load(tenant.key_secret),
         entries=entries,
         number=int(now.timestamp() * 1000),
@@ -142,5 +162,5 @@ def crl_der(tenant_id: str) -> bytes:
     )
     der = crl.public_bytes(Encoding.DER)
     with _crl_lock:
-        _crl_cache[tenant_id] = (now_mono, der)
+        _crl_cache[cache_key] = (now_mono, der)
     return der

@@ -41,7 +41,7 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
-def validate_cert_id(tenant_id: str, cert_id: str) -> str:
+def validate_cert_id(tenant_id: str, cert_id: str, field: str = "id") -> str:
     """Accept the 96-hex id, or the ``TENANT:<hex>`` form the reference configuration uses
     (also with its colon percent-encoded, as some clients send a path segment)."""
     if "%3a" in cert_id.lower():
@@ -49,11 +49,11 @@ def validate_cert_id(tenant_id: str, cert_id: str) -> str:
     if ":" in cert_id:
         prefix, _, cert_id = cert_id.partition(":")
         if prefix != tenant_id:
-            raise NotFound("no such certificate", field="id")
+            raise NotFound("no such certificate", field=field)
     cert_id = cert_id.lower()
     if not CERT_ID_RE.fullmatch(cert_id):
         raise InvalidInput(
-            "a certificate id is the 96 hex digits of the SHA-384 of its DER, alone or as TENANT:<id>", field="id"
+            "a certificate id is the 96 hex digits of the SHA-384 of its DER, alone or as TENANT:<id>", field=field
         )
     return cert_id
 

@@ -338,10 +338,19 @@ def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None
             common.save_all(tx, audit)
 
 
-def iter_revoked(tenant_id: str, *, page_size: int | None = None) -> Iterator[tuple[int, datetime, str, datetime]]:
-    """(serial, revoked at, reason, not after) of every revoked certificate of the tenant, page by page."""
+def iter_revoked(
+    tenant_id: str, *, page_size: int | None = None
+) -> Iterator[tuple[int, datetime, str, datetime, str | None]]:
+    """(serial, revoked at, reason, not after, issuing CA id) of every revoked certificate of the
+    tenant, page by page."""
     common.ready()
     with common.translated():
         for item in CertificateModel.by_revoked.query(tenant_id, page_size=page_size):
             assert item.revoked_at is not None and item.not_after is not None
-            yield int(item.serial or "0", 16), item.revoked_at, item.revocation_reason or "unspecified", item.not_after
+            yield (
+                int(item.serial or "0", 16),
+                item.revoked_at,
+                item.revocation_reason or "unspecified",
+                item.not_after,
+                item.ca_id,
+            )

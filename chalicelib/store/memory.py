@@ -246,12 +246,12 @@ class MemoryCertificates:
 
     def iter_revoked(
         self, tenant_id: str, *, page_size: int | None = None
-    ) -> Iterator[tuple[int, datetime, str, datetime]]:
+    ) -> Iterator[tuple[int, datetime, str, datetime, str | None]]:
         with self._s.lock:
             revoked = [c for (t, _), c in self.certs.items() if t == tenant_id and c.revoked_at is not None]
         for c in revoked:
             assert c.revoked_at is not None
-            yield c.serial, c.revoked_at, c.revocation_reason or "unspecified", c.not_after
+            yield c.serial, c.revoked_at, c.revocation_reason or "unspecified", c.not_after, c.ca_id
 
 
 class MemoryAudit:

@@ -78,7 +78,7 @@ class RevokedIndex(GlobalSecondaryIndex["CertificateModel"]):
 
     class Meta:
         index_name = "revoked-index"
-        projection = IncludeProjection(["revoked_at", "revocation_reason", "not_after"])
+        projection = IncludeProjection(["revoked_at", "revocation_reason", "not_after", "ca_id"])
 
     revoked_key = UnicodeAttribute(hash_key=True)
     serial = UnicodeAttribute(range_key=True)

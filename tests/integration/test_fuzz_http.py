@@ -598,6 +598,7 @@ PATH_ROUTES: list[tuple[str, str, bool, str]] = [
     ("GET", "/tenants/{tenant}", True, "json"),
     ("GET", "/{tenant}/x509/ca", False, "json"),
     ("GET", "/{tenant}/x509/crl", False, "json"),
+    ("GET", "/{tenant}/x509/crl/{ca_id}", False, "json"),
     ("GET", "/{tenant}/x509/cert/{cert_id}", True, "json"),
     ("PUT", "/{tenant}/x509/cert/{cert_id}/revoke", True, "json"),
     ("GET", "/{tenant}/seacat/get/{identity}", False, "text"),
@@ -618,7 +619,7 @@ PATH_ROUTES: list[tuple[str, str, bool, str]] = [
 @fuzz(300)
 @given(
     route=st.sampled_from(PATH_ROUTES),
-    values=st.fixed_dictionaries({"tenant": segment_text, "identity": segment_text, "cert_id": segment_text, "cr_id": segment_text, "token_id": segment_text}),
+    values=st.fixed_dictionaries({"tenant": segment_text, "identity": segment_text, "cert_id": segment_text, "ca_id": segment_text, "cr_id": segment_text, "token_id": segment_text}),
     raw=st.booleans(),
     query=st.sampled_from(["", "?limit=0", "?limit=101", "?limit=-1", "?limit=1e3", "?next=@@", "?next=e30", "?state=issued", "?limit=%00"]),
 )
