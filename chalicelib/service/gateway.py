@@ -5,7 +5,9 @@ tenant's CA certificates come from the (cached) tenant item, parsed once per con
 revocation state is one DynamoDB read of the identity item, or none inside the configurable
 revocation-cache window (SEACAT_REVOCATION_CACHE_SECONDS).
 
-Answers only 200, 401 or 403: NGINX's auth_request turns anything else into a 500.
+Answers only 200, 401 or 403: NGINX's auth_request turns anything else into a 500. A request without
+X-SSL-Client-Verify is a 401: NGINX always sends it, so one without it did not come through the
+gateway's verification.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from chalicelib import wiring
 from chalicelib.domain import IdentityRecord, Tenant
@@ -30,6 +33,15 @@ from chalicelib.settings import get_settings
 log = logging.getLogger("seacat.gateway")
 
 MAX_PEM = 16 * 1024
+
+# Why path validation refused a certificate, as the response and the audit event say it: short and
+# stable. cryptography's own text (internal, and changing between versions) goes to a DEBUG line only.
+NOT_ISSUED = "not issued by this tenant's CA"
+EXPIRED = "certificate expired"
+NOT_YET_VALID = "certificate not yet valid"
+CA_NOT_VALID = "this tenant's CA is not valid now"
+NOT_CLIENT = "not a client certificate"
+NOT_ACCEPTED = "not a valid client certificate for this tenant"
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,60 @@ def _identity_record(tenant_id: str, identity: str) -> IdentityRecord | None:
     return record
 
 
+def _rejection_reason(cert: x509.Certificate, tenant: Tenant, now: datetime) -> str:
+    """Why path validation refused ``cert``, found by looking at the certificate, not at the library's
+    message (runs on refusals only). The first reason that applies: a certificate that none of the
+    tenant's CAs signed is that, whatever else is wrong with it; then its validity period, its CA's,
+    its kind; NOT_ACCEPTED for what is left (e.g. no authority key identifier, a signature algorithm
+    the Web PKI policy forbids, an unknown critical extension)."""
+    from chalicelib.service.enrollment import ca_certificate
+
+    issuer: x509.Certificate | None = None
+    for ca in tenant.cas:
+        candidate = ca_certificate(ca.cert_id, ca.der)
+        try:
+            cert.verify_directly_issued_by(candidate)  # the issuer's name and its signature
+        except Exception:  # ValueError (another issuer), InvalidSignature, TypeError, UnsupportedAlgorithm
+            continue
+        issuer = candidate
+        break
+    if issuer is None:
+        return NOT_ISSUED
+    if now < cert.not_valid_before_utc:
+        return NOT_YET_VALID
+    if now > cert.not_valid_after_utc:
+        return EXPIRED
+    if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc:
+        return CA_NOT_VALID
+    try:
+        if not _is_client_certificate(cert):
+            return NOT_CLIENT
+    except Exception:  # extensions that do not parse (duplicated, malformed): the verifier's refusal stands
+        pass
+    return NOT_ACCEPTED
+
+
+def _is_client_certificate(cert: x509.Certificate) -> bool:
+    """False for what the client verifier refuses as the wrong kind of certificate: a CA (basic
+    constraints cA, or keyCertSign), or an extended key usage without clientAuth (anyExtendedKeyUsage
+    alone included, as the verifier does)."""
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        if cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usages
+
+
 def authenticate(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdict:
     verdict = _decide(tenant_id, body, ssl_client_verify)
     if verdict.status != 200 and body.strip():
@@ -126,7 +192,11 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
     from chalicelib.seacat.codec import identity_from_point
     from chalicelib.service.tenants import cached_tenant
 
-    if ssl_client_verify is not None and ssl_client_verify.strip() != "SUCCESS":
+    if ssl_client_verify is None:
+        # NGINX always sends it (proxy_set_header X-SSL-Client-Verify $ssl_client_verify): a request
+        # without it did not pass through the gateway's own verification. Fail closed.
+        return Verdict(401, None, "gateway verification: X-SSL-Client-Verify missing")
+    if ssl_client_verify.strip() != "SUCCESS":
         # NONE (no certificate) or FAILED:<reason>: NGINX's own verification did not pass.
         return Verdict(401, None, f"gateway verification: {ssl_client_verify.strip()[:80] or 'empty'}")
     if not body.strip():
@@ -152,7 +222,9 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
         try:
             verify_client(cert, _trust_store(tenant), now)
         except ClientCertificateRejected as exc:
-            return Verdict(403, None, f"not accepted: {exc}")
+            reason = _rejection_reason(cert, tenant, now)
+            log.debug("path validation refused a client certificate (%s): %s", reason, exc)
+            return Verdict(403, None, reason)
         try:
             point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
             identity = identity_from_point(point)
@@ -163,8 +235,10 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
             _verified[cache_key] = seen
             while len(_verified) > MAX_VERIFIED:
                 _verified.popitem(last=False)
-    elif not seen.not_before <= now <= seen.not_after:
-        return Verdict(403, seen.identity, "not accepted: certificate is not valid now")
+    elif now < seen.not_before:
+        return Verdict(403, seen.identity, NOT_YET_VALID)
+    elif now > seen.not_after:
+        return Verdict(403, seen.identity, EXPIRED)
 
     identity = seen.identity
     record = _identity_record(tenant_id, identity)

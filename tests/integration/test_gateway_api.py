@@ -361,3 +361,138 @@ def test_crl_reads_every_page_and_skips_expired(aws: None, tenants: None) -> Non
     revocation._crl_cache.clear()
     result = x509.load_der_x509_crl(revocation.crl_der("acme"))
     assert {e.serial_number for e in result} == set(range(1, 1001))
+
+
+def test_401_without_the_gateway_verification_header(client: Any, tenants: None, operator_token: str) -> None:
+    """NGINX always sends X-SSL-Client-Verify: a request without it did not come through the gateway's check."""
+    _, cert = enrol(client)
+    r = authenticate(client, pem(cert), verify=None)
+    assert r.status_code == 401, r.body
+    assert "X-SeaCat-Identity" not in r.headers and r.headers["Cache-Control"] == "no-store"
+    assert b"X-SSL-Client-Verify" in r.body
+    from chalicelib.service import gateway
+
+    assert gateway.authenticate("acme", pem(cert), None).status == 401
+    for verify in ("", " ", "success", "NONE", "FAILED:unable to get issuer certificate"):
+        assert authenticate(client, pem(cert), verify=verify).status_code == 401, verify
+    assert authenticate(client, pem(cert), verify=" SUCCESS ").status_code == 200
+    denied = client.http.get("/audit?tenant=acme&type=authentication.denied", headers=auth(operator_token)).json_body["items"]
+    assert any(e["outcome"] == "401" and "X-SSL-Client-Verify" in e["details"]["reason"] for e in denied)
+
+
+# The words of cryptography's path validation, which must not reach a response or an audit event.
+LIBRARY_WORDS = ("validation failed", "candidates", "exhausted", "encountered", "EKU", "basicConstraints", "extension", "Certificate(")
+
+
+def _issue(
+    signer: Any,
+    issuer: x509.Name,
+    *,
+    start: timedelta = -timedelta(hours=1),
+    end: timedelta = timedelta(days=30),
+    eku: list[x509.ObjectIdentifier] | None = None,
+    ca: bool | None = None,
+    aki: bool = True,
+    algorithm: Any = None,
+) -> x509.Certificate:
+    now = datetime.now(timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AAAAAAAAAAAAAAAA")]))
+        .issuer_name(issuer)
+        .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + start)
+        .not_valid_after(now + end)
+    )
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    if aki:
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
+    return builder.sign(signer, algorithm or hashes.SHA256())
+
+
+def test_403_reasons_say_why_in_stable_words(client: Any, tenants: None, operator_token: str) -> None:
+    """Each refusal of path validation gets a short reason of its own, the same in the answer and the audit event."""
+    import logging
+
+    import boto3
+
+    ca_pem = boto3.client("secretsmanager").get_secret_value(SecretId="seacat/test/acme/ca-key")["SecretString"]
+    ca_key = serialization.load_pem_private_key(ca_pem.encode(), None)
+    ca_name = x509.load_pem_x509_certificates(client.http.get("/acme/x509/ca").body)[-1].subject
+    look_alike = ec.generate_private_key(ec.SECP256R1())  # same CA name, another key
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa")])
+    rsa_self_signed = (
+        x509.CertificateBuilder().subject_name(rsa_name).issuer_name(rsa_name).public_key(rsa_key.public_key())
+        .serial_number(1).not_valid_before(datetime.now(timezone.utc)).not_valid_after(datetime.now(timezone.utc) + timedelta(days=1))
+        .sign(rsa_key, hashes.SHA256())
+    )
+    _, theirs = enrol(client, "other")
+    client_auth, server_auth = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+    cases = [
+        ("another tenant's", theirs, "not issued by this tenant's CA"),
+        ("look-alike CA", _issue(look_alike, ca_name, eku=[client_auth]), "not issued by this tenant's CA"),
+        ("look-alike CA, expired", _issue(look_alike, ca_name, start=-timedelta(days=9), end=-timedelta(days=1)), "not issued by this tenant's CA"),
+        ("self-signed RSA", rsa_self_signed, "not issued by this tenant's CA"),
+        ("expired", _issue(ca_key, ca_name, start=-timedelta(days=9), end=-timedelta(days=1)), "certificate expired"),
+        ("not yet valid", _issue(ca_key, ca_name, start=timedelta(days=1), end=timedelta(days=9)), "certificate not yet valid"),
+        ("serverAuth only", _issue(ca_key, ca_name, eku=[server_auth]), "not a client certificate"),
+        ("a CA certificate", _issue(ca_key, ca_name, ca=True), "not a client certificate"),
+        ("no authority key id", _issue(ca_key, ca_name, aki=False), "not a valid client certificate for this tenant"),
+        ("SHA-224 signature", _issue(ca_key, ca_name, algorithm=hashes.SHA224()), "not a valid client certificate for this tenant"),
+    ]
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("seacat.gateway")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        for name, cert, reason in cases:
+            r = authenticate(client, pem(cert))
+            assert (r.status_code, r.body.decode().strip()) == (403, reason), name
+            assert "X-SeaCat-Identity" not in r.headers, name
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    denied = client.http.get("/audit?tenant=acme&type=authentication.denied&limit=100", headers=auth(operator_token)).json_body["items"]
+    assert sorted(e["details"]["reason"] for e in denied) == sorted(reason for _, _, reason in cases)
+    for text in [e["details"]["reason"] for e in denied]:
+        assert not any(word in text for word in LIBRARY_WORDS), text
+    # the library's own words go to a DEBUG line, for whoever debugs
+    assert any(rec.levelno == logging.DEBUG and "validation failed" in rec.getMessage() for rec in records)
+    # the certificate of this tenant still passes
+    _, ours = enrol(client)
+    assert authenticate(client, pem(ours)).status_code == 200
+
+
+def test_403_reasons_for_the_validity_period_whether_verified_before_or_not(client: Any, tenants: None) -> None:
+    from chalicelib.service import gateway
+
+    import chalicelib.service.gateway as module
+
+    _, cert = enrol(client)
+    original = module.datetime
+    for when, reason in ((cert.not_valid_after_utc + timedelta(seconds=1), "certificate expired"),
+                         (cert.not_valid_before_utc - timedelta(seconds=1), "certificate not yet valid")):
+
+        class At(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> "At":
+                return when  # type: ignore[return-value]
+
+        for remembered in (False, True):
+            gateway.forget()
+            if remembered:  # verified once now, then asked again at `when`
+                assert gateway.authenticate("acme", pem(cert), "SUCCESS").status == 200
+            module.datetime = At  # type: ignore[misc]
+            try:
+                verdict = gateway.authenticate("acme", pem(cert), "SUCCESS")
+            finally:
+                module.datetime = original  # type: ignore[misc]
+            assert (verdict.status, verdict.reason) == (403, reason), (reason, remembered)
