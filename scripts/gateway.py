@@ -37,6 +37,8 @@ CONF_FILE = "nginx.conf"
 SELF_SIGNED_CERT = "gateway_cert.pem"
 SELF_SIGNED_KEY = "gateway_key.pem"
 DEFAULT_PKI_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
+DEFAULT_USER = "nobody"
+DEBIAN_NOBODY_GROUP = "nogroup"  # Debian and Ubuntu have no group nobody
 
 TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{2,64}")  # as the service accepts tenant names
 DURATION_RE = re.compile(r"[0-9]+(ms|s|m|h|d)?")
@@ -100,6 +102,48 @@ def _listen(value: str) -> str:
     if not port.isdigit() or not 0 < int(port) < 65536 or (sep and not host):
         raise GatewayError(f"--listen must be PORT or ADDRESS:PORT: {value!r}")
     return _safe("--listen", value)
+
+
+def _group_of(user: str) -> str | None:
+    """The group to name beside ``user`` in NGINX's ``user`` directive, or None for none.
+
+    NGINX takes a missing group to be the group named like the user and, started as root, refuses to
+    run where there is none: Debian has no group ``nobody`` (its ``nobody``'s group is ``nogroup``).
+    So when this machine has no group of the user's name, the user's primary group is named, or
+    ``nogroup`` for ``nobody``. Looked up on the machine that renders, which is meant to be the one
+    that runs NGINX (the rendered paths are absolute)."""
+    try:
+        import grp
+        import pwd
+    except ImportError:  # not a Unix system: leave NGINX's rule alone
+        return None
+    try:
+        grp.getgrnam(user)
+        return None  # NGINX's own default works here
+    except KeyError:
+        pass
+    try:
+        name: str | None = grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    except (KeyError, OverflowError):
+        name = None
+    if name is None and user == DEFAULT_USER:
+        try:
+            name = grp.getgrnam(DEBIAN_NOBODY_GROUP).gr_name
+        except KeyError:
+            pass
+    if not name or UNSAFE_RE.search(name):
+        return None
+    return name
+
+
+def worker_user(user: str, group: str | None = None) -> str:
+    """The value of NGINX's ``user`` directive: ``USER`` or ``USER GROUP`` (``--group``, or the
+    group ``_group_of`` finds when this machine has no group named like the user)."""
+    user = _safe("--user", user)
+    if group is not None:
+        return f"{user} {_safe('--group', group)}"
+    found = _group_of(user)
+    return f"{user} {found}" if found else user
 
 
 def fetch_ca_bundle(pki_url: str, tenant: str, timeout: float = 30.0) -> bytes:
@@ -207,7 +251,7 @@ def render(args: argparse.Namespace) -> Rendered:
     cache_valid = args.auth_cache_valid
     if not DURATION_RE.fullmatch(cache_valid):
         raise GatewayError(f"--auth-cache-valid must be an NGINX time such as 360s or 5m: {cache_valid!r}")
-    worker_user = _safe("--user", args.user)
+    workers = worker_user(args.user, args.group)
 
     out: Path = args.out.resolve()
     if args.self_signed_server_cert == bool(args.server_cert or args.server_key):
@@ -237,7 +281,7 @@ def render(args: argparse.Namespace) -> Rendered:
                 raise GatewayError(f"no such file: {path}")
 
     values = {
-        "WORKER_USER": worker_user,
+        "WORKER_USER": workers,
         "PID_FILE": _safe("--pid-file", str(pid_file)),
         "LOG_DIR": _safe("--log-dir", str(log_dir)),
         "TEMP_DIR": _safe("--out", str(temp_dir)),
@@ -278,7 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--auth-cache-valid", default="360s", help="how long NGINX caches a successful authentication (default 360s)"
     )
-    p.add_argument("--user", default="nobody", help="user of the worker processes when started as root")
+    p.add_argument(
+        "--user", default=DEFAULT_USER, help=f"user of the worker processes when started as root (default {DEFAULT_USER})"
+    )
+    p.add_argument(
+        "--group",
+        help="their group (default: the group named like --user, or, where this machine has none, "
+        f"the user's primary group: {DEBIAN_NOBODY_GROUP} for Debian's {DEFAULT_USER})",
+    )
     p.add_argument("--log-dir", type=Path, help="default: OUT/logs")
     p.add_argument("--cache-dir", type=Path, help="default: OUT/cache/seacat_auth")
     p.add_argument("--pid-file", type=Path, help="default: OUT/nginx.pid")

@@ -416,3 +416,61 @@ def test_tls12_session_id_resumes_without_tickets(gateway: Gateway) -> None:
     assert session.id  # a session id, for the shared session cache
     with gateway.handshake(ctx, session=session) as second:
         assert second.session_reused
+
+
+# --- 6. the default worker user ------------------------------------------------------------------
+
+
+class BundleHandler(BaseHTTPRequestHandler):
+    """GET /<tenant>/x509/ca of a stand-in PKI: a CA bundle, for rendering only."""
+
+    bundle = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == f"/{TENANT}/x509/ca" else 404)
+        self.send_header("Content-Type", "application/x-pem-file")
+        self.send_header("Content-Length", str(len(self.bundle)))
+        self.end_headers()
+        self.wfile.write(self.bundle)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+def test_default_worker_user_passes_nginx_t_as_root(tmp_path: Path) -> None:
+    """Rendered without --user and checked by `nginx -t` as root, the master's case: NGINX looks the
+    workers' user and group up then (Debian has no group nobody). Only `nginx -t`: nothing starts."""
+    nginx = require_nginx()
+    if os.geteuid() != 0:
+        pytest.skip("NGINX ignores the user directive unless it starts as root")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    handler = type("Handler", (BundleHandler,), {"bundle": ca.public_bytes(serialization.Encoding.PEM)})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    try:
+        out = tmp_path / "gateway"
+        render = subprocess.run(
+            [sys.executable, "-m", "scripts.gateway", "render", "--tenant", TENANT,
+             "--pki-url", f"http://127.0.0.1:{server.server_address[1]}", "--out", str(out),
+             "--listen", f"127.0.0.1:{free_port()}", "--self-signed-server-cert"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert render.returncode == 0, render.stdout + render.stderr
+    conf = out / "nginx.conf"
+    assert [line for line in conf.read_text().splitlines() if line.startswith("user ")][0].startswith("user nobody")
+    check = subprocess.run([nginx, "-e", "stderr", "-t", "-p", str(out), "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    pid = out / "nginx.pid"
+    assert not pid.exists() or not pid.read_text().strip()  # `nginx -t` leaves it empty: nothing started
