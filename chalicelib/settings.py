@@ -24,6 +24,7 @@ class Settings:
     revocation_cache_seconds: float
     max_json_body: int
     webhook_timeout_seconds: float
+    webhook_allow_private: bool  # may the approve webhook reach loopback, private, link-local addresses
     log_level: str
 
     def table(self, name: str) -> str:
@@ -44,6 +45,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     stage = env.get("SEACAT_STAGE", "local")
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-1"
@@ -58,6 +70,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         revocation_cache_seconds=_float(env, "SEACAT_REVOCATION_CACHE_SECONDS", 5.0),
         max_json_body=int(_float(env, "SEACAT_MAX_JSON_BODY", 64 * 1024)),
         webhook_timeout_seconds=_float(env, "SEACAT_WEBHOOK_TIMEOUT", 5.0),
+        webhook_allow_private=_bool(env, "SEACAT_WEBHOOK_ALLOW_PRIVATE", False),
         log_level=env.get("SEACAT_LOG_LEVEL", "INFO").upper(),
     )
 

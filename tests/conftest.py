@@ -32,6 +32,7 @@ TEST_ENV = {
     "SEACAT_SECRET_PREFIX": "seacat/test/",
     "SEACAT_KMS_KEY_ID": "alias/seacat-test",
     "SEACAT_TENANT_CACHE_SECONDS": "0",
+    "SEACAT_WEBHOOK_ALLOW_PRIVATE": "true",  # the tests' webhooks listen on 127.0.0.1
 }
 
 

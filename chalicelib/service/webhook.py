@@ -3,6 +3,11 @@
 Fail closed: anything but that answer refuses (a 2xx with another body) or fails (no answer, a
 non-2xx status, a redirect, something that is not HTTP, a timeout). The timeout bounds the whole
 call, not each socket read: a webhook that drips its answer is cut off at the deadline.
+
+Unless SEACAT_WEBHOOK_ALLOW_PRIVATE is set (the local and test stages), the webhook's host must
+resolve to a public address: a tenant's admin sets the URL, and loopback, private, link-local or
+otherwise reserved addresses would let it reach the service's own network. The connection goes to
+the address that was checked (no second lookup a DNS answer could change in between).
 """
 
 from __future__ import annotations
@@ -54,7 +59,35 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     return conn, path
 
 
+class NotPublic(Exception):
+    """The webhook's host resolves to no public address (and private ones are not allowed)."""
+
+
+def _connect(conn: http.client.HTTPConnection, allow_private: bool) -> None:
+    """Open ``conn`` to an address of its host that passed the egress check."""
+    import ipaddress
+
+    addresses = socket.getaddrinfo(conn.host, conn.port, type=socket.SOCK_STREAM)
+    for _family, _type, _proto, _name, sockaddr in addresses:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if allow_private or address.is_global:
+            break
+    else:
+        raise NotPublic(conn.host)
+    sock = socket.create_connection((str(sockaddr[0]), int(sockaddr[1])), timeout=conn.timeout)
+    if isinstance(conn, http.client.HTTPSConnection):
+        import ssl
+
+        context = ssl.create_default_context()
+        conn.sock = context.wrap_socket(sock, server_hostname=conn.host)
+    else:
+        conn.sock = sock
+
+
 def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict:
+    from chalicelib.settings import get_settings
+
+    allow_private = get_settings().webhook_allow_private
     try:
         conn, path = _connection(url, timeout)
     except (ValueError, http.client.InvalidURL):
@@ -65,7 +98,7 @@ def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdic
 
     def exchange() -> None:
         try:
-            conn.connect()
+            _connect(conn, allow_private)
             if conn.sock is not None:
                 sockets.append(conn.sock)
             conn.request(
@@ -93,6 +126,8 @@ def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdic
         conn.close()
         return WebhookVerdict(False, True, f"webhook did not answer within {timeout:g} s")
     conn.close()
+    if isinstance(outcome, NotPublic):
+        return WebhookVerdict(False, True, "webhook host has no public address")
     if isinstance(outcome, TimeoutError):  # socket.timeout is TimeoutError
         return WebhookVerdict(False, True, f"webhook did not answer within {timeout:g} s")
     if isinstance(outcome, (OSError, http.client.HTTPException)):
