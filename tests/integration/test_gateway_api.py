@@ -315,8 +315,11 @@ def test_crl_shape(client: Any, tenants: None) -> None:
 def test_crl_distribution_point_when_public_url_is_set(client: Any, tenants: None, operator_token: str) -> None:
     client.http.put("/tenants/acme", headers=auth(operator_token), body=json.dumps({"publicBaseUrl": "https://pki.example.com/"}))
     _, cert = enrol(client)
+    ca_id = cert_id(x509.load_pem_x509_certificate(client.http.get("/acme/x509/ca").body))
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert cdp[0].full_name == [x509.UniformResourceIdentifier("https://pki.example.com/acme/x509/crl")]
+    url = f"https://pki.example.com/acme/x509/crl/{ca_id}"  # the CRL under the issuing CA's name
+    assert cdp[0].full_name == [x509.UniformResourceIdentifier(url)]
+    assert client.http.get(url.removeprefix("https://pki.example.com")).status_code == 200
 
 
 def test_revocation_cache_window_avoids_reads(client: Any, tenants: None, monkeypatch: pytest.MonkeyPatch) -> None:
