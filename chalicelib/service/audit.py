@@ -36,6 +36,7 @@ EVENTS = (
     "authentication.denied",
 )
 MAX_RANGE = timedelta(days=31)
+FIRST = datetime.min.replace(tzinfo=timezone.utc)  # the earliest time a query can name
 
 
 def entry(
@@ -71,14 +72,23 @@ def record(
     store.put(entry(event, tenant, subject, outcome, details, actor))
 
 
-def _time(value: str | None, field: str, default: datetime) -> datetime:
+def _time(value: str | None, field: str) -> datetime | None:
+    """An ISO-8601 date-time in UTC (no offset: UTC); 400 naming ``field`` if it is not one, or if
+    it falls outside what can be represented (years 0001-9999 in UTC)."""
     if value is None or value == "":
-        return default
+        return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput("must be an ISO-8601 date-time", field=field) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC, 0001-01-01T03:00+05:00 in year 0
+        raise InvalidInput(
+            "out of range: must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z in UTC", field=field
+        ) from None
 
 
 def search(
@@ -91,9 +101,12 @@ def search(
 ) -> tuple[list[dict[str, object]], str | None]:
     store = wiring.audit()
 
-    now = datetime.now(timezone.utc)
-    until = _time(end, "to", now)
-    since = _time(start, "from", until - timedelta(days=1))
+    since = _time(start, "from")
+    until = _time(end, "to") or datetime.now(timezone.utc)
+    if since is None:  # a day before `to`, or as far back as can be represented
+        since = until - timedelta(days=1) if until - FIRST > timedelta(days=1) else FIRST
+        if since >= until:
+            raise InvalidInput("must be after 0001-01-01T00:00:00Z", field="to")
     if since >= until:
         raise InvalidInput("must be before 'to'", field="from")
     if until - since > MAX_RANGE:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
+import re
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from botocore.exceptions import BotoCoreError
 from pynamodb.connection import Connection
@@ -118,6 +120,11 @@ def save_all(tx: Any, entries: Sequence[Any]) -> None:
         tx.save(entry)
 
 
+MAX_PAGE_TOKEN = 2048  # characters; a token of ours is the base64 of a key of a few hundred bytes
+_PAGE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_MAX_KEY_VALUE = 1024  # bytes of a key attribute value (DynamoDB's limit for a sort key; ours are far shorter)
+
+
 def encode_page_token(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
         return None
@@ -125,24 +132,74 @@ def encode_page_token(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(token: str | None, prefixes: dict[str, str]) -> dict[str, Any] | None:
-    """Decode a page token; refuse one whose key attributes point outside the caller's tenant.
+def _key_types(attributes: Iterable[Any]) -> dict[str, str]:
+    return {a.attr_name: a.attr_type for a in attributes if a.is_hash_key or a.is_range_key}
 
-    ``prefixes`` maps each key attribute that must be present to the prefix it must carry.
+
+@functools.lru_cache(maxsize=None)
+def _start_key_schema(names: frozenset[str]) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """The key a query stops at (DynamoDB's LastEvaluatedKey) for the table or index whose key
+    attributes include ``names``: ((attribute, DynamoDB type), ...) and the attribute the query is
+    on (the index's partition key; None for a table).
+
+    A table query stops at the table's key; an index query at the index's key plus the table's.
+    The smallest schema that has every name is the one; two different ones is a caller's error.
+    """
+    schemas: list[tuple[dict[str, str], str | None]] = []
+    for model in models.MODELS.values():
+        table = _key_types(model.get_attributes().values())
+        schemas.append((table, None))
+        for index in model._indexes.values():
+            keys = _key_types(index.Meta.attributes.values())
+            schemas.append(({**table, **keys}, index._hash_key_attribute().attr_name))
+    matching = [(attrs, on) for attrs, on in schemas if names <= attrs.keys()]
+    smallest = [m for m in matching if len(m[0]) == min((len(a) for a, _ in matching), default=0)]
+    if not smallest or any(m != smallest[0] for m in smallest):
+        raise ValueError(f"no one key schema has the attributes {sorted(names)}")
+    attrs, on = smallest[0]
+    return tuple(sorted(attrs.items())), on
+
+
+def decode_page_token(token: str | None, prefixes: dict[str, str]) -> dict[str, Any] | None:
+    """Decode a page token into the ExclusiveStartKey of the query it continues, or 400 naming ``next``.
+
+    ``prefixes`` maps key attributes to the prefix each must carry (the caller's tenant): they also
+    name the table or index the list reads (``_start_key_schema``). The key must be exactly that
+    schema's: its attribute names and no other, each value ``{"<type>": <non-empty string>}`` of
+    the attribute's type, the queried partition key equal to its value in ``prefixes``, and the
+    token itself the one ``encode_page_token`` writes for it. moto takes a key with an extra or a
+    misnamed attribute, or a value of another type; DynamoDB refuses it (ValidationException).
     """
     if not token:
         return None
+    schema, on = _start_key_schema(frozenset(prefixes))
+
+    def refused() -> InvalidInput:
+        return InvalidInput("not a page token of this list", field="next")
+
+    if len(token) > MAX_PAGE_TOKEN or not _PAGE_TOKEN.fullmatch(token):
+        raise refused()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        key = json.loads(raw)
+        key = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("not a page token of this list", field="next") from None
-    if not isinstance(key, dict) or not all(
-        isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str) for v in key.values()
-    ):
-        raise InvalidInput("not a page token of this list", field="next")
-    for name, prefix in prefixes.items():
-        value = key.get(name)
-        if value is None or not next(iter(value.values())).startswith(prefix):
-            raise InvalidInput("not a page token of this list", field="next")
+        raise refused() from None
+    if not isinstance(key, dict) or set(key) != {name for name, _ in schema}:
+        raise refused()
+    for name, attr_type in schema:
+        value = key[name]
+        if not isinstance(value, dict) or set(value) != {attr_type}:
+            raise refused()
+        text = value[attr_type]
+        try:
+            size = len(text.encode("utf-8")) if isinstance(text, str) else 0
+        except UnicodeEncodeError:  # a lone surrogate (an escaped \ud800 in the JSON) is not UTF-8
+            size = 0
+        if not 0 < size <= _MAX_KEY_VALUE:
+            raise refused()
+        prefix = prefixes.get(name)
+        if prefix is not None and not (text == prefix if name == on else text.startswith(prefix)):
+            raise refused()
+    if encode_page_token(key) != token:  # only the token this service wrote: no other spelling of it
+        raise refused()
     return key
