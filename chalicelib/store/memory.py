@@ -281,7 +281,7 @@ class MemoryAudit:
             found = [
                 e
                 for e in self._s.audit
-                if e.tenant == tenant and start <= e.at <= end and (event is None or e.event == event)
+                if e.tenant == tenant and start <= e.at < end and (event is None or e.event == event)
             ]
         found.sort(key=lambda e: (e.at, e.event_id), reverse=True)
         return _page(found, limit, next_token)

@@ -289,7 +289,7 @@ def test_tokens_and_isolation(client: Any, operator_token: str) -> None:
     assert client.http.get("/tenants/beta", headers=auth(operator_token)).json_body["config"]["seacat"] is True
     # tenant tokens cannot make tokens
     r = client.http.post("/tokens", headers=auth(alpha_token), body=json.dumps({"tenant": "alpha"}))
-    assert r.status_code == 401
+    assert r.status_code == 403 and r.json_body["error"] == "Forbidden"
     r = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "nobody"}))
     assert r.status_code == 404
     # revoke
