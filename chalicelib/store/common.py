@@ -34,17 +34,26 @@ def ready() -> None:
 
 
 def _share_session() -> None:
-    """Give pynamodb's connections the process's botocore session instead of one session each.
+    """Give pynamodb's connections the process's botocore session and one DynamoDB client.
 
-    pynamodb keeps a session per connection and thread (``Connection._local``); each would cost
-    ~120 ms on a cold start. Only done where the thread has none yet.
+    pynamodb keeps a session per connection and thread (``Connection._local``), and a client per
+    connection: one per model class, and the transactions' (``connection()``). A session costs
+    ~120 ms on a cold start, a client tens of ms, and a first enrolment touched three connections.
+    They are all bound alike (``models.bind``: endpoint, region, timeouts, retries, pool), so the
+    transactions' client serves them all; botocore clients are thread-safe.
     """
     from chalicelib import aws
 
+    shared = None
     for model in models.MODELS.values():
-        local = model._get_connection().connection._local
+        conn = model._get_connection().connection
+        local = conn._local
         if getattr(local, "session", None) is None:
             local.session = aws.session()
+        if conn._client is None:
+            if shared is None:
+                shared = connection().client
+            conn._client = shared
 
 
 _connection: Connection | None = None

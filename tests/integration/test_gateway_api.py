@@ -333,8 +333,14 @@ def test_revocation_cache_window_avoids_reads(client: Any, tenants: None, monkey
     get_settings.cache_clear()
     gateway.forget()
     calls: list[str] = []
-    conn = models.IdentityModel._get_connection().connection.client
-    conn.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    identities = models.IdentityModel.Meta.table_name
+    conn = models.IdentityModel._get_connection().connection.client  # one client serves every table
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == identities:  # the revocation state (the tenant is cached apart)
+            calls.append(model.name)
+
+    conn.meta.events.register("before-call.dynamodb", count)
     assert gateway.authenticate("acme", pem(cert), "SUCCESS").status == 200
     miss = len(calls)
     assert gateway.authenticate("acme", pem(cert), "SUCCESS").status == 200
