@@ -20,7 +20,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("seacat.webhook")
 
@@ -45,26 +49,25 @@ def call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict
     return verdict
 
 
-def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str, ssl.SSLContext | None]:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
         import ssl
 
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    return conn, path
+        context = ssl.create_default_context()
+        https = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=context)
+        return https, path, context
+    return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout), path, None
 
 
 class NotPublic(Exception):
     """The webhook's host resolves to no public address (and private ones are not allowed)."""
 
 
-def _connect(conn: http.client.HTTPConnection, allow_private: bool) -> None:
-    """Open ``conn`` to an address of its host that passed the egress check."""
+def _connect(conn: http.client.HTTPConnection, context: ssl.SSLContext | None, allow_private: bool) -> None:
+    """Open ``conn`` to an address of its host that passed the egress check (TLS with ``context``
+    when given, verifying the host name)."""
     import ipaddress
 
     addresses = socket.getaddrinfo(conn.host, conn.port, type=socket.SOCK_STREAM)
@@ -75,13 +78,7 @@ def _connect(conn: http.client.HTTPConnection, allow_private: bool) -> None:
     else:
         raise NotPublic(conn.host)
     sock = socket.create_connection((str(sockaddr[0]), int(sockaddr[1])), timeout=conn.timeout)
-    if isinstance(conn, http.client.HTTPSConnection):
-        import ssl
-
-        context = ssl.create_default_context()
-        conn.sock = context.wrap_socket(sock, server_hostname=conn.host)
-    else:
-        conn.sock = sock
+    conn.sock = context.wrap_socket(sock, server_hostname=conn.host) if context is not None else sock
 
 
 def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdict:
@@ -89,7 +86,7 @@ def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdic
 
     allow_private = get_settings().webhook_allow_private
     try:
-        conn, path = _connection(url, timeout)
+        conn, path, context = _connection(url, timeout)
     except (ValueError, http.client.InvalidURL):
         return WebhookVerdict(False, True, "webhook URL is not usable")
     answers: queue.Queue[tuple[int, bytes] | BaseException] = queue.Queue(maxsize=1)
@@ -98,7 +95,7 @@ def _call(url: str, payload: dict[str, object], timeout: float) -> WebhookVerdic
 
     def exchange() -> None:
         try:
-            _connect(conn, allow_private)
+            _connect(conn, context, allow_private)
             if conn.sock is not None:
                 sockets.append(conn.sock)
             conn.request(
