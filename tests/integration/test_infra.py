@@ -143,32 +143,189 @@ def test_tables_are_durable_and_on_demand() -> None:
 
 CRYPTO = re.compile(r"^kms:(\*|Encrypt|Decrypt|ReEncrypt.*|GenerateDataKey.*|Sign|Verify|GenerateMac|VerifyMac|DeriveSharedSecret)$", re.I)
 
+# Every KMS action on a key, so that a wildcard is judged by what it expands to (the same list as the IAM
+# service reference cfn-lint ships: test_kms_key_actions_are_all_of_them).
+KMS_KEY_ACTIONS = (
+    "CancelKeyDeletion", "CreateAlias", "CreateGrant", "Decrypt", "DeleteAlias", "DeleteImportedKeyMaterial",
+    "DeriveSharedSecret", "DescribeKey", "DisableKey", "DisableKeyRotation", "EnableKey", "EnableKeyRotation", "Encrypt",
+    "GenerateDataKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac", "GetKeyLastUsage", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport", "GetPublicKey", "ImportKeyMaterial",
+    "ListGrants", "ListKeyPolicies", "ListKeyRotations", "ListResourceTags", "PutKeyPolicy", "ReEncryptFrom", "ReEncryptTo",
+    "ReplicateKey", "RetireGrant", "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign",
+    "SynchronizeMultiRegionKey", "TagResource", "UntagResource", "UpdateAlias", "UpdateKeyDescription",
+    "UpdatePrimaryRegion", "Verify", "VerifyMac",
+)
+# The actions that let their holder read a CA secret: Decrypt itself, or one step its holder takes alone
+# to get Decrypt (a grant to itself, a key policy of its own, the data key re-encrypted under a key of its
+# own, a replica key with a policy of its own).
+DECRYPT_PATHS = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ReplicateKey")
+
+ACCOUNT_ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+SECRETS_OF_THE_STAGE = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"}
+VIA_SECRETS_MANAGER = {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
+# The only condition under which the service role may decrypt (key policy) ...
+THROUGH_SECRETS_MANAGER = {
+    "StringEquals": {"kms:ViaService": VIA_SECRETS_MANAGER, "kms:CallerAccount": {"Ref": "AWS::AccountId"}},
+    "StringLike": {"kms:EncryptionContext:SecretARN": SECRETS_OF_THE_STAGE},
+}
+# ... and its copy in the role's own policy (kms:CallerAccount is implied there).
+THROUGH_SECRETS_MANAGER_IAM = {
+    "StringEquals": {"kms:ViaService": VIA_SECRETS_MANAGER},
+    "StringLike": {"kms:EncryptionContext:SecretARN": SECRETS_OF_THE_STAGE},
+}
+
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def test_kms_key_actions_are_all_of_them() -> None:
+    """A new KMS action (a cfn-lint upgrade brings it) must be judged here: may it lead to Decrypt?"""
+    from importlib.resources import files
+
+    import cfnlint.data.AdditionalSpecs
+
+    reference = json.loads((files(cfnlint.data.AdditionalSpecs) / "Policies.json").read_text())["kms"]["Actions"]
+    on_a_key = {name for name, action in reference.items() if "key" in action.get("Resources", [])}
+    assert {a.lower() for a in KMS_KEY_ACTIONS} == on_a_key
+
+
+def _granted(statement: dict[str, Any]) -> set[str]:
+    """The KMS key actions an Allow statement grants, its wildcards (and NotAction) expanded."""
+    every = {f"kms:{a}" for a in KMS_KEY_ACTIONS}
+    if "NotAction" in statement:
+        excluded = _listed(statement["NotAction"])
+        return {a for a in every if not any(fnmatch.fnmatchcase(a.lower(), x.lower()) for x in excluded)}
+    patterns = _listed(statement["Action"])
+    return {a for a in every if any(fnmatch.fnmatchcase(a.lower(), p.lower()) for p in patterns)}
+
+
+def _principal_name(principal: Any) -> str:
+    if principal == ACCOUNT_ROOT:
+        return "the account (IAM principals its IAM policies allow)"
+    if principal == {"Fn::GetAtt": ["ServiceRole", "Arn"]}:
+        return "ServiceRole"
+    return json.dumps(principal, sort_keys=True)  # anything else, "*" included, is named as it is written
+
+
+def _condition_name(condition: Any) -> str:
+    if not condition:
+        return "unconditionally"
+    if condition == THROUGH_SECRETS_MANAGER:
+        return "through Secrets Manager in the stack's region, for secrets under seacat/<stage>/"
+    return json.dumps(condition, sort_keys=True)
+
+
+def decrypt_paths(template: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(who, action, when) for every way the template's CA-key KMS key lets a principal read a CA secret.
+
+    The key policy decides: a principal it names may use what it is given there; the account root stands
+    for every IAM principal of the account whose IAM policies allow the action, and for nobody else
+    (an IAM policy cannot give an action the key policy does not give the account root). IAM policies in
+    the template are counted only where the key policy lets the account delegate the action to them."""
+    resources = template["Resources"]
+    keys = [n for n, r in resources.items() if r["Type"] == "AWS::KMS::Key"]
+    assert keys == ["CaKey"], keys
+    assert not [n for n, r in resources.items() if r["Type"] in ("AWS::KMS::Grant", "AWS::KMS::ReplicaKey")]
+    key = resources["CaKey"]["Properties"]
+    assert not key.get("MultiRegion") and key.get("Origin", "AWS_KMS") == "AWS_KMS"
+    paths: set[tuple[str, str, str]] = set()
+    delegated: set[str] = set()
+    for statement in key["KeyPolicy"]["Statement"]:
+        assert statement["Effect"] in ("Allow", "Deny"), statement
+        if statement["Effect"] != "Allow":
+            continue
+        assert "NotPrincipal" not in statement, statement
+        assert _listed(statement["Resource"]) == ["*"], statement
+        principals = statement["Principal"]
+        principals = _listed(principals["AWS"]) if isinstance(principals, dict) and set(principals) == {"AWS"} else [principals]
+        for action in sorted(_granted(statement) & set(DECRYPT_PATHS)):
+            for principal in principals:
+                paths.add((_principal_name(principal), action, _condition_name(statement.get("Condition"))))
+                if principal == ACCOUNT_ROOT and not statement.get("Condition"):
+                    delegated.add(action)
+    for resource in resources.values():
+        if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
+            continue
+        props = resource["Properties"]
+        roles = [r["Ref"] if isinstance(r, dict) and set(r) == {"Ref"} else json.dumps(r) for r in props.get("Roles", [])]
+        for statement in props["PolicyDocument"]["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            resource_arns = _listed(statement.get("Resource", []))
+            if not any(r in ("*", {"Fn::GetAtt": ["CaKey", "Arn"]}) or "kms" in json.dumps(r) for r in resource_arns):
+                continue
+            for action in sorted(_granted(statement) & delegated):
+                for role in roles or ["(a policy attached to no role of the template)"]:
+                    paths.add((role, action, _condition_name(statement.get("Condition"))))
+    return paths
+
+
+# Exactly who can read a CA secret, and how: the service role through Secrets Manager, and the account's
+# IAM principals allowed kms:PutKeyPolicy (the deliberate administrator path: infra/resources.yaml).
+EXPECTED_DECRYPT_PATHS = {
+    ("ServiceRole", "kms:Decrypt", "through Secrets Manager in the stack's region, for secrets under seacat/<stage>/"),
+    ("the account (IAM principals its IAM policies allow)", "kms:PutKeyPolicy", "unconditionally"),
+}
+
+
+def test_only_the_service_role_through_secrets_manager_and_the_key_policy_administrators_can_read_ca_keys() -> None:
+    assert decrypt_paths(RESOURCES) == EXPECTED_DECRYPT_PATHS
+
+
+def test_decrypt_paths_sees_wildcards_grants_and_policy_changes() -> None:
+    """The check above is only as good as its reading of a statement: it must catch what the key policy
+    once had (kms:Create* and kms:Put* for the account, so CreateGrant and PutKeyPolicy) and kms:*."""
+    import copy
+
+    for actions, expected in (
+        (["kms:Create*", "kms:Put*", "kms:Describe*"], {"kms:CreateGrant", "kms:PutKeyPolicy"}),
+        (["kms:*"], set(DECRYPT_PATHS)),
+        (["kms:ReEncrypt*"], {"kms:ReEncryptFrom"}),
+        (["kms:describekey", "kms:TagResource"], set()),
+    ):
+        template = copy.deepcopy(RESOURCES)
+        statements = template["Resources"]["CaKey"]["Properties"]["KeyPolicy"]["Statement"]
+        statements.append({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": actions, "Resource": "*"})
+        assert {action for who, action, _ in decrypt_paths(template) if who == '"*"'} == expected, actions
+    # an IAM policy in the template counts where the key policy delegates the action to the account
+    template = copy.deepcopy(RESOURCES)
+    template["Resources"]["ServicePolicy"]["Properties"]["PolicyDocument"]["Statement"].append(
+        {"Effect": "Allow", "Action": "kms:*", "Resource": {"Fn::GetAtt": ["CaKey", "Arn"]}}
+    )
+    assert decrypt_paths(template) - EXPECTED_DECRYPT_PATHS == {("ServiceRole", "kms:PutKeyPolicy", "unconditionally")}
 
 
 def test_kms_key_rotates_and_only_the_service_role_uses_it_through_secrets_manager() -> None:
     key = RESOURCES["Resources"]["CaKey"]
     assert key["Properties"]["EnableKeyRotation"] is True
     assert key["DeletionPolicy"] == "Retain"
-    statements = key["Properties"]["KeyPolicy"]["Statement"]
-    assert all(s["Effect"] == "Allow" for s in statements)
-    users = [s for s in statements if any(CRYPTO.match(a) for a in _listed(s["Action"]))]
-    # the account administers the key but cannot use it
-    admin = next(s for s in statements if s["Sid"] == "AccountAdministration")
-    assert admin not in users
-    assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
-    assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"} & set(admin["Action"]) or "kms:Put*" in admin["Action"]
+    statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    assert all(s["Effect"] == "Allow" for s in statements.values())
+    assert set(statements) == {"AccountAdministration", "AccountKeyPolicyChange", "ServiceRoleThroughSecretsManager"}
+    users = [s for s in statements.values() if any(CRYPTO.match(a) for a in _granted(s))]
+    # the account administers the key - no wildcard, nothing cryptographic, no grants - and may change the policy
+    admin = statements["AccountAdministration"]
+    assert admin["Principal"] == {"AWS": ACCOUNT_ROOT} and "Condition" not in admin
+    assert not any("*" in a for a in admin["Action"]), admin["Action"]
+    assert set(admin["Action"]) == _granted(admin)  # every name is a real KMS action
+    assert {"kms:DescribeKey", "kms:EnableKey", "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:TagResource"} <= set(admin["Action"])
+    assert not set(admin["Action"]) & set(DECRYPT_PATHS)
+    change = statements["AccountKeyPolicyChange"]
+    assert change["Principal"] == {"AWS": ACCOUNT_ROOT} and _listed(change["Action"]) == ["kms:PutKeyPolicy"]
     # one user: the service role, through Secrets Manager, for this stage's secrets
-    assert len(users) == 1
+    assert users == [statements["ServiceRoleThroughSecretsManager"]]
     (use,) = users
     assert use["Principal"] == {"AWS": {"Fn::GetAtt": ["ServiceRole", "Arn"]}}
     assert sorted(use["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert use["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
-    assert use["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
-    }
+    assert use["Condition"] == THROUGH_SECRETS_MANAGER
+    # the role's own policy repeats exactly that grant (the key policy is what KMS consults)
+    (iam,) = [
+        s for s in RESOURCES["Resources"]["ServicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("kms:") for a in _listed(s["Action"]))
+    ]
+    assert sorted(iam["Action"]) == sorted(use["Action"]) and iam["Resource"] == {"Fn::GetAtt": ["CaKey", "Arn"]}
+    assert iam["Condition"] == THROUGH_SECRETS_MANAGER_IAM
     alias = RESOURCES["Resources"]["CaKeyAlias"]["Properties"]
     assert alias == {"AliasName": {"Fn::Sub": "alias/seacat-${Stage}"}, "TargetKeyId": {"Ref": "CaKey"}}
 
@@ -271,7 +428,8 @@ def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> Non
     assert statements["CaKeySecrets"]["Resource"] == arn.format("secretsmanager", "secret:seacat/test/*")
     assert statements["CaKeyThroughSecretsManager"]["Resource"].startswith(arn.format("kms", "key/"))
     assert statements["CaKeyThroughSecretsManager"]["Condition"] == {
-        "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}
+        "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:SecretARN": arn.format("secretsmanager", "secret:seacat/test/*")},
     }
     assert statements["FunctionLogs"]["Resource"] == arn.format("logs", "log-group:/aws/lambda/seacat-pki-test:*")
 

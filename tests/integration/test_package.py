@@ -140,7 +140,10 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     (key,) = seen["kms"]
     assert key["Resource"] == {"Fn::GetAtt": ["CaKey", "Arn"]}
     assert sorted(key["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert key["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}}}
+    assert key["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}},
+        "StringLike": {"kms:EncryptionContext:SecretARN": secrets["Resource"]},
+    }
 
     table_arns = [{"Fn::GetAtt": [t, "Arn"]} for t in tables]
     index_arns = [{"Fn::Sub": f"${{{t}.Arn}}/index/*"} for t in with_indexes]
@@ -159,6 +162,18 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     }
     assert resources["APIHandler"]["Properties"]["FunctionName"] == {"Fn::Sub": "seacat-pki-${Stage}"}
     assert resources["FunctionLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/lambda/seacat-pki-${Stage}"}
+
+
+def test_exactly_the_service_role_and_the_key_policy_administrators_can_read_ca_keys(template: dict[str, Any]) -> None:
+    """Who can read a tenant's CA key, in the template that is deployed: kms:Decrypt, and every action
+    its holder can turn into Decrypt alone (CreateGrant, PutKeyPolicy, ReEncryptFrom, ReplicateKey,
+    wildcards expanded), from the key policy and from the IAM policies it lets the account delegate."""
+    from tests.integration.test_infra import EXPECTED_DECRYPT_PATHS, decrypt_paths
+
+    assert decrypt_paths(template) == EXPECTED_DECRYPT_PATHS == {
+        ("ServiceRole", "kms:Decrypt", "through Secrets Manager in the stack's region, for secrets under seacat/<stage>/"),
+        ("the account (IAM principals its IAM policies allow)", "kms:PutKeyPolicy", "unconditionally"),
+    }
 
 
 def test_the_template_deploys_only_as_the_packaged_stage(template: dict[str, Any]) -> None:
