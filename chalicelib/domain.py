@@ -18,6 +18,9 @@ class TenantConfig:
     approve_renewals: bool = False  # send renewals through the approval step too
     webhook_timeout: float | None = None  # seconds; None: the service default
     public_base_url: str | None = None  # where CRLs are published (CRL distribution point)
+    # SHA-256 (hex) of the credentials the tenant's gateways send to nginx_authenticate, newest first
+    # (the previous one stays valid until the next rotation or until it is dropped); empty: none required.
+    gateway_credentials: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> TenantConfig:
@@ -31,6 +34,7 @@ class TenantConfig:
             approve_renewals=bool(raw.get("approveRenewals", False)),
             webhook_timeout=float(timeout) if timeout is not None else None,
             public_base_url=raw.get("publicBaseUrl") or None,
+            gateway_credentials=tuple(str(h) for h in raw.get("gatewayCredentialSha256") or ()),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -42,7 +46,15 @@ class TenantConfig:
             "approveRenewals": self.approve_renewals,
             "webhookTimeout": self.webhook_timeout,
             "publicBaseUrl": self.public_base_url,
+            "gatewayCredentialSha256": list(self.gateway_credentials),
         }
+
+    def public_json(self) -> dict[str, object]:
+        """The configuration as the API shows it: how many gateway credentials are valid, not their hashes."""
+        shown = self.to_json()
+        del shown["gatewayCredentialSha256"]
+        shown["gatewayCredentials"] = len(self.gateway_credentials)
+        return shown
 
 
 @dataclass(frozen=True)
@@ -100,12 +112,26 @@ class IdentityRecord:
     blocked: bool = False
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
-    revoked_certs: frozenset[str] = frozenset()
+    # Revocation binds to serial numbers, never to a hash of a certificate's bytes: ECDSA signatures
+    # are malleable, so one certificate (one TBS, one serial) has more than one valid DER encoding.
+    revoked_serials: frozenset[int] = frozenset()
     cert_id: str | None = None
+    cert_serial: int | None = None
     cert_der: bytes | None = None
     cert_not_before: datetime | None = None
     cert_not_after: datetime | None = None
     certificates: int = 0
+
+    def refusal(self, serial: int | None = None) -> str | None:
+        """Why this identity may not use certificate ``serial`` (its current one by default), or None."""
+        if self.blocked:
+            return "identity is blocked"
+        if self.revoked_at is not None:
+            return "identity is revoked"
+        serial = self.cert_serial if serial is None else serial
+        if serial is not None and serial in self.revoked_serials:
+            return "certificate is revoked"
+        return None
 
 
 @dataclass(frozen=True)

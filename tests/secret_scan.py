@@ -19,6 +19,11 @@ What counts as a leak:
 - any token of the service's form (``sct_<16 hex>_<secret>``), and any other bearer token a test
   sent (operator tokens may be any string). The one answer that shows a token, ``POST /tokens``
   201, may contain the token it created and nothing else.
+- any approve webhook signing secret in its shown form (``whsec_<64 hex>``), and every one the
+  service made in this run also as bare hex or base64 (the plugin learns them by wrapping
+  ``chalicelib.service.webhook.new_secret``). The answers that show one (``POST
+  /{tenant}/webhook/secret`` 201, a ``PUT /tenants/{tenant}`` that set the first approve URL) may
+  contain the one in their ``webhookSecret`` and nothing else.
 
 A leak does not fail the test that caused it (the cause may be anywhere); the run fails at its end
 with a list of where each leak was seen, the secret itself redacted.
@@ -26,6 +31,7 @@ with a list of where each leak was seen, the secret itself redacted.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -38,6 +44,8 @@ import pytest
 
 PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 TOKEN = re.compile(r"sct_[0-9a-f]{16}_[A-Za-z0-9_-]{20,100}")
+WEBHOOK_SECRET = re.compile(r"whsec_[0-9a-fA-F]{64}")
+GATEWAY_CREDENTIAL = re.compile(r"sgc_[A-Za-z0-9_-]{43}")
 B64_RUN = re.compile(r"[A-Za-z0-9+/]{64,}")
 HEX_RUN = re.compile(r"[0-9a-fA-F]{64,}")
 # make run prints the operator token in its banner: that is its job, not a leak.
@@ -50,6 +58,7 @@ class Scanner:
     key_lines: set[str] = field(default_factory=set)  # 64-char base64 lines of known private keys
     scalars: set[str] = field(default_factory=set)  # lowercase hex private scalars
     tokens: set[str] = field(default_factory=set)  # bearer tokens seen in requests (any form)
+    webhook_secrets: set[bytes] = field(default_factory=set)  # signing keys the service made
     leaks: list[str] = field(default_factory=list)
     checked: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,6 +83,11 @@ class Scanner:
                 self.key_lines.update(line for line in text.splitlines() if len(line) == 64)
             self.scalars.add(scalar)
 
+    def add_webhook_secret(self, key: Any) -> None:
+        if isinstance(key, bytes) and len(key) >= 16:
+            with self.lock:
+                self.webhook_secrets.add(key)
+
     def add_token(self, token: str) -> None:
         token = token.strip()
         if len(token) >= 16:
@@ -90,9 +104,21 @@ class Scanner:
         for match in TOKEN.finditer(text):
             if match.group(0) not in allowed:
                 found.append(f"a token {match.group(0)[:12]}...")
+        for match in WEBHOOK_SECRET.finditer(text):
+            if match.group(0) not in allowed:
+                found.append(f"a webhook secret {match.group(0)[:8]}...")
+        for match in GATEWAY_CREDENTIAL.finditer(text):
+            if match.group(0) not in allowed:
+                found.append(f"a gateway credential {match.group(0)[:8]}...")
         with self.lock:
             tokens = [t for t in self.tokens if t not in allowed]
             lines, scalars = self.key_lines, self.scalars
+            for key in self.webhook_secrets:
+                if f"whsec_{key.hex()}" in allowed:
+                    continue
+                forms = (base64.b64encode(key).decode(), base64.urlsafe_b64encode(key).decode().rstrip("="))
+                if key.hex() in text.lower() or any(form.rstrip("=") in text for form in forms):
+                    found.append("a webhook signing secret the service made")
             for token in tokens:
                 if token in text:
                     found.append(f"a bearer token {token[:6]}... that a test sent")
@@ -170,9 +196,23 @@ def scan_response(
         # No route matched: the emulated API Gateway (chalice local) echoes the caller's own
         # Authorization header back to it, as API Gateway once did. The service never ran.
         allowed = frozenset({sent_token})
-    if method.upper() == "POST" and path.split("?")[0].rstrip("/") == "/tokens" and status == 201:
+    route = path.split("?")[0].rstrip("/")
+    if method.upper() == "POST" and route == "/tokens" and status == 201:
         try:
             allowed = allowed | {json.loads(body)["token"]}
+        except (ValueError, KeyError, TypeError):
+            pass
+    shows_secret = (method.upper() == "POST" and route.endswith("/webhook/secret") and status == 201) or (
+        method.upper() == "PUT" and route.startswith("/tenants/") and status in (200, 201)
+    )
+    if shows_secret:
+        try:
+            allowed = allowed | {json.loads(body)["webhookSecret"]}
+        except (ValueError, KeyError, TypeError):
+            pass
+    if method.upper() == "POST" and path.split("?")[0].endswith("/gateway/credential") and status == 201:
+        try:
+            allowed = allowed | {json.loads(body)["credential"]}  # shown once, in this answer only
         except (ValueError, KeyError, TypeError):
             pass
     scanner.check(f"{where}: {method} {path} -> {status} body", text, allowed)
@@ -194,10 +234,26 @@ def wrap_request(scanner: Scanner, original: Callable[..., Any], where: Callable
 
 
 def _wrap_keys(scanner: Scanner) -> list[tuple[Any, str, Any]]:
-    """Learn every CA key the service makes or imports (by wrapping chalicelib.ca.keys)."""
+    """Learn every CA key the service makes or imports (by wrapping chalicelib.ca.keys), and every
+    webhook signing key it makes (chalicelib.service.webhook.new_secret)."""
     from chalicelib.ca import keys
 
     originals: list[tuple[Any, str, Any]] = []
+    try:
+        from chalicelib.service import webhook
+
+        made = getattr(webhook, "new_secret", None)
+        if made is not None:
+
+            def new_secret(*args: Any, **kwargs: Any) -> Any:
+                key = made(*args, **kwargs)
+                scanner.add_webhook_secret(key)
+                return key
+
+            originals.append((webhook, "new_secret", made))
+            webhook.new_secret = new_secret
+    except ImportError:
+        pass
 
     def learn_result(fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:

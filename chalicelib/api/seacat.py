@@ -180,7 +180,12 @@ def nginx_authenticate(tenant: str) -> Response:
     try:
         body = request.raw_body or b""
         data = body if isinstance(body, bytes) else body.encode("utf-8")
-        verdict = gateway.authenticate(tenant, data, request.headers.get("x-ssl-client-verify"))
+        verdict = gateway.authenticate(
+            tenant,
+            data,
+            request.headers.get("x-ssl-client-verify"),
+            request.headers.get(gateway.GATEWAY_CREDENTIAL_HEADER),
+        )
     except Exception as exc:  # fail closed, and still answer something NGINX understands
         log.error("nginx_authenticate failed closed: %s", type(exc).__name__)
         verdict = gateway.Verdict(403, None, "internal error")
@@ -190,6 +195,6 @@ def nginx_authenticate(tenant: str) -> Response:
     else:
         # Denials must not be cached by the gateway (the reference caches 200 only).
         headers["Cache-Control"] = "no-store"
-        log.info("authentication denied", extra={"status": verdict.status, "reason": verdict.reason})
+        log.info("authentication denied", extra={"status": verdict.status, "reason": verdict.reason, "code": verdict.code})
     observability.metric("Authentications", Outcome="allowed" if verdict.status == 200 else f"denied{verdict.status}")
     return Response(body=(verdict.reason + "\n").encode("utf-8"), status_code=verdict.status, headers=headers)

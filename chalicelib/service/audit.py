@@ -34,6 +34,8 @@ EVENTS = (
     "token.created",
     "token.revoked",
     "authentication.denied",
+    "gateway_credential.created",
+    "gateway_credential.dropped",
 )
 MAX_RANGE = timedelta(days=31)
 FIRST = datetime.min.replace(tzinfo=timezone.utc)  # the earliest time a query can name

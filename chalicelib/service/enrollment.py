@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -34,7 +35,9 @@ class EnrollResult:
     outcome: str  # issued | renewed | existing | pending
 
 
-_ca_certs: dict[str, x509.Certificate] = {}
+# Bounded LRU: a container may serve many tenants over its life, each with up to 32 CAs.
+CA_CERT_CACHE_MAX = 1024
+_ca_certs: OrderedDict[str, x509.Certificate] = OrderedDict()
 _ca_lock = threading.Lock()
 
 
@@ -42,11 +45,22 @@ def ca_certificate(cert_id: str, der: bytes) -> x509.Certificate:
     """Parsed CA certificates, kept in the container (they never change once made)."""
     with _ca_lock:
         cert = _ca_certs.get(cert_id)
-    if cert is None:
-        cert = x509.load_der_x509_certificate(der)
-        with _ca_lock:
-            _ca_certs[cert_id] = cert
+        if cert is not None:
+            _ca_certs.move_to_end(cert_id)
+            return cert
+    cert = x509.load_der_x509_certificate(der)
+    with _ca_lock:
+        _ca_certs[cert_id] = cert
+        while len(_ca_certs) > CA_CERT_CACHE_MAX:
+            _ca_certs.popitem(last=False)
     return cert
+
+
+def same_key(cert_der: bytes, public_key: object) -> bool:
+    """Whether the certificate ``cert_der`` is for ``public_key`` (compared in full, as SPKI DER)."""
+    from chalicelib.ca.issued import issued_facts, spki_der
+
+    return issued_facts(cert_der).spki == spki_der(public_key)
 
 
 def seacat_tenant(tenant_id: str) -> Tenant:
@@ -135,14 +149,14 @@ def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> Enrol
     now = now or datetime.now(timezone.utc)
     identity = store.get_identity(tenant_id, cr.identity)
 
-    if identity is not None and (
-        identity.blocked or identity.revoked_at is not None or identity.cert_id in identity.revoked_certs
-    ):
-        why = (
-            "identity is blocked"
-            if identity.blocked
-            else "identity is revoked" if identity.revoked_at is not None else "certificate is revoked"
-        )
+    why = identity.refusal() if identity is not None else None
+    if why is not None:
+        _record_outcome(tenant_id, cr, "rejected", why, now)
+        raise Forbidden(why)
+    if identity is not None and identity.cert_der is not None and not same_key(identity.cert_der, cr.public_key):
+        # The identity is an 80-bit truncation of the key's hash: a different key that truncates to
+        # the same identity is not its owner, and gets neither its certificate nor a renewal.
+        why = "not the key this identity enrolled with"
         _record_outcome(tenant_id, cr, "rejected", why, now)
         raise Forbidden(why)
 
@@ -187,7 +201,9 @@ def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None,
         return EnrollResult(202, None, cr.identity, cr.cr_id, "pending")
     if config.approve and not config.manual_approval:
         timeout = config.webhook_timeout or get_settings().webhook_timeout_seconds
-        verdict = webhook.call(config.approve, webhook_payload(tenant.tenant_id, cr, now), timeout)
+        verdict = webhook.call(
+            config.approve, webhook_payload(tenant.tenant_id, cr, now), timeout, tenant_id=tenant.tenant_id
+        )
         log.info(
             "approve webhook answered",
             extra={"tenant": tenant.tenant_id, "identity": cr.identity, "outcome": verdict.reason},
@@ -261,6 +277,7 @@ def _issue(
         base,
         application=cr.application,
         cert_id=cert_id,
+        cert_serial=serial,
         cert_der=der,
         cert_not_before=not_before,
         cert_not_after=not_after,
@@ -282,7 +299,7 @@ def _issue(
         # A concurrent PUT of the same key won: answer with its certificate if it is current.
         winner = store.get_identity(tenant.tenant_id, cr.identity)
         if winner is not None and winner.cert_der is not None and winner.cert_not_after is not None:
-            if winner.blocked or winner.revoked_at is not None or winner.cert_id in winner.revoked_certs:
+            if winner.refusal() is not None or not same_key(winner.cert_der, cr.public_key):
                 raise Forbidden("identity is blocked or its certificate is revoked") from None
             if winner.cert_not_before is not None and not builder.in_renewal_window(
                 winner.cert_not_before, winner.cert_not_after, now
@@ -305,9 +322,7 @@ def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
     if (
         record is None
         or record.cert_der is None
-        or record.blocked
-        or record.revoked_at is not None
-        or record.cert_id in record.revoked_certs
+        or record.refusal() is not None
         or record.cert_not_after is None
         or record.cert_not_after <= now
     ):

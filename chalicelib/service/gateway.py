@@ -13,6 +13,7 @@ gateway's verification.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -42,6 +43,25 @@ NOT_YET_VALID = "certificate not yet valid"
 CA_NOT_VALID = "this tenant's CA is not valid now"
 NOT_CLIENT = "not a client certificate"
 NOT_ACCEPTED = "not a valid client certificate for this tenant"
+NOT_ENROLLED_KEY = "not the key this identity enrolled with"
+NOT_ISSUED_HERE = "not a certificate this service issued to this identity"
+
+# Refusals decided before the tenant is known to exist (their tenant id may be invented).
+_BEFORE_TENANT = frozenset(
+    {"no_verify_header", "gateway_verify_failed", "no_certificate", "too_large", "no_tenant", "unknown_tenant"}
+)
+
+_CODES = {
+    NOT_ISSUED: "not_issued",
+    EXPIRED: "expired",
+    NOT_YET_VALID: "not_yet_valid",
+    CA_NOT_VALID: "ca_not_valid",
+    NOT_CLIENT: "not_client",
+    NOT_ACCEPTED: "not_accepted",
+    "identity is blocked": "identity_blocked",
+    "identity is revoked": "identity_revoked",
+    "certificate is revoked": "certificate_revoked",
+}
 
 
 @dataclass(frozen=True)
@@ -49,12 +69,18 @@ class Verdict:
     status: int  # 200, 401 or 403
     identity: str | None
     reason: str
+    # A stable, bounded reason code for the metric (never caller-chosen text).
+    code: str = "ok"
+    # The certificate was signed by the tenant's CA: only such denials are worth an audit item.
+    chained: bool = False
 
 
 @dataclass(frozen=True)
 class _Verified:
     identity: str
-    cert_id: str
+    serial: int
+    tbs_sha256: bytes
+    spki: bytes
     not_before: datetime
     not_after: datetime
 
@@ -63,11 +89,25 @@ class _Verified:
 # kept per exact certificate body and per set of tenant CAs, as TLS stacks cache verifications:
 # a certificate seen again (the gateway asks again when its own cache entry expires) skips the
 # signature check; its validity period, revocation and block are still checked on every call.
+# What it remembers is the certificate as issued (serial, TBS digest, key), so another encoding of
+# the same certificate meets the same revocation state.
 MAX_VERIFIED = 4096
 _verified: OrderedDict[tuple[tuple[str, ...], bytes], _Verified] = OrderedDict()
 _stores: dict[str, tuple[tuple[str, ...], Any]] = {}
-_identities: dict[tuple[str, str], tuple[float, IdentityRecord | None]] = {}
+_identities: OrderedDict[tuple[str, str], tuple[float, IdentityRecord | None]] = OrderedDict()
+MAX_IDENTITIES = 16384
+# Certificates other than an identity's current one that the store confirmed it issued to that
+# identity (tenant, serial, TBS digest): a fact that never changes, so it is kept without a TTL.
+_issued: OrderedDict[tuple[str, int, bytes], str] = OrderedDict()
+MAX_ISSUED = 4096
+# Audit items for denied certificates: at most one per certificate and reason per container in this
+# window, so replaying a (public) revoked certificate cannot turn into a stream of writes.
+AUDIT_WINDOW_SECONDS = 300.0
+MAX_AUDITED = 4096
+_audited: OrderedDict[tuple[str, str, str], float] = OrderedDict()
 _lock = threading.Lock()
+
+GATEWAY_CREDENTIAL_HEADER = "x-seacat-gateway-credential"
 
 
 def forget(tenant_id: str | None = None) -> None:
@@ -77,6 +117,8 @@ def forget(tenant_id: str | None = None) -> None:
             _identities.clear()
             _stores.clear()
             _verified.clear()
+            _issued.clear()
+            _audited.clear()
         else:
             for key in [k for k in _identities if k[0] == tenant_id]:
                 del _identities[key]
@@ -112,6 +154,9 @@ def _identity_record(tenant_id: str, identity: str) -> IdentityRecord | None:
     if window > 0:
         with _lock:
             _identities[key] = (now, record)
+            _identities.move_to_end(key)
+            while len(_identities) > MAX_IDENTITIES:
+                _identities.popitem(last=False)
     return record
 
 
@@ -169,25 +214,60 @@ def _is_client_certificate(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.CLIENT_AUTH in usages
 
 
-def authenticate(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdict:
-    verdict = _decide(tenant_id, body, ssl_client_verify)
-    if verdict.status != 200 and body.strip():
-        # A certificate was presented and refused: worth an audit event (bare 401s without one are not).
-        try:
-            from chalicelib.service import audit
+def authenticate(
+    tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_credential: str | None = None
+) -> Verdict:
+    verdict = _decide(tenant_id, body, ssl_client_verify, gateway_credential)
+    if verdict.status == 200:
+        return verdict
+    from chalicelib import observability
 
-            tenant = tenant_id if TENANT_RE.fullmatch(tenant_id) else None
-            audit.record(
-                "authentication.denied", tenant, verdict.identity, str(verdict.status), {"reason": verdict.reason},
-                actor="gateway",
-            )
-        except Exception:  # the denial stands even if the event cannot be written
-            log.warning("could not record a denied authentication")
+    # Denials are counted per tenant and reason code; a tenant id nobody created is counted as
+    # "unknown", so invented ids cannot mint metric dimensions (each one is a billed metric).
+    known = verdict.code not in _BEFORE_TENANT
+    observability.metric("AuthenticationDenials", Tenant=tenant_id if known else "unknown", Reason=verdict.code)
+    if verdict.chained and verdict.identity is not None:
+        _audit_denial(tenant_id, verdict)
     return verdict
 
 
-def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdict:
-    from chalicelib.ca.builder import certificate_id
+def _audit_denial(tenant_id: str, verdict: Verdict) -> None:
+    """One audit item for a certificate the tenant's CA signed (a revoked, blocked or unknown
+    identity presenting it); anything else is a log line and a metric only, never a write."""
+    key = (tenant_id, verdict.identity or "", verdict.code)
+    now = time.monotonic()
+    with _lock:
+        last = _audited.get(key)
+        if last is not None and now - last < AUDIT_WINDOW_SECONDS:
+            return
+        _audited[key] = now
+        _audited.move_to_end(key)
+        while len(_audited) > MAX_AUDITED:
+            _audited.popitem(last=False)
+    try:
+        from chalicelib.service import audit
+
+        audit.record(
+            "authentication.denied", tenant_id, verdict.identity, str(verdict.status), {"reason": verdict.reason},
+            actor="gateway",
+        )
+    except Exception:  # the denial stands even if the event cannot be written
+        log.warning("could not record a denied authentication")
+
+
+def _credential_ok(tenant: Tenant, presented: str | None) -> bool:
+    expected = tenant.config.gateway_credentials
+    if not expected:
+        return True
+    if presented is None:
+        return False
+    digest = hashlib.sha256(presented.strip().encode("utf-8", "replace")).hexdigest()
+    # Every slot is compared (no early exit): the answer's timing says nothing about which matched.
+    return sum(hmac.compare_digest(digest, h) for h in expected) > 0
+
+
+def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_credential: str | None) -> Verdict:
+    from chalicelib.ca.issued import facts
     from chalicelib.ca.verify import ClientCertificateRejected, verify_client
     from chalicelib.seacat.codec import identity_from_point
     from chalicelib.service.tenants import cached_tenant
@@ -195,17 +275,24 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
     if ssl_client_verify is None:
         # NGINX always sends it (proxy_set_header X-SSL-Client-Verify $ssl_client_verify): a request
         # without it did not pass through the gateway's own verification. Fail closed.
-        return Verdict(401, None, "gateway verification: X-SSL-Client-Verify missing")
+        return Verdict(401, None, "gateway verification: X-SSL-Client-Verify missing", "no_verify_header")
     if ssl_client_verify.strip() != "SUCCESS":
-        # NONE (no certificate) or FAILED:<reason>: NGINX's own verification did not pass.
-        return Verdict(401, None, f"gateway verification: {ssl_client_verify.strip()[:80] or 'empty'}")
+        # NONE (no certificate) or FAILED:<reason>: NGINX's own verification did not pass. Its text is
+        # the caller's to choose, so it goes to a log line (bounded), not into the answer.
+        log.info("gateway verification did not pass", extra={"verify": ssl_client_verify.strip()[:80]})
+        return Verdict(401, None, "gateway verification did not pass", "gateway_verify_failed")
     if not body.strip():
-        return Verdict(401, None, "no client certificate")
+        return Verdict(401, None, "no client certificate", "no_certificate")
     if len(body) > MAX_PEM:
-        return Verdict(401, None, "client certificate too large")
+        return Verdict(401, None, "client certificate too large", "too_large")
+    if not TENANT_RE.fullmatch(tenant_id):
+        return Verdict(403, None, "unknown tenant", "no_tenant")
     tenant = cached_tenant(tenant_id)
     if tenant is None or not tenant.cas:
-        return Verdict(403, None, "unknown tenant")
+        return Verdict(403, None, "unknown tenant", "unknown_tenant")
+    if not _credential_ok(tenant, gateway_credential):
+        # The tenant asked that only its gateway may ask: checked before any certificate work.
+        return Verdict(401, None, "gateway credential missing or wrong", "gateway_credential")
     now = datetime.now(timezone.utc)
     cache_key = (tuple(ca.cert_id for ca in tenant.cas), hashlib.sha256(body).digest())
     with _lock:
@@ -218,36 +305,70 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None) -> Verdi
             pem = body.replace(b"\n\t", b"\n").strip()
             cert = x509.load_pem_x509_certificate(pem) if pem.startswith(b"-----") else x509.load_der_x509_certificate(body)
         except ValueError:
-            return Verdict(401, None, "client certificate cannot be parsed")
+            return Verdict(401, None, "client certificate cannot be parsed", "unparseable")
         try:
             verify_client(cert, _trust_store(tenant), now)
         except ClientCertificateRejected as exc:
             reason = _rejection_reason(cert, tenant, now)
             log.debug("path validation refused a client certificate (%s): %s", reason, exc)
-            return Verdict(403, None, reason)
+            return Verdict(403, None, reason, _CODES.get(reason, "not_accepted"))
         try:
             point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
             identity = identity_from_point(point)
         except (TypeError, ValueError, AttributeError):
-            return Verdict(403, None, "not a SeaCat identity key")
-        seen = _Verified(identity, certificate_id(cert.public_bytes(Encoding.DER)), cert.not_valid_before_utc, cert.not_valid_after_utc)
+            return Verdict(403, None, "not a SeaCat identity key", "not_seacat_key", chained=False)
+        issued = facts(cert)
+        seen = _Verified(
+            identity, issued.serial, issued.tbs_sha256, issued.spki, cert.not_valid_before_utc, cert.not_valid_after_utc
+        )
         with _lock:
             _verified[cache_key] = seen
             while len(_verified) > MAX_VERIFIED:
                 _verified.popitem(last=False)
     elif now < seen.not_before:
-        return Verdict(403, seen.identity, NOT_YET_VALID)
+        return Verdict(403, seen.identity, NOT_YET_VALID, "not_yet_valid")
     elif now > seen.not_after:
-        return Verdict(403, seen.identity, EXPIRED)
+        return Verdict(403, seen.identity, EXPIRED, "expired")
 
     identity = seen.identity
     record = _identity_record(tenant_id, identity)
     if record is None:
-        return Verdict(403, identity, "unknown identity")
-    if record.blocked:
-        return Verdict(403, identity, "identity is blocked")
-    if record.revoked_at is not None:
-        return Verdict(403, identity, "identity is revoked")
-    if seen.cert_id in record.revoked_certs:
-        return Verdict(403, identity, "certificate is revoked")
+        return Verdict(403, identity, "unknown identity", "unknown_identity", chained=True)
+    why = record.refusal(seen.serial)
+    if why is not None:
+        return Verdict(403, identity, why, _CODES[why], chained=True)
+    return _issued_to(tenant_id, record, seen)
+
+
+def _issued_to(tenant_id: str, record: IdentityRecord, seen: _Verified) -> Verdict:
+    """200 only for a certificate whose TBS this service issued to this identity, for the key the
+    identity enrolled with. Another encoding of an issued certificate (a re-encoded signature) has
+    the same TBS, so it is that certificate, with its revocation state; anything else is refused."""
+    from chalicelib.ca.issued import issued_facts
+
+    identity = record.identity
+    if record.cert_der is None:
+        return Verdict(403, identity, "unknown identity", "unknown_identity", chained=True)
+    current = issued_facts(record.cert_der)
+    if current.spki != seen.spki:
+        # The identity is an 80-bit truncated hash of the key: compare the key itself.
+        return Verdict(403, identity, NOT_ENROLLED_KEY, "wrong_key", chained=True)
+    if current.tbs_sha256 == seen.tbs_sha256:
+        return Verdict(200, identity, "ok")
+    key = (tenant_id, seen.serial, seen.tbs_sha256)
+    with _lock:
+        known = _issued.get(key)
+    if known != identity:
+        # An earlier certificate of this identity (renewed since): the store says whether it issued it.
+        stored = wiring.certificates().get_certificate_by_serial(tenant_id, seen.serial)
+        if stored is None or stored.identity != identity or stored.kind != "seacat":
+            return Verdict(403, identity, NOT_ISSUED_HERE, "not_issued_here", chained=True)
+        if stored.revoked_at is not None:
+            return Verdict(403, identity, "certificate is revoked", "certificate_revoked", chained=True)
+        if issued_facts(stored.der).tbs_sha256 != seen.tbs_sha256:
+            return Verdict(403, identity, NOT_ISSUED_HERE, "not_issued_here", chained=True)
+        with _lock:
+            _issued[key] = identity
+            while len(_issued) > MAX_ISSUED:
+                _issued.popitem(last=False)
     return Verdict(200, identity, "ok")

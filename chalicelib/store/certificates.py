@@ -94,6 +94,19 @@ def get_certificate(tenant_id: str, cert_id: str) -> CertificateRecord | None:
     return _cert_to_domain(item)
 
 
+def get_certificate_by_serial(tenant_id: str, serial: int) -> CertificateRecord | None:
+    """The certificate the tenant issued with this serial: its serial claim names it (two strong reads)."""
+    common.ready()
+    with common.translated():
+        try:
+            claim = CertificateModel.get(_serial_pk(tenant_id, serial), consistent_read=True)
+        except DoesNotExist:
+            return None
+    if claim.kind != "serial" or claim.tenant_id != tenant_id or not claim.cert_id:
+        return None
+    return get_certificate(tenant_id, claim.cert_id)
+
+
 def list_identity_certificates(
     tenant_id: str, identity: str, *, limit: int, next_token: str | None
 ) -> tuple[list[CertificateRecord], str | None]:
@@ -123,13 +136,36 @@ def _identity_to_domain(item: IdentityModel) -> IdentityRecord:
         blocked=bool(item.blocked),
         revoked_at=item.revoked_at,
         revocation_reason=item.revocation_reason,
-        revoked_certs=frozenset(item.revoked_certs or ()),
+        revoked_serials=_revoked_serials(item),
         cert_id=item.cert_id,
+        cert_serial=_cert_serial(item),
         cert_der=bytes(item.cert_der) if item.cert_der is not None else None,
         cert_not_before=item.cert_not_before,
         cert_not_after=item.cert_not_after,
         certificates=int(item.certificates or 0),
     )
+
+
+def _cert_serial(item: IdentityModel) -> int | None:
+    if item.cert_serial:
+        return int(item.cert_serial, 16)
+    if item.cert_der is None:
+        return None
+    # Saved before cert_serial existed (a local run's state): the certificate names it.
+    from cryptography import x509
+
+    return int(x509.load_der_x509_certificate(bytes(item.cert_der)).serial_number)
+
+
+def _revoked_serials(item: IdentityModel) -> frozenset[int]:
+    serials = {int(s, 16) for s in item.revoked_serials or ()}
+    if item.cert_id and item.cert_id in (item.revoked_certs or ()):
+        # Saved before revocation moved to serials: the current certificate's revocation stands.
+        # An older certificate revoked then is refused by its own record, which the gateway reads.
+        serial = _cert_serial(item)
+        if serial is not None:
+            serials.add(serial)
+    return frozenset(serials)
 
 
 def _identity_item(record: IdentityRecord) -> IdentityModel:
@@ -142,8 +178,9 @@ def _identity_item(record: IdentityRecord) -> IdentityModel:
         blocked=record.blocked,
         revoked_at=record.revoked_at,
         revocation_reason=record.revocation_reason,
-        revoked_certs=set(record.revoked_certs) or None,
+        revoked_serials={f"{s:x}" for s in record.revoked_serials} or None,
         cert_id=record.cert_id,
+        cert_serial=f"{record.cert_serial:x}" if record.cert_serial is not None else None,
         cert_der=record.cert_der,
         cert_not_before=record.cert_not_before,
         cert_not_after=record.cert_not_after,
@@ -329,7 +366,7 @@ def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None
                 tx.update(
                     target,
                     actions=[
-                        IdentityModel.revoked_certs.add({cert.cert_id}),
+                        IdentityModel.revoked_serials.add({f"{cert.serial:x}"}),
                         IdentityModel.modified_at.set(now),
                     ],
                     condition=IdentityModel.pk.exists(),

@@ -144,13 +144,18 @@ class MemoryCertificates:
     def __init__(self, shared: _Shared) -> None:
         self._s = shared
         self.certs: dict[tuple[str, str], CertificateRecord] = {}
-        self.serials: set[tuple[str, int]] = set()
+        self.serials: dict[tuple[str, int], str] = {}  # (tenant, serial) -> cert_id: the serial claims
         self.identities: dict[tuple[str, str], IdentityRecord] = {}
         self.requests: dict[tuple[str, str], RequestRecord] = {}
 
     def get_certificate(self, tenant_id: str, cert_id: str) -> CertificateRecord | None:
         with self._s.lock:
             return self.certs.get((tenant_id, cert_id))
+
+    def get_certificate_by_serial(self, tenant_id: str, serial: int) -> CertificateRecord | None:
+        with self._s.lock:
+            cert_id = self.serials.get((tenant_id, serial))
+            return self.certs.get((tenant_id, cert_id)) if cert_id is not None else None
 
     def list_identity_certificates(
         self, tenant_id: str, identity: str, *, limit: int, next_token: str | None
@@ -219,7 +224,7 @@ class MemoryCertificates:
             if key in self.certs or serial in self.serials or (current.version if current else 0) != identity.version:
                 raise Conflict("a concurrent request changed this identity")
             self.certs[key] = cert
-            self.serials.add(serial)
+            self.serials[serial] = cert.cert_id
             self._put_identity(identity)
             self.requests[(request.tenant_id, request.cr_id)] = replace(request, version=request.version + 1)
             self._s.record(audit)
@@ -240,7 +245,7 @@ class MemoryCertificates:
                 ikey = (identity.tenant_id, identity.identity)
                 stored = self.identities[ikey]
                 self.identities[ikey] = replace(
-                    stored, revoked_certs=stored.revoked_certs | {cert.cert_id}, version=stored.version + 1
+                    stored, revoked_serials=stored.revoked_serials | {cert.serial}, version=stored.version + 1
                 )
             self._s.record(audit)
 
@@ -277,20 +282,29 @@ class MemoryAudit:
     def query(
         self, tenant: str | None, start: datetime, end: datetime, event: str | None, limit: int, next_token: str | None
     ) -> tuple[list[AuditEvent], str | None]:
+        # The DynamoDB store's range and tokens: a page resumes below a sort key, not at an offset
+        # that an event written meanwhile would shift.
+        from chalicelib.store import audit as dynamo
+
+        lower, upper = dynamo.bounds(start, end, next_token)
         with self._s.lock:
             found = [
-                e
+                (key, e)
                 for e in self._s.audit
-                if e.tenant == tenant and start <= e.at < end and (event is None or e.event == event)
+                if e.tenant == tenant
+                and (event is None or e.event == event)
+                and lower <= (key := dynamo.sort_key(e.at, e.event_id)) < upper
             ]
-        found.sort(key=lambda e: (e.at, e.event_id), reverse=True)
-        return _page(found, limit, next_token)
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        token = dynamo.page_token(found[limit - 1][0]) if len(found) > limit else None
+        return [e for _, e in found[:limit]], token
 
 
 class MemoryKeyStore:
     def __init__(self, shared: _Shared) -> None:
         self._s = shared
         self.keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self.secrets: dict[str, bytes] = {}
 
     def secret_name(self, tenant_id: str) -> str:
         return f"memory/{tenant_id}/ca-key"
@@ -306,6 +320,20 @@ class MemoryKeyStore:
     def load(self, name: str) -> ec.EllipticCurvePrivateKey:
         with self._s.lock:
             return self.keys[name]
+
+    def put_secret(self, tenant_id: str, kind: str, value: bytes, *, replace: bool) -> str:
+        if kind == "ca-key":
+            raise ValueError("a CA key is never replaced")
+        name = f"memory/{tenant_id}/{kind}"
+        with self._s.lock:
+            if name in self.secrets and not replace:
+                raise SecretAlreadyExists(name)
+            self.secrets[name] = bytes(value)
+        return name
+
+    def load_secret(self, tenant_id: str, kind: str) -> bytes | None:
+        with self._s.lock:
+            return self.secrets.get(f"memory/{tenant_id}/{kind}")
 
 
 @dataclass

@@ -133,8 +133,10 @@ class IdentityModel(Model):
     blocked = BooleanAttribute(default=False)
     revoked_at = UTCDateTimeAttribute(null=True)
     revocation_reason = UnicodeAttribute(null=True)
-    revoked_certs = UnicodeSetAttribute(null=True)  # ids of this identity's revoked certificates
+    revoked_serials = UnicodeSetAttribute(null=True)  # hex serials of this identity's revoked certificates
+    revoked_certs = UnicodeSetAttribute(null=True)  # before revoked_serials: certificate ids (read only)
     cert_id = UnicodeAttribute(null=True)
+    cert_serial = UnicodeAttribute(null=True)  # hex serial of the current certificate
     cert_der = BinaryAttribute(null=True, legacy_encoding=False)
     cert_not_before = UTCDateTimeAttribute(null=True)
     cert_not_after = UTCDateTimeAttribute(null=True)
@@ -180,10 +182,10 @@ class RequestModel(Model):
 
 
 class AuditModel(Model):
-    """Security-relevant events (pk ``{tenant}#{YYYYMMDDHH}#{shard}``, sk ``{ISO time}#{event id}``).
+    """Security-relevant events (pk ``{tenant}#{shard}``, sk ``{ISO time}#{event id}``).
 
-    Sixteen shards per tenant and hour keep a busy tenant's events off one hot partition; a
-    read of a time range queries the shards of each hour and merges them.
+    Eight shards per tenant keep a busy tenant's events off one hot partition key; a read of a
+    time range queries each shard once (a range condition on sk) and merges them.
     """
 
     class Meta:

@@ -266,8 +266,9 @@ def state_of(name: str) -> State:
             assert item["cert_id"] in by_id and by_id[item["cert_id"]]["der"] == item["cert_der"], identity
             newest = max(mine, key=lambda c: c["issued_at"])
             assert newest["cert_id"] == item["cert_id"], "the identity does not name its newest certificate"
-        for revoked in item.get("revoked_certs") or ():
-            assert by_id[revoked].get("revoked_at") is not None, "revoked on the identity, not on the certificate"
+        by_serial = {c["serial"]: c for c in issued}
+        for revoked in item.get("revoked_serials") or ():
+            assert by_serial[revoked].get("revoked_at") is not None, "revoked on the identity, not on the certificate"
     for cert in issued:
         assert cert["identity"] in identities, "a certificate without its identity"
     # an issued request names its stored certificate
@@ -690,7 +691,7 @@ def test_a_failed_revocation_changes_nothing_and_an_interrupted_one_is_completed
     assert_retry_later(r)
     state = state_of(name)
     assert all(c.get("revoked_at") is None for c in state.certificates_of(identity_of(key)))
-    assert not state.identities[identity_of(key)].get("revoked_certs")
+    assert not state.identities[identity_of(key)].get("revoked_serials")
     assert authenticate(client, name, ders[0]) == 200
     # the identity: interrupted after its newer certificate, refused everywhere at once, completed by a retry
     identity = identity_of(key)

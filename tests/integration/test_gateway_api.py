@@ -254,7 +254,7 @@ def test_a_revocation_survives_an_identity_write_that_read_before_it(
     monkeypatch.setattr(store, "get_identity", real_get)
     assert raced == [200]
     assert client.http.put(f"/acme/seacat/identity/{identity}/unblock", headers=auth(operator_token)).status_code == 200
-    assert cert_id(cert) in real_get("acme", identity).revoked_certs
+    assert cert.serial_number in real_get("acme", identity).revoked_serials
     assert authenticate(client, pem(cert)).status_code == 403
     assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
 
@@ -385,8 +385,9 @@ def test_401_without_the_gateway_verification_header(client: Any, tenants: None,
     for verify in ("", " ", "success", "NONE", "FAILED:unable to get issuer certificate"):
         assert authenticate(client, pem(cert), verify=verify).status_code == 401, verify
     assert authenticate(client, pem(cert), verify=" SUCCESS ").status_code == 200
+    # none of these came with a certificate the tenant's CA signed and verified: no audit item
     denied = client.http.get("/audit?tenant=acme&type=authentication.denied", headers=auth(operator_token)).json_body["items"]
-    assert any(e["outcome"] == "401" and "X-SSL-Client-Verify" in e["details"]["reason"] for e in denied)
+    assert denied == []
 
 
 # The words of cryptography's path validation, which must not reach a response or an audit event.
@@ -466,13 +467,13 @@ def test_403_reasons_say_why_in_stable_words(client: Any, tenants: None, operato
             r = authenticate(client, pem(cert))
             assert (r.status_code, r.body.decode().strip()) == (403, reason), name
             assert "X-SeaCat-Identity" not in r.headers, name
+            assert not any(word in r.body.decode() for word in LIBRARY_WORDS), name
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+    # path validation refused each: a log line and a metric, no audit item (nothing is written)
     denied = client.http.get("/audit?tenant=acme&type=authentication.denied&limit=100", headers=auth(operator_token)).json_body["items"]
-    assert sorted(e["details"]["reason"] for e in denied) == sorted(reason for _, _, reason in cases)
-    for text in [e["details"]["reason"] for e in denied]:
-        assert not any(word in text for word in LIBRARY_WORDS), text
+    assert denied == []
     # the library's own words go to a DEBUG line, for whoever debugs
     assert any(rec.levelno == logging.DEBUG and "validation failed" in rec.getMessage() for rec in records)
     # the certificate of this tenant still passes

@@ -1,0 +1,49 @@
+"""What makes two certificates the same certificate: their TBS, not their bytes.
+
+ECDSA signatures are malleable: when (r, s) verifies, so does (r, n - s). Anyone holding a client
+certificate (it is not secret) can re-encode its signature into a second, equally valid DER encoding
+with another SHA-384 id and another fingerprint. Trust decisions therefore name a certificate by its
+issuer's serial and compare what the issuer signed (the TBS), never a hash over the whole encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+# Bounded: issued certificates come from the store (current certificates of identities), one entry
+# each; parsing one costs about as much as a lookup in a cache this size.
+MAX_CACHED = 4096
+
+
+@dataclass(frozen=True)
+class IssuedFacts:
+    serial: int
+    tbs_sha256: bytes  # SHA-256 of the TBSCertificate: the same for every encoding of one certificate
+    spki: bytes  # the subject's public key in full (SubjectPublicKeyInfo DER)
+
+
+def facts(cert: x509.Certificate) -> IssuedFacts:
+    return IssuedFacts(
+        serial=cert.serial_number,
+        tbs_sha256=hashlib.sha256(cert.tbs_certificate_bytes).digest(),
+        spki=cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+    )
+
+
+@lru_cache(maxsize=MAX_CACHED)
+def issued_facts(der: bytes) -> IssuedFacts:
+    """The facts of a certificate this service stored (DER), parsed once per container."""
+    return facts(x509.load_der_x509_certificate(der))
+
+
+def spki_der(public_key: object) -> bytes:
+    """SubjectPublicKeyInfo DER of an EC public key; b"" (equal to no certificate's) for anything else."""
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        return b""
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
