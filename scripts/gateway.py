@@ -7,6 +7,11 @@ fills infra/nginx/seacat-gateway.conf.template into DIR/nginx.conf (every path i
 unless told otherwise, under DIR) and prints how to start NGINX. With --self-signed-server-cert it
 also makes an EC P-256 server certificate in DIR, for local use only.
 
+With a gateway credential (``POST /<tenant>/gateway/credential``), read from --gateway-credential-file
+or the environment variable SEACAT_GATEWAY_CREDENTIAL, never from the command line (``ps`` shows
+that), the authentication subrequest sends it in X-SeaCat-Gateway-Credential and nginx.conf is
+written owner-only (0600): it then holds a secret.
+
 Standard library and ``cryptography`` only.
 """
 
@@ -15,9 +20,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
+import os
 import re
 import string
 import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +46,12 @@ SELF_SIGNED_KEY = "gateway_key.pem"
 DEFAULT_PKI_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
 DEFAULT_USER = "nobody"
 DEBIAN_NOBODY_GROUP = "nogroup"  # Debian and Ubuntu have no group nobody
+CREDENTIAL_ENV = "SEACAT_GATEWAY_CREDENTIAL"
+CREDENTIAL_HEADER = "X-SeaCat-Gateway-Credential"
+# What POST /<tenant>/gateway/credential makes: "sgc_" + secrets.token_urlsafe(32). Nothing else
+# reaches the (quoted) header value in nginx.conf, so no credential can end or open a directive.
+CREDENTIAL_RE = re.compile(r"sgc_[A-Za-z0-9_-]{43}")
+SECRET_MODE = 0o600
 
 TENANT_RE = re.compile(r"[a-zA-Z0-9_-]{2,64}")  # as the service accepts tenant names
 DURATION_RE = re.compile(r"[0-9]+(ms|s|m|h|d)?")
@@ -216,6 +229,62 @@ def make_self_signed_server_cert(cert_path: Path, key_path: Path, names: Sequenc
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def read_credential(path: str | None, environ: Mapping[str, str]) -> str | None:
+    """The gateway credential from the file ``path`` ("-": standard input) or the environment
+    variable SEACAT_GATEWAY_CREDENTIAL; None for neither. Its form is checked strictly; no error
+    message repeats what was read (it may be the credential with a typo)."""
+    from_env = environ.get(CREDENTIAL_ENV)
+    if path is not None and from_env is not None:
+        raise GatewayError(f"give the gateway credential either in --gateway-credential-file or in {CREDENTIAL_ENV}, not both")
+    if path is None and from_env is None:
+        return None
+    if path is None:
+        source, text = CREDENTIAL_ENV, str(from_env)
+    elif path == "-":
+        source, text = "standard input", sys.stdin.read()
+    else:
+        source = path
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as error:
+            raise GatewayError(f"--gateway-credential-file: cannot read {path}: {error.strerror or error}") from None
+        text = raw.decode("ascii", "replace")  # anything not ASCII fails the check below
+    credential = text.strip()
+    if not CREDENTIAL_RE.fullmatch(credential):
+        raise GatewayError(
+            f"the gateway credential in {source} is not one: expected sgc_ and 43 URL-safe base64 characters, "
+            "the 'credential' of POST /<tenant>/gateway/credential's answer, alone (a final newline is fine)"
+        )
+    return credential
+
+
+def credential_lines(credential: str | None) -> str:
+    """The auth subrequest's credential header, or nothing when there is no credential."""
+    if credential is None:
+        return ""
+    if not CREDENTIAL_RE.fullmatch(credential):  # read_credential checked it: belt and braces
+        raise GatewayError("the gateway credential is not of the form sgc_ + 43 URL-safe base64 characters")
+    return " " * 12 + f'proxy_set_header {CREDENTIAL_HEADER} "{credential}";'
+
+
+def write_conf(path: Path, text: str, *, secret: bool) -> None:
+    """Write nginx.conf. Holding a secret, it is written owner-only (0600) to a new file that then
+    replaces the old one, so no reader ever sees the credential in a file others may read."""
+    if not secret:
+        path.write_text(text)
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600, O_EXCL
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), SECRET_MODE)  # whatever the umask
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def pki_tls_lines(pki_url: str, pki_ca_file: str) -> str:
     """proxy_ssl_* settings for an https PKI: send SNI, verify its certificate."""
     if not pki_url.startswith("https://"):
@@ -238,10 +307,17 @@ class Rendered:
     server_cert: Path
     server_key: Path
     self_signed: bool
+    credential: bool = False
 
 
-def render(args: argparse.Namespace) -> Rendered:
+def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Rendered:
+    if getattr(args, "credential_on_command_line", None) is not None:
+        raise GatewayError(
+            "the gateway credential is not taken on the command line (ps shows it to everyone): "
+            f"put it in a file for --gateway-credential-file (\"-\": standard input) or in {CREDENTIAL_ENV}"
+        )
     tenant: str = args.tenant
+    credential = read_credential(args.gateway_credential_file, os.environ if environ is None else environ)
     if not TENANT_RE.fullmatch(tenant):
         raise GatewayError(f"--tenant must match {TENANT_RE.pattern}: {tenant!r}")
     pki_url = _base_url("--pki-url", args.pki_url)
@@ -296,16 +372,18 @@ def render(args: argparse.Namespace) -> Rendered:
         "TENANT": tenant,
         "UPSTREAM": upstream,
         "AUTH_CACHE_VALID": cache_valid,
+        "GATEWAY_CREDENTIAL": credential_lines(credential),
     }
     conf = out / CONF_FILE
-    conf.write_text(render_template(TEMPLATE.read_text(), values))
-    return Rendered(conf, client_ca, server_cert, server_key, bool(args.self_signed_server_cert))
+    write_conf(conf, render_template(TEMPLATE.read_text(), values), secret=credential is not None)
+    return Rendered(conf, client_ca, server_cert, server_key, bool(args.self_signed_server_cert), credential is not None)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.gateway", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("render", help="fetch the tenant's CA bundle and write nginx.conf")
+    # allow_abbrev off: "--gateway-credential VALUE" must not pass for --gateway-credential-file
+    p = commands.add_parser("render", help="fetch the tenant's CA bundle and write nginx.conf", allow_abbrev=False)
     p.add_argument("--tenant", required=True)
     p.add_argument("--pki-url", required=True, help="the SeaCat PKI service, e.g. https://pki.example.com")
     p.add_argument("--out", required=True, type=Path, help="directory for nginx.conf, the CA bundle and state")
@@ -338,6 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PKI_CA_FILE,
         help=f"CA certificates that verify an https PKI (default {DEFAULT_PKI_CA_FILE})",
     )
+    p.add_argument(
+        "--gateway-credential-file",
+        metavar="PATH",
+        help="a file (\"-\": standard input) holding the tenant's gateway credential (POST /<tenant>/gateway/credential), "
+        f"sent to nginx_authenticate in {CREDENTIAL_HEADER}; or set {CREDENTIAL_ENV}. nginx.conf is then "
+        "written owner-only (0600). Default: none, for a tenant that requires no credential",
+    )
+    # Refused with its own message (which never repeats the value): a secret on the command line
+    # is in every `ps` listing and in the shell's history.
+    p.add_argument("--gateway-credential", dest="credential_on_command_line", help=argparse.SUPPRESS)
     return parser
 
 
@@ -357,6 +445,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  for local use only. Clients must be told to trust it; use a real certificate in production\n"
             "  (acme.sh --keylength ec-256, see docs/gateway.md)."
         )
+    if rendered.credential:
+        print(
+            f"{rendered.conf} holds the tenant's gateway credential ({CREDENTIAL_HEADER}, sent to the PKI only):\n"
+            "  it is written owner-only (0600). Keep it so: run NGINX's master as this file's owner (or root),\n"
+            "  do not copy it anywhere readable, and mind that `nginx -T` prints it."
+        )
     print(
         "\nCheck and start NGINX (1.22+) with:\n"
         f"  nginx -t -p {out} -c {rendered.conf}\n"
@@ -364,6 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  nginx -p {out} -c {rendered.conf} -g 'daemon off;'        # in the foreground\n"
         "Reload after the tenant's CA bundle changes (render again, then nginx -s reload)."
     )
+    if rendered.credential:
+        print(
+            "After a credential rotation (POST /<tenant>/gateway/credential again), render every gateway with\n"
+            "the new credential and reload it, then drop the previous one:\n"
+            "DELETE /<tenant>/gateway/credential?previous=true (see docs/gateway.md)."
+        )
     return 0
 
 

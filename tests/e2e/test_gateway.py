@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import socket
 import ssl
 import subprocess
@@ -35,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import ROOT, Stack, free_port, http, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, Stack, free_port, http, setup_tenant, start_stack, stop_stack
 
 TENANT = "gateway"
 AUTH_CACHE_SECONDS = 1  # --auth-cache-valid: how long NGINX keeps a 200 of nginx_authenticate
@@ -119,11 +120,17 @@ class Gateway:
         return ctx
 
     def request(
-        self, path: str, *, device: Path | None = None, headers: dict[str, str] | None = None, method: str = "GET"
+        self,
+        path: str,
+        *,
+        device: Path | None = None,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         connection = HTTPSConnection("127.0.0.1", self.port, context=self.context(device), timeout=15)
         try:
-            connection.request(method, path, headers=headers or {})
+            connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
@@ -186,27 +193,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stop_stack(running)
 
 
-@pytest.fixture(scope="module")
-def gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *extra: str) -> Gateway:
+    """Render the gateway for `tenant` into `out` with the options `extra` (and no credential from
+    this environment's SEACAT_GATEWAY_CREDENTIAL), check it with `nginx -t`, start NGINX in the foreground."""
     nginx = require_nginx()
-    auth = {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"}
-    status, _, body = http("PUT", f"{pki.url}/tenants/{TENANT}", b"{}", auth)
-    assert status in (200, 201), body
-    status, _, body = http("PUT", f"{pki.url}/{TENANT}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
-    assert status == 201, body
-
-    upstream = EchoServer()
-    threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    out = tmp_path_factory.mktemp("gateway")
     port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k != "SEACAT_GATEWAY_CREDENTIAL"}
     render = subprocess.run(
-        [sys.executable, "-m", "scripts.gateway", "render", "--tenant", TENANT, "--pki-url", pki.url, "--out", str(out),
+        [sys.executable, "-m", "scripts.gateway", "render", "--tenant", tenant, "--pki-url", pki.url, "--out", str(out),
          "--listen", f"127.0.0.1:{port}", "--server-name", "127.0.0.1", "--self-signed-server-cert",
          "--upstream", upstream.url, "--auth-cache-valid", f"{AUTH_CACHE_SECONDS}s",
          # the test runs NGINX as root with every file in a private temporary directory
-         "--user", "root"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+         "--user", "root", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=environ,
     )
     assert render.returncode == 0, render.stdout + render.stderr
     assert "for local use only" in render.stdout
@@ -234,11 +233,41 @@ def gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
                 if time.monotonic() > deadline:
                     pytest.fail("nginx did not accept TLS within 20 s:\n" + log.read_text()[-3000:])
                 time.sleep(0.1)
-        yield running
-    finally:
+    except BaseException:
         stop_process(process)
-        upstream.shutdown()
-        upstream.server_close()
+        raise
+    return running
+
+
+def start_upstream() -> EchoServer:
+    upstream = EchoServer()
+    threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return upstream
+
+
+def stop_upstream(upstream: EchoServer) -> None:
+    upstream.shutdown()
+    upstream.server_close()
+
+
+@pytest.fixture(scope="module")
+def gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    require_nginx()
+    auth = {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"}
+    status, _, body = http("PUT", f"{pki.url}/tenants/{TENANT}", b"{}", auth)
+    assert status in (200, 201), body
+    status, _, body = http("PUT", f"{pki.url}/{TENANT}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
+    assert status == 201, body
+
+    upstream = start_upstream()
+    try:
+        running = start_gateway(pki, TENANT, tmp_path_factory.mktemp("gateway"), upstream)
+        try:
+            yield running
+        finally:
+            stop_process(running.process)
+    finally:
+        stop_upstream(upstream)
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +415,111 @@ def test_revoked_identity_is_403_after_the_auth_cache(gateway: Gateway, tmp_path
     assert status == 403, f"still {status} {elapsed:.1f} s after the revocation"
 
 
-# --- 5. TLS settings -----------------------------------------------------------------------------
+# --- 5. the gateway credential ------------------------------------------------------------------
+
+CREDENTIAL_TENANT = "gateway-credential"
+CREDENTIAL_HEADER = "X-SeaCat-Gateway-Credential"
+
+
+@dataclass
+class CredentialGateways:
+    """One tenant that requires a gateway credential, and two gateways for it: rendered with the
+    credential (from a file, as the API gave it) and without, in front of one upstream."""
+
+    credential: str
+    with_credential: Gateway
+    without_credential: Gateway
+
+
+@pytest.fixture(scope="module")
+def credential_gateways(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CredentialGateways]:
+    require_nginx()
+    setup_tenant(pki, CREDENTIAL_TENANT)
+    auth = {"Authorization": f"Bearer {pki.token}"}
+    status, _, body = http("POST", f"{pki.url}/{CREDENTIAL_TENANT}/gateway/credential", None, auth)
+    assert status == 201, body
+    answer = json.loads(body)
+    assert answer["header"] == CREDENTIAL_HEADER and answer["valid"] == 1
+    credential = str(answer["credential"])
+    status, _, body = http("GET", f"{pki.url}/tenants/{CREDENTIAL_TENANT}", None, auth)
+    assert status == 200 and json.loads(body)["config"]["gatewayCredentials"] == 1, body
+    assert credential.encode() not in body
+
+    secrets = tmp_path_factory.mktemp("credential")
+    secret = secrets / "gateway_credential"
+    secret.touch(mode=0o600)
+    secret.write_text(credential + "\n")
+
+    upstream = start_upstream()
+    started: list[Gateway] = []
+    try:
+        out = tmp_path_factory.mktemp("gateway-with-credential")
+        started.append(start_gateway(pki, CREDENTIAL_TENANT, out, upstream, "--gateway-credential-file", str(secret)))
+        conf = out / "nginx.conf"
+        assert stat.S_IMODE(conf.stat().st_mode) == 0o600  # it holds the credential now
+        assert credential in conf.read_text()
+        started.append(start_gateway(pki, CREDENTIAL_TENANT, tmp_path_factory.mktemp("gateway-without-credential"), upstream))
+        yield CredentialGateways(credential, started[0], started[1])
+    finally:
+        for running in started:
+            stop_process(running.process)
+        stop_upstream(upstream)
+
+
+def test_gateway_credential_lets_a_valid_client_through_only_where_rendered(
+    credential_gateways: CredentialGateways, tmp_path: Path
+) -> None:
+    gateways = credential_gateways
+    with_credential, without = gateways.with_credential, gateways.without_credential
+    state = tmp_path / "device"
+    identity = enroll(f"https://127.0.0.1:{with_credential.port}/seacat", with_credential.server_cert, state)
+
+    # rendered with the credential: through to the upstream, which never sees a credential header,
+    # neither the gateway's nor one the client sent
+    before = with_credential.upstream.count()
+    status, _, body = with_credential.request(
+        "/protected", device=state, headers={CREDENTIAL_HEADER: "sgc_" + "A" * 43}
+    )
+    assert status == 200, body
+    seen = json.loads(body)
+    assert seen["headers"]["X-SeaCat-Identity"] == identity
+    assert CREDENTIAL_HEADER.lower() not in {name.lower() for name in seen["headers"]}
+
+    # the same gateway rendered without it: the PKI answers 401, and so does NGINX (auth_request
+    # hands a 401 back as it is); a client sending the credential itself does not help
+    status, _, body = without.request("/protected", device=state, headers={CREDENTIAL_HEADER: gateways.credential})
+    assert status == 401, body
+    assert with_credential.upstream.count() == before + 1
+
+    # ... and that 401 is the credential's: the PKI asked directly
+    pem = (state / "seacat_cert.pem").read_bytes()
+    url = f"{with_credential.pki.url}/{CREDENTIAL_TENANT}/seacat/nginx_authenticate"
+    status, _, body = http("PUT", url, pem, {"X-SSL-Client-Verify": "SUCCESS"})
+    assert (status, body) == (401, b"gateway credential missing or wrong\n")
+    status, _, body = http("PUT", url, pem, {"X-SSL-Client-Verify": "SUCCESS", CREDENTIAL_HEADER: gateways.credential})
+    assert status == 200, body
+
+
+def test_enrolment_location_never_carries_a_gateway_credential(credential_gateways: CredentialGateways) -> None:
+    """/seacat/ passes the client's headers on, to every public route of the tenant: a credential a
+    client sends is dropped there, and the gateway adds its own only to its authentication subrequest.
+    (The PKI checks the credential before the certificate: with one, this body would be refused as
+    "client certificate cannot be parsed" instead.)"""
+    gateway = credential_gateways.with_credential
+    headers = {"X-SSL-Client-Verify": "SUCCESS", "Content-Type": "application/x-pem-file"}
+    for sent in ({}, {CREDENTIAL_HEADER: credential_gateways.credential}):
+        status, _, body = gateway.request(
+            "/seacat/nginx_authenticate", method="PUT", body=b"not a certificate", headers={**headers, **sent}
+        )
+        assert (status, body) == (401, b"gateway credential missing or wrong\n"), sent
+    status, _, body = http(
+        "PUT", f"{gateway.pki.url}/{CREDENTIAL_TENANT}/seacat/nginx_authenticate", b"not a certificate",
+        {**headers, CREDENTIAL_HEADER: credential_gateways.credential},
+    )
+    assert (status, body) == (401, b"client certificate cannot be parsed\n")
+
+
+# --- 6. TLS settings -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cipher", REFERENCE_CIPHERS)
@@ -418,7 +551,7 @@ def test_tls12_session_id_resumes_without_tickets(gateway: Gateway) -> None:
         assert second.session_reused
 
 
-# --- 6. the default worker user ------------------------------------------------------------------
+# --- 7. the default worker user ------------------------------------------------------------------
 
 
 class BundleHandler(BaseHTTPRequestHandler):
@@ -463,6 +596,7 @@ def test_default_worker_user_passes_nginx_t_as_root(tmp_path: Path) -> None:
              "--pki-url", f"http://127.0.0.1:{server.server_address[1]}", "--out", str(out),
              "--listen", f"127.0.0.1:{free_port()}", "--self-signed-server-cert"],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "SEACAT_GATEWAY_CREDENTIAL"},
         )
     finally:
         server.shutdown()

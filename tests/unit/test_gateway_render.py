@@ -1,16 +1,25 @@
-"""scripts/gateway.py render: the workers' user and group (the `user` directive), without a PKI or NGINX.
+"""scripts/gateway.py render, without a PKI or NGINX: the workers' user and group (the `user`
+directive) and the optional gateway credential.
 
 NGINX takes `user nobody;` to mean the group nobody too, and as root refuses to start where there is
 no such group (Debian: getgrnam("nobody") failed). The lookups of the rendering machine are faked
 here, for a Debian-like and a Red Hat-like system; tests/e2e/test_gateway.py runs `nginx -t` on the
 real one.
+
+The gateway credential is read from a file, standard input or SEACAT_GATEWAY_CREDENTIAL, never from
+the command line; only its exact form reaches nginx.conf, which is then owner-only (0600); only the
+authentication subrequest sends it. tests/e2e/test_gateway.py runs it through a real NGINX.
 """
 
 from __future__ import annotations
 
 import datetime
 import grp
+import io
+import os
 import pwd
+import secrets
+import stat
 from pathlib import Path
 
 import pytest
@@ -29,6 +38,12 @@ RED_HAT = {
     "users": {"nobody": 65534, "nginx": 990, "root": 0},
     "groups": {"nobody": 65534, "nginx": 990, "root": 0},
 }
+
+
+@pytest.fixture(autouse=True)
+def no_credential_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The renderer reads SEACAT_GATEWAY_CREDENTIAL: the tests' own environment must not set one."""
+    monkeypatch.delenv(gateway.CREDENTIAL_ENV, raising=False)
 
 
 def fake_system(monkeypatch: pytest.MonkeyPatch, system: dict[str, dict[str, int]]) -> None:
@@ -140,3 +155,225 @@ def test_render_default_user_names_a_group_this_machine_has(monkeypatch: pytest.
     words = line.rstrip(";").split()
     assert words[:2] == ["user", "nobody"]
     grp.getgrnam(words[2] if len(words) == 3 else "nobody")  # raises KeyError where NGINX would fail
+
+
+# --- the gateway credential ----------------------------------------------------------------------
+
+HEADER = "X-SeaCat-Gateway-Credential"
+
+
+def new_credential() -> str:
+    """One of the form POST /<tenant>/gateway/credential makes (made here: no secret in the source)."""
+    return "sgc_" + secrets.token_urlsafe(32)
+
+
+def run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: Path, *extra: str, stdin: str | None = None
+) -> tuple[int, str, str]:
+    """main(render ...) with a stand-in CA bundle: (exit status, stdout, stderr)."""
+    bundle = ca_bundle()
+    monkeypatch.setattr(gateway, "fetch_ca_bundle", lambda pki_url, tenant: bundle)
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    argv = ["render", "--tenant", "acme", "--pki-url", "http://127.0.0.1:9", "--out", str(out),
+            "--listen", "127.0.0.1:8443", "--self-signed-server-cert", "--user", "root", *extra]
+    status = gateway.main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def location(conf: str, name: str) -> str:
+    """The text of one `location <name> {...}` block (braces matched)."""
+    start = conf.index(f"location {name} {{")
+    depth = 0
+    for end in range(conf.index("{", start), len(conf)):
+        depth += {"{": 1, "}": -1}.get(conf[end], 0)
+        if depth == 0:
+            return conf[start : end + 1]
+    raise AssertionError(f"location {name} is not closed")
+
+
+def header_lines(block: str) -> list[str]:
+    """The directives of a block that set X-SeaCat-Gateway-Credential (comments left out)."""
+    lines = (line.split("#", 1)[0].strip() for line in block.splitlines())
+    return [line for line in lines if line.startswith(f"proxy_set_header {HEADER} ")]
+
+
+def assert_client_header_cleared(conf: str) -> None:
+    """The locations that pass the client's headers on (to the PKI's /seacat/ routes, to the
+    upstream) drop a client-sent credential: an empty value sends no header."""
+    for name in ("/seacat/", "/"):
+        assert header_lines(location(conf, name)) == [f'proxy_set_header {HEADER} "";'], name
+
+
+def test_render_without_credential_adds_no_credential(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, stdout, stderr = run(monkeypatch, capsys, tmp_path)
+    assert status == 0, stderr
+    conf = (tmp_path / "nginx.conf").read_text()
+    assert "sgc_" not in conf.replace('"sgc_..."', "")  # only the template's own comment mentions one
+    # the auth subrequest sends none (and passes no client header: proxy_pass_request_headers off)
+    auth = location(conf, "= /_seacat_pki_auth")
+    assert header_lines(auth) == []
+    assert "proxy_pass_request_headers off;" in auth
+    assert_client_header_cleared(conf)
+    assert "0600" not in stdout and "gateway credential" not in stdout
+
+
+def test_render_with_credential_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    credential = new_credential()
+    secret = tmp_path / "credential"
+    secret.write_text(credential + "\n")  # as `jq -r .credential > file` writes it
+    status, stdout, stderr = run(monkeypatch, capsys, tmp_path / "out", "--gateway-credential-file", str(secret))
+    assert status == 0, stderr
+    conf = (tmp_path / "out" / "nginx.conf").read_text()
+    auth = location(conf, "= /_seacat_pki_auth")
+    assert header_lines(auth) == [f'proxy_set_header {HEADER} "{credential}";']
+    # in that one place only: the enrolment location and the upstream's never carry it
+    assert conf.count(credential) == 1
+    assert credential not in location(conf, "/seacat/") and credential not in location(conf, "/")
+    assert_client_header_cleared(conf)
+    # the next steps say the file holds a secret, and never show it
+    assert "0600" in stdout and "DELETE /<tenant>/gateway/credential?previous=true" in stdout
+    assert credential not in stdout + stderr
+    # everything else is as without a credential
+    status, _, stderr = run(monkeypatch, capsys, tmp_path / "plain")
+    assert status == 0, stderr
+    plain = (tmp_path / "plain" / "nginx.conf").read_text()
+    others = [line.replace("/out/", "/plain/") for line in conf.splitlines() if line.strip() and credential not in line]
+    assert others == [line for line in plain.splitlines() if line.strip()]
+
+
+def test_rendered_conf_with_credential_is_owner_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "nginx.conf"
+    old.write_text("# an earlier render, world-readable\n")
+    old.chmod(0o644)
+    secret = tmp_path / "credential"
+    secret.write_text(new_credential())
+    previous = os.umask(0)  # even with a umask that lets everyone read
+    try:
+        status, _, stderr = run(monkeypatch, capsys, out, "--gateway-credential-file", str(secret))
+    finally:
+        os.umask(previous)
+    assert status == 0, stderr
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert "an earlier render" not in old.read_text()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+@pytest.mark.parametrize("how", ["environment", "stdin"])
+def test_render_with_credential_from_environment_or_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, how: str
+) -> None:
+    credential = new_credential()
+    if how == "environment":
+        monkeypatch.setenv(gateway.CREDENTIAL_ENV, credential)
+        status, stdout, stderr = run(monkeypatch, capsys, tmp_path)
+    else:
+        status, stdout, stderr = run(monkeypatch, capsys, tmp_path, "--gateway-credential-file", "-", stdin=credential + "\n")
+    assert status == 0, stderr
+    conf = tmp_path / "nginx.conf"
+    assert header_lines(location(conf.read_text(), "= /_seacat_pki_auth")) == [f'proxy_set_header {HEADER} "{credential}";']
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+    assert credential not in stdout + stderr
+
+
+GOOD = "sgc_" + "A" * 43
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n",
+        GOOD[:-1],  # 42 characters
+        GOOD + "A",  # 44
+        "sgc-" + "A" * 43,
+        "SGC_" + "A" * 43,
+        "sct_0123456789abcdef_" + "A" * 32,  # an API token is not a gateway credential
+        GOOD[:-1] + '"',  # would end the quoted value ...
+        GOOD[:-2] + '";',  # ... and the directive
+        GOOD[:-1] + "}",
+        GOOD[:-1] + ";",
+        GOOD[:-1] + "$",  # an NGINX variable
+        GOOD[:-1] + "\\",
+        GOOD[:-1] + "=",  # padding: token_urlsafe has none
+        GOOD[:-1] + "+",  # standard, not URL-safe, base64
+        GOOD[:20] + " " + GOOD[21:],
+        GOOD + "\nproxy_set_header X-SSL-Client-Verify SUCCESS;",
+        GOOD[:20] + "\n" + GOOD[21:],
+        GOOD[:-1] + "\u00e9",  # not ASCII
+        '{"credential": "' + GOOD + '"}',  # the whole answer instead of its credential
+        GOOD + "\n" + GOOD,  # two of them
+    ],
+)
+@pytest.mark.parametrize("how", ["file", "environment"])
+def test_a_malformed_credential_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, how: str
+) -> None:
+    extra: tuple[str, ...] = ()
+    if how == "file":
+        (tmp_path / "credential").write_bytes(text.encode("utf-8"))
+        extra = ("--gateway-credential-file", str(tmp_path / "credential"))
+    else:
+        monkeypatch.setenv(gateway.CREDENTIAL_ENV, text)
+    status, stdout, stderr = run(monkeypatch, capsys, tmp_path / "out", *extra)
+    assert status == 1
+    assert "sgc_ and 43 URL-safe base64 characters" in stderr
+    if text.strip():
+        assert text.strip() not in stdout + stderr  # what was read is never repeated
+    assert not (tmp_path / "out").exists()  # refused before anything is fetched or written
+
+
+def test_credential_lines_refuse_anything_but_a_credential() -> None:
+    credential = new_credential()
+    assert gateway.credential_lines(None) == ""
+    assert gateway.credential_lines(credential).strip() == f'proxy_set_header {HEADER} "{credential}";'
+    for bad in (credential + '"; proxy_pass http://evil', credential[:-1] + "'", "sgc_" + "A" * 42 + "\n"):
+        with pytest.raises(gateway.GatewayError):
+            gateway.credential_lines(bad)
+
+
+def test_credential_pattern_is_the_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the renderer accepts is what POST /<tenant>/gateway/credential makes, in its header."""
+    from chalicelib.service import gateway_credentials
+
+    assert gateway.CREDENTIAL_HEADER == gateway_credentials.HEADER
+    monkeypatch.setattr(gateway_credentials, "_update", lambda *args: None)  # no store: only the making
+    for _ in range(200):
+        credential, _ = gateway_credentials.create("acme")
+        assert gateway.CREDENTIAL_RE.fullmatch(credential)
+
+
+def test_no_credential_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    credential = new_credential()
+    status, stdout, stderr = run(monkeypatch, capsys, tmp_path / "out", "--gateway-credential", credential)
+    assert status == 1
+    assert "not taken on the command line" in stderr
+    assert credential not in stdout + stderr
+    # no abbreviation of --gateway-credential-file takes a value for a path either
+    with pytest.raises(SystemExit):
+        run(monkeypatch, capsys, tmp_path / "out", "--gateway-cred", credential)
+    assert not (tmp_path / "out").exists()
+
+
+def test_credential_file_and_environment_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret = tmp_path / "credential"
+    secret.write_text(new_credential())
+    monkeypatch.setenv(gateway.CREDENTIAL_ENV, new_credential())
+    status, _, stderr = run(monkeypatch, capsys, tmp_path / "out", "--gateway-credential-file", str(secret))
+    assert status == 1 and "not both" in stderr
+    monkeypatch.delenv(gateway.CREDENTIAL_ENV)
+    status, _, stderr = run(monkeypatch, capsys, tmp_path / "out2", "--gateway-credential-file", str(tmp_path / "missing"))
+    assert status == 1 and "cannot read" in stderr
