@@ -426,6 +426,12 @@ def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> Non
         arn.format("dynamodb", f"table/seacat-test-{n}/index/*") for n in ("certificates", "requests")
     )
     assert statements["CaKeySecrets"]["Resource"] == arn.format("secretsmanager", "secret:seacat/test/*")
+    rotation = statements["WebhookSecretRotation"]
+    assert rotation["Action"] == "secretsmanager:PutSecretValue"
+    assert rotation["Resource"] == arn.format("secretsmanager", "secret:seacat/test/*/webhook-secret-??????")
+    for name, allowed in (("acme/webhook-secret-AbCdEf", True), ("acme/ca-key-AbCdEf", False), ("acme/ca-key", False)):
+        resource = arn.format("secretsmanager", f"secret:seacat/test/{name}")
+        assert _allowed([rotation], "secretsmanager:PutSecretValue", resource) is allowed, name
     assert statements["CaKeyThroughSecretsManager"]["Resource"].startswith(arn.format("kms", "key/"))
     assert statements["CaKeyThroughSecretsManager"]["Condition"] == {
         "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"},

@@ -131,11 +131,16 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
             assert "*" not in resource and all(r != "*" for r in resource), f"{name}: Resource * for {service}"
             seen[service].append(statement)
 
-    (secrets,) = seen["secretsmanager"]
+    secrets, rotation = seen["secretsmanager"]
     assert secrets["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
     }
     assert sorted(secrets["Action"]) == ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:TagResource"]
+    # a secret is replaced only where it is the webhook's signing key, never a CA key
+    assert _listed(rotation["Action"]) == ["secretsmanager:PutSecretValue"]
+    assert rotation["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*/webhook-secret-??????"
+    }
 
     (key,) = seen["kms"]
     assert key["Resource"] == {"Fn::GetAtt": ["CaKey", "Arn"]}
