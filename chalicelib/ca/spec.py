@@ -18,15 +18,19 @@ Defaults and interpretations (documented for API users):
   iff ``CA`` is true; keyUsage critical; everything else non-critical.
   subjectKeyIdentifier and authorityKeyIdentifier are always non-critical (RFC 5280 MUST).
 - The subjectKeyIdentifier is always added by the builder; asking for it is accepted.
+
+The parser accepts any well-formed certificate; ``check_client_ca`` then narrows it to what a
+tenant CA may be (see "The tenant CA profile" below).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
@@ -56,6 +60,9 @@ MAX_PATH_LEN = 2**31 - 1
 class ExtensionSpec:
     value: x509.ExtensionType
     critical: bool
+    # Where the extension came from in the JSON body (e.g. "extensions[1].extendedKeyUsage"), so
+    # later checks name the field; not part of the extension's identity.
+    path: str = dataclasses.field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -461,7 +468,7 @@ def _basic_constraints(value: object, field: str, critical: bool | None, state: 
             raise _fail(f"{plen_field} is only allowed when CA is true", plen_field)
     ext = x509.BasicConstraints(ca=ca, path_length=path_len)
     state.basic_constraints = (ext, field)
-    state.extensions.append(ExtensionSpec(ext, ca if critical is None else critical))
+    state.extensions.append(ExtensionSpec(ext, ca if critical is None else critical, field))
 
 
 _KEY_USAGE_NAMES: dict[str, str] = {
@@ -501,7 +508,7 @@ def _key_usage(value: object, field: str, critical: bool | None, state: _Extensi
             raise _fail("encipherOnly/decipherOnly require keyAgreement", paths[only])
     ext = x509.KeyUsage(**flags)
     state.key_usage = (ext, field)
-    state.extensions.append(ExtensionSpec(ext, True if critical is None else critical))
+    state.extensions.append(ExtensionSpec(ext, True if critical is None else critical, field))
 
 
 _EKU_NAMES: dict[str, x509.ObjectIdentifier] = {
@@ -539,7 +546,7 @@ def _extended_key_usage(value: object, field: str, critical: bool | None, state:
             raise _fail(f"duplicate extended key usage {item!r}", path)
         oids.append(oid)
     state.extensions.append(
-        ExtensionSpec(x509.ExtendedKeyUsage(oids), False if critical is None else critical)
+        ExtensionSpec(x509.ExtendedKeyUsage(oids), False if critical is None else critical, field)
     )
 
 
@@ -579,7 +586,7 @@ def _subject_alt_name(value: object, field: str, critical: bool | None, state: _
             raise _fail("duplicate subjectAltName entry", path)
         names.append(general_name)
     state.extensions.append(
-        ExtensionSpec(x509.SubjectAlternativeName(names), False if critical is None else critical)
+        ExtensionSpec(x509.SubjectAlternativeName(names), False if critical is None else critical, field)
     )
 
 
@@ -661,7 +668,7 @@ def _crl_distribution_points(value: object, field: str, critical: bool | None, s
             )
         )
     state.extensions.append(
-        ExtensionSpec(x509.CRLDistributionPoints(points), False if critical is None else critical)
+        ExtensionSpec(x509.CRLDistributionPoints(points), False if critical is None else critical, field)
     )
 
 
@@ -674,3 +681,92 @@ _HANDLERS: dict[str, _Handler] = {
     "subjectAltName": _subject_alt_name,
     "crlDistributionPoints": _crl_distribution_points,
 }
+
+
+# ---------------------------------------------------------------------------------------
+# The tenant CA profile
+#
+# A tenant CA signs SeaCat client certificates directly, is served in the public CA bundle
+# (GET /{tenant}/x509/ca) and is trusted by the NGINX gateway for client authentication. A
+# tenant token may create one, so everything that would let it be more than that is refused.
+
+# How far before "now" a CA this service makes may start: clock skew and devices whose clocks
+# lag, not a CA that claims to have existed for years before it was made.
+CA_MAX_BACKDATE = timedelta(days=1)
+# At most 30 calendar years: 30 spec years of 365 days plus the at most 8 leap days 30 years
+# hold, so both {"years": 30} and "the same date 30 years on" fit and 31 years does not.
+CA_MAX_LIFETIME = timedelta(days=30 * 365 + 8)
+
+# SAN kinds that name hosts or services. A client-authentication CA has no use for them, and
+# one in the public bundle (e.g. DNS:*.google.com) would read as a claim on that name.
+_HOST_NAMES = (x509.DNSName, x509.IPAddress, x509.UniformResourceIdentifier)
+_EKU_LABELS = {oid: name for name, oid in _EKU_NAMES.items()}
+
+
+def check_client_ca(spec: CertificateSpec, *, now: datetime) -> None:
+    """Refuse (InvalidInput naming the field) a spec that is not a client-authentication CA
+    this service may make: ``check_client_ca_extensions`` and ``check_client_ca_validity``."""
+    check_client_ca_extensions(spec.extensions)
+    check_client_ca_validity(spec.not_before, spec.not_after, now=now)
+
+
+def check_client_ca_extensions(extensions: Iterable[ExtensionSpec]) -> None:
+    """The extension rules of a tenant CA; they apply to a CA certificate from elsewhere too
+    (wrap its extensions in ExtensionSpec with the path to name in errors).
+
+    - basicConstraints CA true with pathLen present and 0: the gateway verifies at depth 1
+      (the CA signs client certificates itself), so no CA may chain below it.
+    - extendedKeyUsage, if present, only clientAuth (absent means unrestricted, as in the
+      reference spec; the service only ever issues clientAuth certificates under it).
+    - subjectAltName without DNS, IP or URI names (an email contact is fine).
+    """
+    has_basic_constraints = False
+    for ext in extensions:
+        where = ext.path or "extensions"
+        value = ext.value
+        if isinstance(value, x509.BasicConstraints):
+            has_basic_constraints = True
+            if not value.ca:
+                raise _fail("a tenant CA needs basicConstraints with CA true", f"{where}.CA")
+            if value.path_length != 0:
+                raise _fail(
+                    "pathLen must be present and 0: the tenant CA signs client certificates itself "
+                    "and the gateway verifies at depth 1, so no CA may chain below it",
+                    f"{where}.pathLen",
+                )
+        elif isinstance(value, x509.ExtendedKeyUsage):
+            for index, oid in enumerate(value):
+                if oid == ExtendedKeyUsageOID.CLIENT_AUTH:
+                    continue
+                if oid == ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE:
+                    why = "anyExtendedKeyUsage would let the CA's certificates serve any purpose"
+                else:
+                    why = f"{_EKU_LABELS.get(oid, oid.dotted_string)} is not for a client-authentication CA"
+                raise _fail(
+                    f"{why}: its extendedKeyUsage may only be clientAuth (or leave the extension out)",
+                    f"{where}[{index}]",
+                )
+        elif isinstance(value, x509.SubjectAlternativeName):
+            for index, name in enumerate(value):
+                if isinstance(name, _HOST_NAMES):
+                    raise _fail(
+                        "a client-authentication CA names no host: DNS, IP and URI names are refused "
+                        "(its certificate is public and is no server's); an email address is allowed",
+                        f"{where}[{index}]",
+                    )
+    if not has_basic_constraints:
+        raise _fail("a tenant CA needs basicConstraints with CA true and pathLen 0", "extensions.basicConstraints")
+
+
+def check_client_ca_validity(not_before: datetime, not_after: datetime, *, now: datetime) -> None:
+    """The validity rules for a CA certificate this service makes (not for one made elsewhere:
+    a CA imported to migrate a fleet started when it started)."""
+    now = now.astimezone(UTC).replace(microsecond=0)  # as the spec's "now": X.509 has whole seconds
+    if not_before < now - CA_MAX_BACKDATE:
+        raise _fail(
+            "must be at most one day before now: a new CA did not exist before it was made", "validity.notBefore"
+        )
+    if not_after - not_before > CA_MAX_LIFETIME:
+        raise _fail(
+            f"must be at most 30 years after validity.notBefore ({CA_MAX_LIFETIME.days} days)", "validity.notAfter"
+        )

@@ -298,6 +298,8 @@ def _check_issuing_ca(parsed: Any, now: datetime) -> None:
     """The new certificate becomes the tenant's issuing CA at once: it must be able to be one."""
     from cryptography import x509
 
+    from chalicelib.ca import spec
+
     if not parsed.is_ca:
         raise InvalidInput(
             "the tenant's CA certificate needs basicConstraints with CA true", field="extensions.basicConstraints"
@@ -312,6 +314,8 @@ def _check_issuing_ca(parsed: Any, now: datetime) -> None:
         raise InvalidInput("must not be in the future: the CA is used as soon as it is made", field="validity.notBefore")
     if parsed.not_after <= now:
         raise InvalidInput("must be in the future", field="validity.notAfter")
+    # Served in the public bundle and trusted for client authentication: nothing more than that.
+    spec.check_client_ca(parsed, now=now)
 
 
 def ca_bundle(tenant_id: str) -> bytes:

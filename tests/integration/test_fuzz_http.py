@@ -698,7 +698,8 @@ def test_oversized_json_is_413_before_parsing(client: Any, monkeypatch: pytest.M
 
 BIG_SPEC = json.loads(REFERENCE_SPEC)
 BIG_SPEC["extensions"].append(
-    {"subjectAltName": [f"URI:https://pki.example/{i}/" + "a" * 1990 for i in range(28)]}  # a ~57 KB CA, under 64 KiB of JSON
+    # a ~57 KB CA, under 64 KiB of JSON (long CRL URLs: a tenant CA may not carry URI names)
+    {"crlDistributionPoints": [f"https://pki.example/{i}/" + "a" * 1990 for i in range(28)]}
 )
 
 

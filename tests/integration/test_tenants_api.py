@@ -220,7 +220,7 @@ def test_the_active_ca_must_be_able_to_issue(client: Any, operator_token: str) -
     r = attempt({"subject": {"CN": "x"}, "validity": {"notAfter": {"days": 400}}})
     assert r.status_code == 400 and r.json_body["field"] == "extensions.basicConstraints"
     spec = json.loads(REFERENCE_SPEC)
-    spec["extensions"] = [{"basicConstraints": {"CA": True}, "critical": True}, {"keyUsage": ["keyCertSign"]}]
+    spec["extensions"] = [{"basicConstraints": {"CA": True, "pathLen": 0}, "critical": True}, {"keyUsage": ["keyCertSign"]}]
     r = attempt(spec)
     assert r.status_code == 400 and r.json_body["field"] == "extensions.keyUsage"  # no cRLSign
     spec = json.loads(REFERENCE_SPEC)
@@ -308,3 +308,85 @@ def test_tokens_are_stored_hashed(client: Any, operator_token: str) -> None:
     dump = json.dumps(items)
     assert token not in dump and operator_token not in dump
     assert token.split("_")[2] not in dump
+
+
+# -- a tenant CA is a client-authentication CA and nothing more (spec.check_client_ca) ---------------
+
+
+def reference_with(*extra: dict[str, Any], validity: dict[str, Any] | None = None, **bc: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(REFERENCE_SPEC)
+    if bc:
+        spec["extensions"][0]["basicConstraints"] = bc
+    spec["extensions"].extend(extra)
+    if validity is not None:
+        spec["validity"] = validity
+    return spec
+
+
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        (reference_with({"extendedKeyUsage": ["serverAuth"]}), "extensions[2].extendedKeyUsage[0]"),
+        (reference_with({"extendedKeyUsage": ["clientAuth", "serverAuth"]}), "extensions[2].extendedKeyUsage[1]"),
+        (reference_with({"extendedKeyUsage": ["anyExtendedKeyUsage"]}), "extensions[2].extendedKeyUsage[0]"),
+        (reference_with(CA=True), "extensions[0].basicConstraints.pathLen"),
+        (reference_with(CA=True, pathLen=None), "extensions[0].basicConstraints.pathLen"),
+        (reference_with(CA=True, pathLen=1), "extensions[0].basicConstraints.pathLen"),
+        (reference_with({"subjectAltName": ["DNS:*.google.com"]}), "extensions[2].subjectAltName[0]"),
+        (reference_with({"subjectAltName": ["IP:8.8.8.8"]}), "extensions[2].subjectAltName[0]"),
+        (reference_with({"subjectAltName": ["URI:https://google.com/"]}), "extensions[2].subjectAltName[0]"),
+        (reference_with(validity={"notBefore": "1950-01-01T00:00:00Z", "notAfter": "2040-01-01T00:00:00Z"}),
+         "validity.notBefore"),
+        (reference_with(validity={"notBefore": "now", "notAfter": "9999-12-31T23:59:59Z"}), "validity.notAfter"),
+        (reference_with(validity={"notAfter": {"years": 31}}), "validity.notAfter"),
+        # the issue's example, all at once: the first field at fault is named
+        (
+            {
+                "subject": {"CN": "*.google.com"},
+                "validity": {"notBefore": "1950-01-01T00:00:00Z", "notAfter": "9999-12-31T23:59:59Z"},
+                "extensions": [
+                    {"basicConstraints": {"CA": True}},
+                    {"keyUsage": ["keyCertSign", "cRLSign", "digitalSignature"]},
+                    {"extendedKeyUsage": ["serverAuth", "anyExtendedKeyUsage"]},
+                    {"subjectAltName": ["DNS:*.google.com"]},
+                ],
+            },
+            "extensions[0].basicConstraints.pathLen",
+        ),
+    ],
+)
+def test_a_tenant_token_can_make_only_a_client_ca(client: Any, operator_token: str, spec: dict[str, Any], field: str) -> None:
+    put_tenant(client, operator_token, "acme")
+    token = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "acme"})).json_body["token"]
+    r = client.http.put("/acme/x509/self-signed", headers=auth(token), body=json.dumps(spec))
+    assert r.status_code == 400, r.body
+    assert r.json_body["error"] == "InvalidInput" and r.json_body["field"] == field, r.json_body
+    assert r.json_body["message"]
+    # nothing made, nothing in the public bundle
+    assert client.http.get("/acme/x509/ca").status_code == 404
+    assert client.http.get("/tenants/acme", headers=auth(token)).json_body["caCertificates"] == []
+
+
+def test_the_widest_client_ca(client: Any, operator_token: str) -> None:
+    """Everything the profile allows: clientAuth, an email contact, 30 years, a start a day back."""
+    put_tenant(client, operator_token, "acme")
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=23)
+    spec = reference_with(
+        {"extendedKeyUsage": ["clientAuth"]},
+        {"subjectAltName": ["email:pki@example.com"]},
+        validity={"notBefore": start.isoformat(), "notAfter": {"years": 30}},
+    )
+    r = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec))
+    assert r.status_code == 201, r.body
+    cert = x509.load_pem_x509_certificate(r.json_body["certificate"].encode())
+    assert cert.not_valid_before_utc == start
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(days=30 * 365)
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value == x509.BasicConstraints(
+        ca=True, path_length=0
+    )
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["pki@example.com"]
+    assert x509.load_pem_x509_certificates(client.http.get("/acme/x509/ca").body) == [cert]
+

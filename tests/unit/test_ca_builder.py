@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from chalicelib.ca import builder, keys, spec
+from chalicelib.errors import InvalidInput
 
 UTC = timezone.utc
 OPENSSL = shutil.which("openssl") or "openssl"
@@ -75,6 +76,7 @@ def ext(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.Extension[x5
 
 
 def test_reference_ca_fields() -> None:
+    spec.check_client_ca(spec.parse_certificate_spec(json.loads(REFERENCE_BODY), now=NOW), now=NOW)
     cert = reference_ca()
     assert cert.version == x509.Version.v3
     assert cert.serial_number == 1
@@ -140,6 +142,8 @@ def test_self_signed_always_has_ski_and_optional_aki() -> None:
 
 
 def test_self_signed_rich_extensions_round_trip() -> None:
+    """The builder encodes whatever spec it is given; the tenant CA route refuses this one
+    (spec.check_client_ca: serverAuth, host SANs, no pathLen, a start in the past)."""
     body = {
         "serialNumber": 2**159 - 1,
         "subject": {"C": "cz", "O": "Org", "DC": ["example", "com"], "emailAddress": "ca@example.com"},
@@ -153,7 +157,10 @@ def test_self_signed_rich_extensions_round_trip() -> None:
             {"crlDistributionPoints": ["http://crl.example.com/ca.crl"]},
         ],
     }
-    cert = builder.build_self_signed(spec.parse_certificate_spec(body, now=NOW), CA_KEY)
+    parsed = spec.parse_certificate_spec(body, now=NOW)
+    with pytest.raises(InvalidInput):
+        spec.check_client_ca(parsed, now=NOW)
+    cert = builder.build_self_signed(parsed, CA_KEY)
     cert.verify_directly_issued_by(cert)
     assert cert.serial_number == 2**159 - 1
     assert cert.subject.rfc4514_string() == "1.2.840.113549.1.9.1=ca@example.com,DC=com,DC=example,O=Org,C=CZ"

@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.ca import builder, keys
-from chalicelib.ca.spec import CertificateSpec, ExtensionSpec, parse_certificate_spec
+from chalicelib.ca.spec import (
+    CA_MAX_BACKDATE,
+    CA_MAX_LIFETIME,
+    CertificateSpec,
+    ExtensionSpec,
+    check_client_ca,
+    check_client_ca_extensions,
+    parse_certificate_spec,
+)
 from chalicelib.errors import InvalidInput
 
 UTC = timezone.utc
@@ -634,6 +642,10 @@ def test_mutated_reference_only_raises_invalid_input_and_parsed_specs_build(valu
     cert = builder.build_self_signed(spec, _BUILD_KEY)
     assert cert.serial_number == spec.serial_number
     assert cert.not_valid_before_utc == spec.not_before and cert.not_valid_after_utc == spec.not_after
+    try:
+        check_client_ca(spec, now=NOW)
+    except InvalidInput as exc:  # the tenant CA profile refuses with a field too
+        assert isinstance(exc.field, str) and exc.field
 
 
 @settings(max_examples=150, deadline=None)
@@ -650,3 +662,147 @@ def test_any_accepted_subject_value_builds(attribute: str, value: str) -> None:
         return
     cert = builder.build_self_signed(spec, _BUILD_KEY)
     assert cert.subject == spec.subject
+
+
+# --- the tenant CA profile (check_client_ca) ------------------------------------------------------
+
+CLIENT_CA_EXTENSIONS: list[dict[str, Any]] = [
+    {"basicConstraints": {"CA": True, "pathLen": 0}, "critical": True},
+    {"keyUsage": ["keyCertSign", "cRLSign"]},
+]
+
+
+def client_ca_body(*extra: dict[str, Any], validity: dict[str, Any] | None = None, **bc: Any) -> dict[str, Any]:
+    """The reference body with ``extra`` extensions, another validity, or other basicConstraints."""
+    doc: dict[str, Any] = json.loads(REFERENCE_BODY)
+    if bc:
+        doc["extensions"][0]["basicConstraints"] = bc
+    doc["extensions"].extend(extra)
+    if validity is not None:
+        doc["validity"] = validity
+    return doc
+
+
+def refused_as_client_ca(b: dict[str, Any], field: str, fragment: str = "") -> InvalidInput:
+    spec = parse(b)  # well-formed: the parser takes it, the profile does not
+    with pytest.raises(InvalidInput) as info:
+        check_client_ca(spec, now=NOW)
+    assert info.value.field == field, info.value.message
+    assert fragment in info.value.message, info.value.message
+    return info.value
+
+
+def test_reference_body_is_a_client_ca() -> None:
+    spec = parse(json.loads(REFERENCE_BODY))
+    check_client_ca(spec, now=NOW)
+    cert = builder.build_self_signed(spec, _BUILD_KEY)
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(weeks=1040)  # ~19.9 years
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"extendedKeyUsage": ["clientAuth"]},
+        {"extendedKeyUsage": ["1.3.6.1.5.5.7.3.2"], "critical": True},
+        {"subjectAltName": ["email:pki@example.com"]},
+        {"crlDistributionPoints": ["http://crl.example.com/ca.crl"]},
+        {"authorityKeyIdentifier": True},
+    ],
+)
+def test_client_ca_may_carry(extra: dict[str, Any]) -> None:
+    check_client_ca(parse(client_ca_body(extra)), now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "fragment"),
+    [
+        ({"extendedKeyUsage": ["serverAuth"]}, "extensions[2].extendedKeyUsage[0]", "serverAuth is not"),
+        ({"extendedKeyUsage": ["clientAuth", "serverAuth"]}, "extensions[2].extendedKeyUsage[1]", "only be clientAuth"),
+        ({"extendedKeyUsage": ["anyExtendedKeyUsage"]}, "extensions[2].extendedKeyUsage[0]", "any purpose"),
+        ({"extendedKeyUsage": ["clientAuth", "anyExtendedKeyUsage"]}, "extensions[2].extendedKeyUsage[1]", "any purpose"),
+        ({"extendedKeyUsage": ["codeSigning"]}, "extensions[2].extendedKeyUsage[0]", "codeSigning"),
+        ({"extendedKeyUsage": ["1.2.3.4"]}, "extensions[2].extendedKeyUsage[0]", "1.2.3.4"),
+        ({"subjectAltName": ["DNS:*.google.com"]}, "extensions[2].subjectAltName[0]", "names no host"),
+        ({"subjectAltName": ["email:pki@example.com", "IP:10.0.0.1"]}, "extensions[2].subjectAltName[1]", "IP"),
+        ({"subjectAltName": [{"uri": "https://example.com/"}]}, "extensions[2].subjectAltName[0]", "URI"),
+    ],
+)
+def test_client_ca_refuses_extension(extra: dict[str, Any], field: str, fragment: str) -> None:
+    refused_as_client_ca(client_ca_body(extra), field, fragment)
+
+
+@pytest.mark.parametrize(
+    "bc",
+    [{"CA": True}, {"CA": True, "pathLen": None}, {"CA": True, "pathLen": 1}, {"CA": True, "pathLen": 3}],
+)
+def test_client_ca_needs_path_len_zero(bc: dict[str, Any]) -> None:
+    error = refused_as_client_ca(client_ca_body(**bc), "extensions[0].basicConstraints.pathLen", "present and 0")
+    assert "depth 1" in error.message
+
+
+def test_client_ca_needs_basic_constraints() -> None:
+    doc = client_ca_body()
+    doc["extensions"] = doc["extensions"][1:]
+    doc["extensions"][0]["keyUsage"] = ["digitalSignature"]
+    refused_as_client_ca(doc, "extensions.basicConstraints", "CA true")
+    doc = client_ca_body(CA=False)
+    doc["extensions"][1]["keyUsage"] = ["digitalSignature"]
+    refused_as_client_ca(doc, "extensions[0].basicConstraints.CA", "CA true")
+
+
+def test_client_ca_validity_bounds() -> None:
+    def ok(validity: dict[str, Any]) -> None:
+        check_client_ca(parse(client_ca_body(validity=validity)), now=NOW)
+
+    ok({"notAfter": {"years": 30}})
+    ok({"notBefore": (NOW_S - CA_MAX_BACKDATE).isoformat(), "notAfter": {"years": 30}})
+    ok({"notBefore": "2024-05-01", "notAfter": "2054-05-01"})
+    ok({"notAfter": {"days": CA_MAX_LIFETIME.days}})
+    assert CA_MAX_LIFETIME == timedelta(days=10958)
+    # 2024-02-01 to 2054-02-01 holds 8 leap days (2024 ... 2052): the longest 30 calendar years.
+    february = datetime(2024, 2, 1, tzinfo=UTC)
+    spec = parse_certificate_spec(client_ca_body(validity={"notAfter": "2054-02-01"}), now=february)
+    assert spec.not_after - spec.not_before == CA_MAX_LIFETIME
+    check_client_ca(spec, now=february)
+
+
+@pytest.mark.parametrize(
+    ("validity", "field", "fragment"),
+    [
+        ({"notBefore": "1950-01-01T00:00:00Z", "notAfter": "2030-01-01"}, "validity.notBefore", "one day"),
+        ({"notBefore": (NOW_S - CA_MAX_BACKDATE - timedelta(seconds=1)).isoformat(), "notAfter": {"years": 1}},
+         "validity.notBefore", "one day"),
+        ({"notAfter": "9999-12-31T23:59:59Z"}, "validity.notAfter", "30 years"),
+        ({"notAfter": {"years": 31}}, "validity.notAfter", "30 years"),
+        ({"notAfter": {"days": CA_MAX_LIFETIME.days, "seconds": 1}}, "validity.notAfter", "10958 days"),
+    ],
+)
+def test_client_ca_validity_refused(validity: dict[str, Any], field: str, fragment: str) -> None:
+    refused_as_client_ca(client_ca_body(validity=validity), field, fragment)
+
+
+def test_extension_paths_are_recorded_but_not_compared() -> None:
+    spec = parse(client_ca_body({"extendedKeyUsage": ["clientAuth"]}))
+    assert [e.path for e in spec.extensions] == [
+        "extensions[0].basicConstraints", "extensions[1].keyUsage", "extensions[2].extendedKeyUsage",
+    ]
+    assert spec.extensions[0] == ExtensionSpec(x509.BasicConstraints(ca=True, path_length=0), True)
+
+
+def test_a_ca_made_elsewhere_is_checked_for_extensions_not_its_start() -> None:
+    """A CA certificate from another PKI (e.g. one migrated with its fleet) started long ago:
+    its extensions follow the profile, its validity rules are for CAs this service makes."""
+    old = parse_certificate_spec(
+        client_ca_body(validity={"notBefore": "2001-01-01", "notAfter": "2045-01-01"}), now=datetime(2001, 1, 1, tzinfo=UTC)
+    )
+    cert = builder.build_self_signed(old, _BUILD_KEY)
+    made_elsewhere = [ExtensionSpec(e.value, e.critical, "certificate") for e in cert.extensions]
+    check_client_ca_extensions(made_elsewhere)
+    with pytest.raises(InvalidInput):
+        check_client_ca(old, now=NOW)
+    server = parse(client_ca_body({"extendedKeyUsage": ["serverAuth"]}))
+    cert = builder.build_self_signed(server, _BUILD_KEY)
+    with pytest.raises(InvalidInput) as info:
+        check_client_ca_extensions([ExtensionSpec(e.value, e.critical, "certificate") for e in cert.extensions])
+    assert info.value.field == "certificate[0]"
