@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -94,7 +95,9 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     return identity_status(tenant_id, identity), revoked
 
 
-_crl_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+# Keyed by (tenant, ca_id) from the URL: a bounded LRU (only CRLs that were built are kept).
+CRL_CACHE_MAX = 1024
+_crl_cache: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 _crl_lock = threading.Lock()
 
 
@@ -128,8 +131,9 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
     now_mono = time.monotonic()
     with _crl_lock:
         hit = _crl_cache.get(cache_key)
-    if hit is not None and now_mono - hit[0] < CRL_CACHE_SECONDS:
-        return hit[1]
+        if hit is not None and now_mono - hit[0] < CRL_CACHE_SECONDS:
+            _crl_cache.move_to_end(cache_key)
+            return hit[1]
     tenant = cached_tenant(tenant_id)
     if tenant is None:
         raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
@@ -163,4 +167,7 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
     der = crl.public_bytes(Encoding.DER)
     with _crl_lock:
         _crl_cache[cache_key] = (now_mono, der)
+        _crl_cache.move_to_end(cache_key)
+        while len(_crl_cache) > CRL_CACHE_MAX:
+            _crl_cache.popitem(last=False)
     return der

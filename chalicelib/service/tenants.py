@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -197,7 +198,12 @@ def get_tenant(tenant_id: str) -> Tenant:
 
 # Hot paths (enrol, /get, the CA bundle, nginx_authenticate) read the tenant through a short
 # in-container cache: configuration changes take effect within SEACAT_TENANT_CACHE_SECONDS.
-_cache: dict[str, tuple[float, Tenant | None]] = {}
+# The id comes from the URL, so both maps are bounded LRUs; "no such tenant" answers have their
+# own, so a flood of invented ids only evicts other invented ids, never a tenant that exists.
+TENANT_CACHE_MAX = 4096
+TENANT_MISSING_CACHE_MAX = 1024
+_cache: OrderedDict[str, tuple[float, Tenant]] = OrderedDict()
+_missing: OrderedDict[str, float] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -210,11 +216,26 @@ def cached_tenant(tenant_id: str) -> Tenant | None:
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(tenant_id)
-    if hit is not None and now - hit[0] < ttl:
-        return hit[1]
+        if hit is not None and now - hit[0] < ttl:
+            _cache.move_to_end(tenant_id)
+            return hit[1]
+        missed = _missing.get(tenant_id)
+        if missed is not None and now - missed < ttl:
+            return None
     tenant = store.get(tenant_id, consistent=False)
     with _cache_lock:
-        _cache[tenant_id] = (now, tenant)
+        if tenant is None:
+            _cache.pop(tenant_id, None)
+            _missing[tenant_id] = now
+            _missing.move_to_end(tenant_id)
+            while len(_missing) > TENANT_MISSING_CACHE_MAX:
+                _missing.popitem(last=False)
+        else:
+            _missing.pop(tenant_id, None)
+            _cache[tenant_id] = (now, tenant)
+            _cache.move_to_end(tenant_id)
+            while len(_cache) > TENANT_CACHE_MAX:
+                _cache.popitem(last=False)
     return tenant
 
 
@@ -222,8 +243,10 @@ def forget_cached(tenant_id: str | None = None) -> None:
     with _cache_lock:
         if tenant_id is None:
             _cache.clear()
+            _missing.clear()
         else:
             _cache.pop(tenant_id, None)
+            _missing.pop(tenant_id, None)
 
 
 def tenant_json(tenant: Tenant) -> dict[str, object]:

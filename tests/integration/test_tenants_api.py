@@ -390,3 +390,50 @@ def test_the_widest_client_ca(client: Any, operator_token: str) -> None:
     assert san.get_values_for_type(x509.RFC822Name) == ["pki@example.com"]
     assert x509.load_pem_x509_certificates(client.http.get("/acme/x509/ca").body) == [cert]
 
+
+# -- caches keyed by what callers send are bounded ---------------------------------------------------
+
+
+def test_invented_tenant_ids_fill_a_bounded_cache_and_never_evict_real_tenants(client: Any, operator_token: str) -> None:
+    from chalicelib.service import tenants
+
+    put_tenant(client, operator_token, "acme")
+    assert tenants.cached_tenant("acme") is not None
+    n = tenants.TENANT_MISSING_CACHE_MAX
+    for i in range(n + 100):
+        assert tenants.cached_tenant(f"invented-{i}") is None
+    assert len(tenants._missing) <= n
+    assert "invented-0" not in tenants._missing and f"invented-{n + 99}" in tenants._missing  # oldest go first
+    assert "acme" in tenants._cache and len(tenants._cache) == 1
+
+
+def test_the_tenant_cache_is_bounded(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.service import tenants
+
+    monkeypatch.setattr(tenants, "TENANT_CACHE_MAX", 2)
+    for name in ("one", "two", "three"):
+        put_tenant(client, operator_token, name)
+        assert tenants.cached_tenant(name) is not None
+    assert list(tenants._cache) == ["two", "three"]
+    # a tenant made after its "not found" was cached is found once that entry is forgotten
+    assert tenants.cached_tenant("later") is None
+    put_tenant(client, operator_token, "later")
+    tenants.forget_cached("later")
+    assert tenants.cached_tenant("later") is not None and "later" not in tenants._missing
+
+
+def test_parsed_ca_and_crl_caches_are_bounded(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.service import enrollment, revocation
+
+    monkeypatch.setattr(enrollment, "CA_CERT_CACHE_MAX", 2)
+    monkeypatch.setattr(revocation, "CRL_CACHE_MAX", 2)
+    put_tenant(client, operator_token, "acme")
+    ids = [
+        client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).json_body["_id"]
+        for _ in range(3)
+    ]
+    for ca_id in ids:
+        assert client.http.get(f"/acme/x509/crl/{ca_id}").status_code == 200
+    assert client.http.get("/acme/x509/crl").status_code == 200
+    assert len(revocation._crl_cache) == 2 and ("acme", "") in revocation._crl_cache
+    assert len(enrollment._ca_certs) == 2
