@@ -47,6 +47,14 @@ __all__ = [
 ]
 
 MAX_CR_SIZE = 16 * 1024
+# Bounds of the decoded fields (the clients' own: Android package names and iOS bundle ids are far
+# shorter; the known attributes are OS/Client plus a few app items, the Android demo's longest 95).
+MAX_APPLICATION = 255
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 1024
+MAX_RAW_TIME = 32  # createdAt/validTo are kept raw for display (UTCTime is 13 characters)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SEACAT_CR_VERSION = 0x1902  # 6402, sent by every known client
 # ``\Z`` rather than ``$``: ``$`` also matches before a trailing newline, so with ``$``
 # ``IDENTITY_RE.match("HDKXPDREZADFK4G2\n")`` would succeed.
@@ -208,16 +216,24 @@ def decode_cr(der: bytes) -> SeaCatRequest:
     except (InvalidSignature, ValueError):
         raise _invalid("signature does not verify") from None
 
-    attributes = tuple(
-        (_ascii(attribute.key), _ascii(attribute.value)) for attribute in tbs.attributes or ()
-    )
+    # The decoded fields are stored beside the DER, shown to admins and sent to the webhook: bound
+    # them, so a 16 KiB CR cannot become a request item (and audit event) many times its size.
+    if len(tbs.application) > MAX_APPLICATION:
+        raise _invalid(f"application longer than {MAX_APPLICATION} bytes")
+    raw_attributes = tbs.attributes or []
+    if len(raw_attributes) > MAX_ATTRIBUTES:
+        raise _invalid(f"more than {MAX_ATTRIBUTES} attributes")
+    for attribute in raw_attributes:
+        if len(attribute.key) > MAX_ATTRIBUTE_KEY or len(attribute.value) > MAX_ATTRIBUTE_VALUE:
+            raise _invalid(f"an attribute longer than {MAX_ATTRIBUTE_KEY} (key) or {MAX_ATTRIBUTE_VALUE} (value) bytes")
+    attributes = tuple((_ascii(attribute.key), _ascii(attribute.value)) for attribute in raw_attributes)
     return SeaCatRequest(
         der=der,
         tbs=tbs_slice,
         version=tbs.version,
-        application=tbs.application.decode("utf-8", "replace"),
-        created_at_raw=_ascii(tbs.created_at or b""),
-        valid_to_raw=_ascii(tbs.valid_to or b""),
+        application=_CONTROL.sub("?", tbs.application.decode("utf-8", "replace")),
+        created_at_raw=_ascii((tbs.created_at or b"")[:MAX_RAW_TIME]),
+        valid_to_raw=_ascii((tbs.valid_to or b"")[:MAX_RAW_TIME]),
         public_key=public_key,
         point=point,
         attributes=attributes,
@@ -234,7 +250,9 @@ def _invalid(reason: str) -> InvalidInput:
 
 
 def _ascii(value: bytes) -> str:
-    return value.decode("ascii", "replace")
+    """Printable ASCII as sent; anything else becomes '?' (as Android's US-ASCII encoding does), so
+    device-chosen bytes reach logs, the console and the webhook as one harmless character each."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in value)
 
 
 def _read_header(buf: bytes, offset: int) -> tuple[int, int, int]:

@@ -280,13 +280,15 @@ def test_oversize_is_payload_too_large() -> None:
 
 
 def test_valid_cr_of_exactly_max_size_is_accepted() -> None:
-    base = len(make_cr(attributes=[(b"k", b"")]))
+    # attribute values are at most 1024 bytes: fill with full ones, then pad the last
+    full = [(b"f%02d" % i, b"v" * 1024) for i in range(15)]
+    base = len(make_cr(attributes=[*full, (b"k", b"")]))
     # the signature length varies (70-72 bytes), so search a few paddings for an exact hit
     for key in (b"k", b"kk", b"kkk", b"kkkk"):
-        for padding in range(MAX_CR_SIZE - base - 64, MAX_CR_SIZE - base + 8):
-            der = make_cr(attributes=[(key, b"v" * padding)])
+        for padding in range(max(0, MAX_CR_SIZE - base - 64), MAX_CR_SIZE - base + 8):
+            der = make_cr(attributes=[*full, (key, b"v" * padding)])
             if len(der) == MAX_CR_SIZE:
-                assert decode_cr(der).attributes == ((key.decode(), "v" * padding),)
+                assert decode_cr(der).attributes[-1] == (key.decode(), "v" * padding)
                 return
     pytest.fail("could not hit MAX_CR_SIZE exactly")
 
@@ -356,7 +358,7 @@ def test_empty_attributes_are_accepted() -> None:
 def test_attributes_keep_order_and_duplicates_and_replace_non_ascii() -> None:
     attributes = [(b"OS", b"android"), (b"OS", b"Linux"), (b"k\xc3\xa9y", b"v\xff"), (b"", b"")]
     request = decode_cr(make_cr(attributes=attributes))
-    assert request.attributes == (("OS", "android"), ("OS", "Linux"), ("k\ufffd\ufffdy", "v\ufffd"), ("", ""))
+    assert request.attributes == (("OS", "android"), ("OS", "Linux"), ("k??y", "v?"), ("", ""))
 
 
 def test_application_is_utf8_with_replacement() -> None:
@@ -369,7 +371,7 @@ def test_application_is_utf8_with_replacement() -> None:
     [
         (None, None, ("", "")),  # missing
         (b"", b"", ("", "")),
-        (b"13.12.19 2:31 PM", b"\xd9\xa1\xd9\xa9Z", ("13.12.19 2:31 PM", "\ufffd\ufffd\ufffd\ufffdZ")),  # garbage
+        (b"13.12.19 2:31 PM", b"\xd9\xa1\xd9\xa9Z", ("13.12.19 2:31 PM", "????Z")),  # garbage
         (b"991231235959Z", b"000101000000Z", ("991231235959Z", "000101000000Z")),  # skewed
         (b"20200304140909Z", b"x", ("20200304140909Z", "x")),
     ],
@@ -382,10 +384,10 @@ def test_times_are_opaque_and_never_rejected(
 
 
 def test_long_form_lengths_are_supported() -> None:
-    der = make_cr(application=b"a" * 300, attributes=[(b"k" * 200, b"v" * 7000)])
+    der = make_cr(application=b"a" * 255, attributes=[(b"k" * 64, b"v" * 1024)] * 7)
     assert der[:2] == b"\x30\x82"
     request = decode_cr(der)
-    assert request.application == "a" * 300
+    assert request.application == "a" * 255
     assert request.tbs[:2] == b"\xa0\x82"
 
 
@@ -500,3 +502,26 @@ def test_oversized_random_body_is_payload_too_large() -> None:
     for size in (MAX_CR_SIZE + 1, 10 * MAX_CR_SIZE):
         with pytest.raises(PayloadTooLarge):
             decode_cr(b"\x30\x84" + size.to_bytes(4, "big") + b"\x00" * (size - 6))
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"application": b"a" * 256}, "application longer than 255 bytes"),
+        ({"attributes": [(b"k%d" % i, b"v") for i in range(33)]}, "more than 32 attributes"),
+        ({"attributes": [(b"k" * 65, b"v")]}, "an attribute longer than 64 (key) or 1024 (value) bytes"),
+        ({"attributes": [(b"k", b"v" * 1025)]}, "an attribute longer than 64 (key) or 1024 (value) bytes"),
+    ],
+)
+def test_decoded_fields_are_bounded(fields: dict[str, Any], reason: str) -> None:
+    """A 16 KiB CR must not become a stored request (and audit event) many times its size."""
+    with pytest.raises(InvalidInput) as caught:
+        decode_cr(make_cr(**fields))
+    assert (caught.value.field, caught.value.message) == ("cr", reason)
+
+
+def test_device_strings_reach_logs_and_the_console_as_printable_text() -> None:
+    request = decode_cr(make_cr(application="app\x1b[31m\u00e9\x00".encode() + b"\xff", attributes=[(b"k\x00", b"v\x1b\xc3\xa9")]))
+    assert request.application == "app?[31m\u00e9?\ufffd"
+    assert request.attributes == (("k?", "v???"),)
+    assert decode_cr(make_cr(application=b"a" * 255)).application == "a" * 255
