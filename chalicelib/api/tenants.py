@@ -22,7 +22,15 @@ def put_tenant(tenant: str) -> Response:
     auth.require(request, tenant)
     body = media.json_object(request, required=False)
     record, created = service.put_tenant(tenant, body)
-    return json_response(service.tenant_json(record), 201 if created else 200)
+    answer = service.tenant_json(record)
+    if "approve" in body and record.config.approve is not None:
+        from chalicelib.service import webhook
+
+        # Every call is signed: the key is made with the first approve URL and shown here, once.
+        secret = webhook.create_secret_if_missing(tenant)
+        if secret is not None:
+            answer["webhookSecret"] = secret
+    return json_response(answer, 201 if created else 200)
 
 
 @bp.route("/tenants/{tenant}", methods=["GET"])
@@ -32,6 +40,19 @@ def get_tenant(tenant: str) -> Response:
     service.validate_tenant_id(tenant)
     auth.require(bp.current_request, tenant)
     return json_response(service.tenant_json(service.get_tenant(tenant)))
+
+
+@bp.route("/{tenant}/webhook/secret", methods=["POST"])
+@json_errors
+def rotate_webhook_secret(tenant: str) -> Response:
+    """Create or replace the key that signs the approve webhook's calls; it is in this answer only."""
+    from chalicelib.service import webhook
+
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    service.get_tenant(tenant)
+    return json_response({"tenant": tenant, "webhookSecret": webhook.rotate_secret(tenant)}, 201)
 
 
 @bp.route("/{tenant}/x509/self-signed", methods=["PUT"], content_types=["application/json"])

@@ -85,6 +85,20 @@ def _url(value: object, field: str, *, base: bool = False) -> str | None:
     return value
 
 
+def _approve_url(value: object) -> str | None:
+    """The approve webhook: outside the local stage, https on a public host (webhook.url_refusal;
+    checked again at each call)."""
+    from chalicelib.service import webhook
+
+    url = _url(value, "approve")
+    refusal = webhook.url_refusal(url) if url is not None else None
+    if refusal == webhook.NOT_HTTPS:
+        raise InvalidInput("must be an https URL: the webhook receives every CR and decides its issue", field="approve")
+    if refusal is not None:
+        raise InvalidInput("must not name a loopback, private, link-local or other non-public address", field="approve")
+    return url
+
+
 def _bool(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput("must be true or false", field=field)
@@ -97,7 +111,7 @@ def merge_config(current: TenantConfig, body: dict[str, Any]) -> TenantConfig:
     if "seacat" in body:
         config = replace(config, seacat=_bool(body["seacat"], "seacat"))
     if "approve" in body:
-        config = replace(config, approve=_url(body["approve"], "approve"))
+        config = replace(config, approve=_approve_url(body["approve"]))
     if "manualApproval" in body:
         config = replace(config, manual_approval=_bool(body["manualApproval"], "manualApproval"))
     if "approveRenewals" in body:

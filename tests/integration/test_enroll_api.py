@@ -346,59 +346,6 @@ def test_webhook(client: Any, tenant: dict[str, Any], operator_token: str, webho
     assert recorded["state"] == state
 
 
-def test_a_webhook_on_a_private_address_is_not_called_unless_allowed(
-    client: Any, tenant: dict[str, Any], operator_token: str, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from chalicelib.settings import get_settings
-
-    monkeypatch.setenv("SEACAT_WEBHOOK_ALLOW_PRIVATE", "false")  # as on AWS stages
-    get_settings.cache_clear()
-    configure(client, operator_token, approve=webhook.url)
-    cr = build_cr(ec.generate_private_key(ec.SECP256R1()), application="a")
-    r = enroll(client, cr)
-    assert r.status_code == 503 and webhook.received == []
-    recorded = client.http.get(f"/acme/seacat/cr/{hashlib.sha384(cr).hexdigest()}", headers=auth(operator_token)).json_body
-    assert recorded["state"] == "failed" and "no public address" in recorded["reason"]
-    for url in ("http://localhost:9/x", "http://10.1.2.3/x", "http://169.254.169.254/latest", "http://[::1]:9/x", "http://0.0.0.0:9/x"):
-        configure(client, operator_token, approve=url)
-        answer = enroll(client, build_cr(ec.generate_private_key(ec.SECP256R1()), application="a"))
-        assert answer.status_code == 503, url
-
-
-def test_a_public_webhook_host_is_called_at_the_address_that_was_checked(
-    client: Any, tenant: dict[str, Any], operator_token: str, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No second DNS lookup between the check and the connection: the checked address is used."""
-    import socket
-
-    from chalicelib.settings import get_settings
-
-    monkeypatch.setenv("SEACAT_WEBHOOK_ALLOW_PRIVATE", "false")
-    get_settings.cache_clear()
-    port = int(webhook.url.split(":")[2].split("/")[0])
-    public = "93.184.216.34"
-    connected: list[tuple[str, int]] = []
-    real_connect, real_resolve = socket.create_connection, socket.getaddrinfo
-    looked_up: list[str] = []
-
-    def resolve(host: str, *args: Any, **kwargs: Any) -> list[Any]:
-        if host != "hook.example.com":
-            return real_resolve(host, *args, **kwargs)
-        looked_up.append(host)
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (public, port))]
-
-    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        connected.append(address)  # stands in for the public host: the test's webhook answers
-        return real_connect(("127.0.0.1", address[1]), *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    monkeypatch.setattr(socket, "create_connection", connect)
-    configure(client, operator_token, approve=f"http://hook.example.com:{port}/validate_cr")
-    r = enroll(client, build_cr(ec.generate_private_key(ec.SECP256R1()), application="a"))
-    assert r.status_code == 200, r.body
-    assert connected == [(public, port)] and looked_up == ["hook.example.com"] and len(webhook.received) == 1
-
-
 def test_webhook_unreachable_fails_closed(client: Any, tenant: dict[str, Any], operator_token: str) -> None:
     import socket
 
