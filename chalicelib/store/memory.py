@@ -7,6 +7,8 @@ transaction is.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import threading
 from dataclasses import dataclass, replace
@@ -32,14 +34,41 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _page(items: list[Any], limit: int, next_token: str | None) -> tuple[list[Any], str | None]:
-    start = 0
+def _sort_time(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _page_token(list_key: str, after: tuple[str, str]) -> str:
+    raw = json.dumps({"list": list_key, "after": list(after)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _page_after(token: str, list_key: str) -> tuple[str, str]:
+    """The sort key a token of this list resumes after, or 400 naming ``next`` (another list's too)."""
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:  # not base64 (binascii.Error), not UTF-8, not JSON
+        state = None
+    after = state.get("after") if isinstance(state, dict) and state.get("list") == list_key else None
+    if not (isinstance(after, list) and len(after) == 2 and all(isinstance(k, str) for k in after)):
+        raise InvalidInput("not a page token of this list", field="next")
+    if _page_token(list_key, (after[0], after[1])) != token:
+        raise InvalidInput("not a page token of this list", field="next")
+    return after[0], after[1]
+
+
+def _page(
+    items: list[tuple[tuple[str, str], Any]], list_key: str, limit: int, next_token: str | None, *, newest_first: bool
+) -> tuple[list[Any], str | None]:
+    """A page of (sort key, item) pairs in sort-key order. As a DynamoDB query resumes after its
+    last evaluated key, a page resumes after the previous page's last key (never at an offset that
+    an item written or removed meanwhile would shift), and a token names its list."""
+    items = sorted(items, key=lambda pair: pair[0], reverse=newest_first)
     if next_token:
-        if not next_token.isdigit() or int(next_token) > len(items):
-            raise InvalidInput("not a page token of this list", field="next")
-        start = int(next_token)
-    end = start + limit
-    return items[start:end], (str(end) if end < len(items) else None)
+        after = _page_after(next_token, list_key)
+        items = [pair for pair in items if (pair[0] < after if newest_first else pair[0] > after)]
+    page = items[:limit]
+    return [item for _, item in page], (_page_token(list_key, page[-1][0]) if len(items) > limit else None)
 
 
 class _Shared:
@@ -161,20 +190,23 @@ class MemoryCertificates:
         self, tenant_id: str, identity: str, *, limit: int, next_token: str | None
     ) -> tuple[list[CertificateRecord], str | None]:
         with self._s.lock:
-            mine = [c for (t, _), c in self.certs.items() if t == tenant_id and c.identity == identity]
-        mine.sort(key=lambda c: c.created_at, reverse=True)
-        return _page(mine, limit, next_token)
+            mine = [
+                ((_sort_time(c.created_at), c.cert_id), c)
+                for (t, _), c in self.certs.items()
+                if t == tenant_id and c.identity == identity
+            ]
+        return _page(mine, f"certificates#{tenant_id}#{identity}", limit, next_token, newest_first=True)
 
     def get_identity(self, tenant_id: str, identity: str) -> IdentityRecord | None:
         with self._s.lock:
             return self.identities.get((tenant_id, identity))
 
-    def _put_identity(self, record: IdentityRecord) -> IdentityRecord:
+    def _put_identity(self, record: IdentityRecord, modified_at: datetime | None = None) -> IdentityRecord:
         key = (record.tenant_id, record.identity)
         current = self.identities.get(key)
         if (current.version if current else 0) != record.version:
             raise Conflict(f"identity {record.identity} was changed concurrently, retry")
-        stored = replace(record, version=record.version + 1, modified_at=_now())
+        stored = replace(record, version=record.version + 1, modified_at=modified_at or _now())
         self.identities[key] = stored
         return stored
 
@@ -199,18 +231,22 @@ class MemoryCertificates:
         self, tenant_id: str, *, limit: int, next_token: str | None
     ) -> tuple[list[RequestRecord], str | None]:
         with self._s.lock:
-            pending = [r for (t, _), r in self.requests.items() if t == tenant_id and r.state == "pending"]
-        pending.sort(key=lambda r: r.created_at)
-        return _page(pending, limit, next_token)
+            pending = [
+                ((_sort_time(r.created_at), r.cr_id), r)
+                for (t, _), r in self.requests.items()
+                if t == tenant_id and r.state == "pending"
+            ]
+        return _page(pending, f"pending#{tenant_id}", limit, next_token, newest_first=False)
 
     def decide(self, request: RequestRecord, identity: IdentityRecord, audit: Sequence[Any] = ()) -> None:
         with self._s.lock:
             current = self.requests.get((request.tenant_id, request.cr_id))
             if current is None or current.state != "pending":
                 raise Conflict("the request was decided concurrently")
-            self._put_identity(identity)
+            now = _now()
+            self._put_identity(identity, now)
             self.requests[(request.tenant_id, request.cr_id)] = replace(
-                request, version=request.version + 1, modified_at=_now()
+                request, version=request.version + 1, modified_at=now
             )
             self._s.record(audit)
 
@@ -225,7 +261,7 @@ class MemoryCertificates:
                 raise Conflict("a concurrent request changed this identity")
             self.certs[key] = cert
             self.serials[serial] = cert.cert_id
-            self._put_identity(identity)
+            self._put_identity(identity, identity.modified_at)  # as given, as DynamoDB stores it
             self.requests[(request.tenant_id, request.cr_id)] = replace(request, version=request.version + 1)
             self._s.record(audit)
 
@@ -235,17 +271,21 @@ class MemoryCertificates:
         with self._s.lock:
             key = (cert.tenant_id, cert.cert_id)
             current = self.certs.get(key)
-            if current is None or current.revoked_at is not None:
+            ikey = (identity.tenant_id, identity.identity) if identity is not None else None
+            stored = self.identities.get(ikey) if ikey is not None else None
+            # An identity named must exist (DynamoDB's condition), or nothing is written.
+            if current is None or current.revoked_at is not None or (ikey is not None and stored is None):
                 raise Conflict("the certificate was revoked concurrently")
             now = _now()
             self.certs[key] = replace(
                 current, revoked_at=now, revocation_reason=reason, modified_at=now, version=current.version + 1
             )
-            if identity is not None:
-                ikey = (identity.tenant_id, identity.identity)
-                stored = self.identities[ikey]
+            if ikey is not None and stored is not None:
                 self.identities[ikey] = replace(
-                    stored, revoked_serials=stored.revoked_serials | {cert.serial}, version=stored.version + 1
+                    stored,
+                    revoked_serials=stored.revoked_serials | {cert.serial},
+                    modified_at=now,
+                    version=stored.version + 1,
                 )
             self._s.record(audit)
 

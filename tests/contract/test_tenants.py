@@ -1,0 +1,150 @@
+"""TenantStore contract: create, read, update guarded by the version read, add a CA."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.domain import CaCert, Tenant, TenantConfig
+from chalicelib.errors import Conflict
+from tests.contract.conftest import Adapter, audit_events, cert_record, now
+
+CONFIG = TenantConfig(
+    seacat=True,
+    approve="https://approve.example/hook",
+    manual_approval=True,
+    lifetime_days=30,
+    approve_renewals=True,
+    webhook_timeout=2.5,
+    public_base_url="https://pki.example",
+    gateway_credentials=("ab" * 32, "cd" * 32),
+)
+
+
+def stored(a: Adapter, tenant_id: str) -> Tenant:
+    found = a.tenants.get(tenant_id)
+    assert found is not None
+    return found
+
+
+def test_create_then_get(adapter: Adapter, tenant_id: str) -> None:
+    before = now()
+    created = adapter.tenants.create(tenant_id, CONFIG, f"secret/{tenant_id}", "fp-1", True)
+    assert (created.tenant_id, created.config, created.key_secret, created.key_fingerprint) == (
+        tenant_id,
+        CONFIG,
+        f"secret/{tenant_id}",
+        "fp-1",
+    )
+    assert created.key_imported is True
+    assert (created.cas, created.active_ca, created.version) == ((), None, 1)
+    assert before <= created.created_at == created.modified_at <= now()
+    assert adapter.tenants.get(tenant_id) == created
+    # An eventually consistent read may lag on DynamoDB (never on moto); it returns the same tenant.
+    assert adapter.tenants.get(tenant_id, consistent=False) == created
+
+
+def test_get_unknown_is_none(adapter: Adapter, tenant_id: str) -> None:
+    assert adapter.tenants.get(tenant_id) is None
+    assert adapter.tenants.get(tenant_id, consistent=False) is None
+
+
+def test_create_writes_its_audit_entries(adapter: Adapter, tenant_id: str) -> None:
+    entry = adapter.audit.item(tenant_id, "tenant.created", "op", subject=tenant_id, outcome="created")
+    adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False, [entry])
+    assert [(e.event, e.subject) for e in audit_events(adapter, tenant_id)] == [("tenant.created", tenant_id)]
+
+
+def test_create_of_an_existing_id_is_a_conflict_and_writes_nothing(adapter: Adapter, tenant_id: str) -> None:
+    first = adapter.tenants.create(tenant_id, CONFIG, "first-secret", "fp-1", False)
+    entry = adapter.audit.item(tenant_id, "tenant.created", "op", subject=tenant_id)
+    with pytest.raises(Conflict):
+        adapter.tenants.create(tenant_id, TenantConfig(), "second-secret", "fp-2", True, [entry])
+    assert adapter.tenants.get(tenant_id) == first
+    assert audit_events(adapter, tenant_id) == []
+
+
+def test_update_config_replaces_it_and_moves_the_version(adapter: Adapter, tenant_id: str) -> None:
+    created = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    new = TenantConfig(seacat=False, lifetime_days=7)
+    entry = adapter.audit.item(tenant_id, "tenant.updated", "op", details={"changed": {"lifetimeDays": 7}})
+    updated = adapter.tenants.update_config(created, new, [entry])
+    assert updated.config == new
+    assert updated.version == created.version + 1
+    assert updated.created_at == created.created_at and updated.modified_at >= created.modified_at
+    assert replace(updated, config=CONFIG, version=1, modified_at=created.modified_at) == created
+    assert adapter.tenants.get(tenant_id) == updated
+    [event] = audit_events(adapter, tenant_id)
+    assert (event.event, event.details) == ("tenant.updated", {"changed": {"lifetimeDays": 7}})
+
+
+def test_update_config_of_a_stale_tenant_is_a_conflict_and_writes_nothing(adapter: Adapter, tenant_id: str) -> None:
+    read = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    winner = adapter.tenants.update_config(read, TenantConfig(lifetime_days=10))
+    entry = adapter.audit.item(tenant_id, "tenant.updated", "op")
+    with pytest.raises(Conflict):
+        adapter.tenants.update_config(read, TenantConfig(lifetime_days=20), [entry])  # read before the winner wrote
+    assert adapter.tenants.get(tenant_id) == winner
+    assert audit_events(adapter, tenant_id) == []
+
+
+def test_update_config_of_an_unknown_tenant_is_a_conflict(adapter: Adapter, tenant_id: str) -> None:
+    other = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    ghost = replace(other, tenant_id=tenant_id + "-x")
+    with pytest.raises(Conflict):
+        adapter.tenants.update_config(ghost, TenantConfig())
+    assert adapter.tenants.get(ghost.tenant_id) is None
+
+
+def test_add_ca_appends_and_makes_it_active(adapter: Adapter, tenant_id: str) -> None:
+    tenant = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    first = cert_record(tenant_id, kind="ca", at=now() - timedelta(seconds=5))
+    adapter.tenants.add_ca(tenant, first, [adapter.audit.item(tenant_id, "ca.created", "op", subject=first.cert_id)])
+    tenant = stored(adapter, tenant_id)
+    assert tenant.cas == (CaCert(first.cert_id, first.der, first.created_at),)
+    assert tenant.active_ca == first.cert_id and tenant.version == 2
+    assert tenant.active_ca_cert() == tenant.cas[0]
+
+    second = cert_record(tenant_id, kind="ca")
+    adapter.tenants.add_ca(tenant, second)
+    tenant = stored(adapter, tenant_id)
+    assert [c.cert_id for c in tenant.cas] == [first.cert_id, second.cert_id]
+    assert tenant.active_ca == second.cert_id and tenant.version == 3
+    assert tenant.modified_at == second.created_at
+    # The CA certificate itself is stored whole.
+    assert adapter.certificates.get_certificate(tenant_id, first.cert_id) == first
+    assert adapter.certificates.get_certificate(tenant_id, second.cert_id) == second
+    assert [(e.event, e.subject) for e in audit_events(adapter, tenant_id)] == [("ca.created", first.cert_id)]
+
+
+def test_add_ca_to_a_stale_tenant_is_a_conflict_and_writes_nothing(adapter: Adapter, tenant_id: str) -> None:
+    read = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    winner = adapter.tenants.update_config(read, TenantConfig(lifetime_days=10))
+    ca = cert_record(tenant_id, kind="ca")
+    with pytest.raises(Conflict):
+        adapter.tenants.add_ca(read, ca, [adapter.audit.item(tenant_id, "ca.created", "op")])
+    assert adapter.tenants.get(tenant_id) == winner
+    assert adapter.certificates.get_certificate(tenant_id, ca.cert_id) is None
+    assert audit_events(adapter, tenant_id) == []
+
+
+def test_add_ca_with_a_certificate_id_in_use_is_a_conflict(adapter: Adapter, tenant_id: str) -> None:
+    tenant = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    ca = cert_record(tenant_id, kind="ca")
+    adapter.tenants.add_ca(tenant, ca)
+    tenant = stored(adapter, tenant_id)
+    again = replace(cert_record(tenant_id, kind="ca"), cert_id=ca.cert_id)
+    with pytest.raises(Conflict):
+        adapter.tenants.add_ca(tenant, again)
+    assert adapter.tenants.get(tenant_id) == tenant
+    assert adapter.certificates.get_certificate(tenant_id, ca.cert_id) == ca
+
+
+def test_tenants_are_apart(adapter: Adapter, tenant_id: str) -> None:
+    tenant = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    adapter.tenants.add_ca(tenant, cert_record(tenant_id, kind="ca"))
+    assert adapter.tenants.get(tenant_id + "-b") is None
+    other = adapter.tenants.create(tenant_id + "-b", TenantConfig(), "s2", "fp2", False)
+    assert (other.cas, other.active_ca, other.config) == ((), None, TenantConfig())
