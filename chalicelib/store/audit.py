@@ -1,13 +1,15 @@
 """The audit trail in DynamoDB: one item per security-relevant event.
 
-Keys: pk ``{tenant}#{YYYYMMDDHH}#{shard}`` (16 random shards per tenant and hour, so a tenant
-issuing thousands of certificates a second spreads its events), sk ``{ISO time}#{event id}``.
-Reading a time range walks its hours newest first, queries the 16 shards of each side by side
-and merges them; it stops at the hour that fills the page.
+Keys: pk ``{tenant}#{shard}`` (8 shards per tenant, one chosen at random per event, so a tenant
+writing thousands of events a second spreads them over 8 partition keys), sk
+``{ISO time}#{event id}`` (sorts by time, then id).
 
-A page token is the hex of ``{"before": <sk>}``: the sort key of the last event the page returned
-(or, after a long quiet stretch, the start of the oldest hour read). The next page lists the
-events below it, still within the query's range.
+A page queries each shard once for its newest events in the range (one range condition on sk,
+however long the range or quiet its hours), merges them newest first, and with a type filter
+continues the shard that holds the page back at most twice: at most 10 Queries a page.
+
+A page token is the hex of ``{"before": <sk>}``: the sort key below which the next page goes on
+(the page's last event, or the key down to which every shard was read), never past the range.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,26 +30,22 @@ from chalicelib.errors import InvalidInput
 from chalicelib.store import common
 from chalicelib.store.models import AuditModel
 
-SHARDS = 16
+# A partition key takes 1,000 write units a second; an event written in a transaction costs 2, a
+# plain put 1: 8 shards carry 4,000-8,000 events a second per tenant before one key is hot.
+SHARDS = 8
+MAX_QUERIES = 10  # a page: one Query per shard, then at most two continuations of the slowest shard
+FILTERED_PAGE = 200  # items a Query with a type filter evaluates at most (the filter runs after)
 RETENTION = timedelta(days=400)
 GLOBAL = "_"  # events that belong to no tenant
-MAX_HOURS = 24 * 7  # hours one page reads at most: a longer quiet stretch ends the page with a token
-FILTERED_PAGE = 200  # items a shard query with a type filter evaluates per call (the filter runs after)
-SETTLE_SECONDS = 30  # the longest a failed page waits for its hour's other shard queries (timeouts bound them)
+SETTLE_SECONDS = 30  # the longest a failed page waits for its other shard queries (timeouts bound them)
 
-_HOUR = timedelta(hours=1)
-_MAX_TOKEN = 256  # characters: a token is the hex of about 70 bytes
-_CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z(?:#[0-9a-f]{16})?")
+_MAX_TOKEN = 256  # characters: a token is the hex of about 60 bytes
+_CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[0-9a-f]{16}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
 
-def _hour(at: datetime) -> str:
-    at = at.astimezone(timezone.utc)
-    return f"{at.year:04d}{at.month:02d}{at.day:02d}{at.hour:02d}"  # strftime's %Y drops the zeros of years < 1000
-
-
-def _floor(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
+def sort_key(at: datetime, event_id: str) -> str:
+    return f"{common.iso(at)}#{event_id}"
 
 
 def item(
@@ -60,10 +59,9 @@ def item(
 ) -> AuditModel:
     common.ready()
     at = at or common.now()
-    event_id = secrets.token_hex(8)
     return AuditModel(
-        f"{tenant or GLOBAL}#{_hour(at)}#{secrets.randbelow(SHARDS):x}",
-        f"{common.iso(at)}#{event_id}",
+        f"{tenant or GLOBAL}#{secrets.randbelow(SHARDS):x}",
+        sort_key(at, secrets.token_hex(8)),
         tenant_id=tenant,
         event=event,
         actor=actor,
@@ -94,19 +92,15 @@ def _to_event(entry: AuditModel) -> AuditEvent:
     )
 
 
-# -- page tokens ---------------------------------------------------------------------------------
+# -- page tokens (the in-memory store hands out and accepts the same) -----------------------------
 
 
-def _token(before: str) -> str:
+def page_token(before: str) -> str:
     return json.dumps({"before": before}).encode().hex()
 
 
-def _cursor_time(cursor: str) -> datetime:
-    return datetime.fromisoformat(cursor.split("#", 1)[0].replace("Z", "+00:00"))
-
-
-def _cursor(token: str) -> str:
-    """The position a ``next`` token carries, or 400 naming ``next`` for anything this list did not
+def page_cursor(token: str) -> str:
+    """The sort key a ``next`` token carries, or 400 naming ``next`` for anything this list did not
     hand out (malformed, altered, or another list's token)."""
     refused = "not a page token of this list"
     if len(token) > _MAX_TOKEN or not _HEX.fullmatch(token):
@@ -118,13 +112,31 @@ def _cursor(token: str) -> str:
     if not isinstance(state, dict) or set(state) != {"before"}:
         raise InvalidInput(refused, field="next")
     before = state["before"]
-    if not isinstance(before, str) or not _CURSOR.fullmatch(before) or _token(before) != token:
+    if not isinstance(before, str) or not _CURSOR.fullmatch(before) or page_token(before) != token:
         raise InvalidInput(refused, field="next")
     try:
-        _cursor_time(before)
+        datetime.fromisoformat(before.split("#", 1)[0].replace("Z", "+00:00"))
     except ValueError:  # the right shape, not a date (month 13, ...)
         raise InvalidInput(refused, field="next") from None
     return before
+
+
+def bounds(start: datetime, end: datetime, next_token: str | None) -> tuple[str, str]:
+    """The page's sort-key range ``lower <= sk < upper``: [from, to), below the token's key.
+
+    A bare time bound excludes the events at ``to`` ("{to}#id" sorts after "{to}") and includes
+    those at ``from``."""
+    upper = common.iso(_utc(end, "to"))
+    if next_token:
+        upper = min(upper, page_cursor(next_token))  # a token never reaches past `to`
+    return common.iso(_utc(start, "from")), upper
+
+
+def _utc(at: datetime, name: str) -> datetime:
+    try:
+        return at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise InvalidInput("must lie within years 0001-9999 in UTC", field=name) from None
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -150,87 +162,92 @@ def _client_ready() -> None:
 
     pynamodb shares one client per model across threads (botocore clients are thread-safe) but
     keeps its sessions per thread: a worker that finds no client builds a session and a client of
-    its own (≈ 100 ms each; sixteen at once on a cold container). This thread has the process's
+    its own (≈ 100 ms each; eight at once on a cold container). This thread has the process's
     session (``common.ready``), so the client is made once, here.
     """
     _ = AuditModel._get_connection().connection.client
 
 
-def _shard_events(pk: str, lower: str, upper: str, event: str | None, need: int) -> list[AuditModel]:
-    """The newest ``need`` events of one shard with ``lower <= sk < upper`` (of type ``event``)."""
-    exact = "#" in upper  # the cursor is an event's own key: that event may come first
-    results = AuditModel.query(
-        pk,
-        AuditModel.sk.between(lower, upper),
+@dataclass
+class _Shard:
+    """What a page has read of one shard: every item with ``frontier <= sk < upper`` was evaluated."""
+
+    pk: str
+    found: list[AuditModel] = field(default_factory=list)  # the matching events, newest first
+    resume: dict[str, Any] | None = None  # DynamoDB's LastEvaluatedKey; None once read down to `lower`
+
+    @property
+    def frontier(self) -> str | None:
+        return str(self.resume["sk"]["S"]) if self.resume else None
+
+
+def _read(shard: _Shard, lower: str, upper: str, event: str | None, evaluate: int) -> None:
+    """One Query: the next ``evaluate`` items of the shard below what it has read, newest first."""
+    data = AuditModel._get_connection().query(
+        shard.pk,
+        range_key_condition=AuditModel.sk.between(lower, upper),  # inclusive: `upper` itself is dropped below
         filter_condition=(AuditModel.event == event) if event else None,
+        exclusive_start_key=shard.resume,
         scan_index_forward=False,
-        page_size=max(need + 1, FILTERED_PAGE) if event else need + exact,
+        limit=evaluate,
     )
-    return list(itertools.islice((e for e in results if e.sk < upper), need))
+    shard.found.extend(e for e in map(AuditModel.from_raw_data, data.get("Items", ())) if e.sk < upper)
+    shard.resume = data.get("LastEvaluatedKey")
 
 
-def _settle(batch: list[Future[list[AuditModel]]]) -> None:
+def _settle(batch: list[Future[None]]) -> None:
     """Cancel the shard queries not started and wait for the running ones: none outlives the call."""
     for f in batch:
         f.cancel()
     wait(batch, timeout=SETTLE_SECONDS)
 
 
-def _utc(at: datetime, field: str) -> datetime:
-    try:
-        return at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    except OverflowError:
-        raise InvalidInput("must lie within years 0001-9999 in UTC", field=field) from None
-
-
 def query(
     tenant: str | None, start: datetime, end: datetime, event: str | None, limit: int, next_token: str | None
 ) -> tuple[list[AuditEvent], str | None]:
     """Events of ``tenant`` in [start, end), newest first (by sort key: time, then event id);
-    ``next`` continues where a page ended.
+    ``next`` continues where a page ended. At most ``MAX_QUERIES`` Queries, whatever the range.
 
-    Each hour's 16 shards are queried side by side on the pool, each for the n events the page
-    still needs (the hour's newest n are among its shards' newest n); the hours are merged newest
-    first and the walk stops at the hour that fills the page: no hour is read that the page does
-    not need.
+    The merged events are exact down to the highest frontier of the shards not read to the end
+    (the slowest shard): below it, that shard may still hold events. Without a type filter one
+    round fills the page (the slowest shard alone returned more than ``limit``); with one, the
+    slowest shard is read on while the budget lasts, and the page may then end short with a token
+    at that frontier.
     """
     common.ready()
-    start, end = _utc(start, "from"), _utc(end, "to")
-    upper = common.iso(end)  # sk < upper: an event at `end` is outside, as "{end}#id" > "{end}"
-    if next_token:
-        upper = min(upper, _cursor(next_token))  # a token never reaches past `to`
-    lower = common.iso(start)
+    lower, upper = bounds(start, end, next_token)
     if upper <= lower:
         return [], None
-    top = _cursor_time(upper)
-    # The newest hour that can hold an event below `upper` (a bare time excludes its own instant;
-    # upper > lower >= the first representable instant, so the step back cannot underflow).
-    first = _floor(top if "#" in upper else top - timedelta(microseconds=1))
-    last = _floor(start)
-    count = (first - last) // _HOUR + 1
-    hours = [first - i * _HOUR for i in range(min(count, MAX_HOURS))]
-
-    found: list[AuditModel] = []
-    batch: list[Future[list[AuditModel]]] = []
+    # One more than the page to know whether another follows, and one more after a token (a shard
+    # may hold the token's own event, read and dropped): a Query then always reads below `upper`,
+    # so every token it hands out makes progress.
+    evaluate = limit + 1 + ("#" in upper)
+    if event:
+        evaluate = max(evaluate, FILTERED_PAGE)
+    shards = [_Shard(f"{tenant or GLOBAL}#{s:x}") for s in range(SHARDS)]
+    batch: list[Future[None]] = []
     try:
         with common.translated():
             _client_ready()
             pool = _pool()
-            for hour in hours:
-                key = f"{tenant or GLOBAL}#{_hour(hour)}"
-                need = limit + 1 - len(found)
-                batch = [pool.submit(_shard_events, f"{key}#{s:x}", lower, upper, event, need) for s in range(SHARDS)]
-                shards = [f.result() for f in batch]
-                merged = heapq.merge(*shards, key=lambda e: e.sk, reverse=True)
-                found.extend(itertools.islice(merged, need))
+            batch = [pool.submit(_read, s, lower, upper, event, evaluate) for s in shards]
+            for f in batch:
+                f.result()
+            queries = len(shards)
+            while True:
+                floor = max((s.frontier for s in shards if s.frontier), default=None)
+                merged = heapq.merge(*(s.found for s in shards), key=lambda e: e.sk, reverse=True)
+                exact = itertools.takewhile(lambda e: floor is None or e.sk >= floor, merged)
+                found = list(itertools.islice(exact, limit + 1))
                 if len(found) > limit:
-                    break
+                    return [_to_event(e) for e in found[:limit]], page_token(found[limit - 1].sk)
+                if floor is None:  # every shard read down to `lower`
+                    return [_to_event(e) for e in found], None
+                if queries >= MAX_QUERIES:
+                    # Every event at or above `floor` is on this page: the next goes on below it.
+                    return [_to_event(e) for e in found], page_token(floor)
+                slowest = next(s for s in shards if s.frontier == floor)
+                _read(slowest, lower, upper, event, evaluate)
+                queries += 1
     finally:
-        _settle(batch)  # after a failed shard query, the others of its hour
-    if len(found) > limit:
-        return [_to_event(e) for e in found[:limit]], _token(found[limit - 1].sk)
-    events = [_to_event(e) for e in found]
-    if count > len(hours):
-        # A long quiet stretch: the next page goes on below the oldest hour read.
-        return events, _token(common.iso(hours[-1]))
-    return events, None
+        _settle(batch)  # after a failed shard query, the others
