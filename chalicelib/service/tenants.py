@@ -176,7 +176,7 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
         fingerprint = keys.public_key_fingerprint(key.public_key())
         try:
             events = [
-                audit.entry("tenant.created", tenant_id, tenant_id, "created", {"config": config.to_json()}),
+                audit.entry("tenant.created", tenant_id, tenant_id, "created", {"config": config.public_json()}),
                 audit.entry(
                     "key.imported" if imported is not None else "key.generated",
                     tenant_id,
@@ -195,7 +195,7 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
     config = merge_config(existing.config, config_body)
     if config == existing.config:
         return existing, False
-    changed = {k: v for k, v in config.to_json().items() if existing.config.to_json().get(k) != v}
+    changed = {k: v for k, v in config.public_json().items() if existing.config.public_json().get(k) != v}
     event = audit.entry("tenant.updated", tenant_id, tenant_id, "updated", {"changed": changed})
     return store.update_config(existing, config, [event]), False
 
@@ -266,7 +266,7 @@ def forget_cached(tenant_id: str | None = None) -> None:
 def tenant_json(tenant: Tenant) -> dict[str, object]:
     return {
         "tenant": tenant.tenant_id,
-        "config": tenant.config.to_json(),
+        "config": tenant.config.public_json(),
         "keyFingerprint": tenant.key_fingerprint,
         "keyImported": tenant.key_imported,
         "activeCa": f"{tenant.tenant_id}:{tenant.active_ca}" if tenant.active_ca else None,
