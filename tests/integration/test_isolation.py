@@ -112,6 +112,8 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/tenants/{tenant}"): ("/tenants/{tenant}", None),
     ("PUT", "/{tenant}/x509/self-signed"): ("/{tenant}/x509/self-signed", REFERENCE_SPEC),
     ("POST", "/{tenant}/webhook/secret"): ("/{tenant}/webhook/secret", None),
+    ("POST", "/{tenant}/gateway/credential"): ("/{tenant}/gateway/credential", None),
+    ("DELETE", "/{tenant}/gateway/credential"): ("/{tenant}/gateway/credential", None),
     ("GET", "/{tenant}/x509/cert/{cert_id}"): ("/{tenant}/x509/cert/{cert_id}", None),
     ("PUT", "/{tenant}/x509/cert/{cert_id}/revoke"): ("/{tenant}/x509/cert/{cert_id}/revoke", '{"reason": "keyCompromise"}'),
     ("GET", "/{tenant}/seacat/cr"): ("/{tenant}/seacat/cr?state=pending", None),
