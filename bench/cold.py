@@ -77,6 +77,7 @@ sys.stdout.flush()
 os.write(1, (json.dumps(summary) + "\n").encode())
 """
 
+
 def _child_env(endpoint: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_", "PYTHON"))}
     env.update(FAKE_AWS)
@@ -126,13 +127,13 @@ def _spawn(env: dict[str, str], flags: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def cold_start() -> dict[str, Any]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
     from bench import inproc
     from chalicelib import wiring
     from scripts.emulator import deploy_stack
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per emulator call is noise
     port = free_port()
@@ -196,7 +197,7 @@ def _diagnose(env: dict[str, str]) -> dict[str, Any]:
     traced = _spawn(env, ("-X", "importtime"))
     entries = _import_entries(traced["stderr"])
     app_at = next((i for i, e in enumerate(entries) if e[1] == "app" and e[0] == 0), len(entries))
-    lazy = entries[app_at + 1:]
+    lazy = entries[app_at + 1 :]
     return {
         "profiled_first_enroll_ms": round(profiled["first_enroll_ms"], 1),
         "botocore_sessions": profile.get("botocore_sessions"),
@@ -255,7 +256,9 @@ def client_costs() -> dict[str, float]:
         "new_session_dynamodb_client_ms": ms(
             lambda: botocore.session.get_session().create_client("dynamodb", "eu-west-1", endpoint_url=endpoint)
         ),
-        "same_session_dynamodb_client_ms": ms(lambda: session.create_client("dynamodb", "eu-west-1", endpoint_url=endpoint)),
+        "same_session_dynamodb_client_ms": ms(
+            lambda: session.create_client("dynamodb", "eu-west-1", endpoint_url=endpoint)
+        ),
         "new_boto3_session_secretsmanager_client_ms": ms(
             lambda: boto3.session.Session().client("secretsmanager", region_name="eu-west-1", endpoint_url=endpoint)
         ),
@@ -292,12 +295,19 @@ def import_time() -> dict[str, Any]:
     code = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
     walls = []
     for index in range(RUNS + 1):
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=True
+        )
         if index:
             walls.append(float(out.stdout.strip().splitlines()[-1]))
     traced = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app"], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=TIMEOUT, check=True,
+        [sys.executable, "-X", "importtime", "-c", "import app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
     )
     entries = _import_entries(traced.stderr)
     app_us = next((cum for depth, name, _, cum in entries if name == "app" and depth == 0), None)
@@ -331,7 +341,9 @@ def _top_packages(entries: list[tuple[int, str, int, int]], top: int = 5) -> lis
         own[package] = own.get(package, 0) + self_us
         stack.append((depth, package))
     ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    return [{"package": p, "cumulative_ms": round(us / 1000, 1), "self_ms": round(own[p] / 1000, 1)} for p, us in ranked]
+    return [
+        {"package": p, "cumulative_ms": round(us / 1000, 1), "self_ms": round(own[p] / 1000, 1)} for p, us in ranked
+    ]
 
 
 def run() -> dict[str, Any]:

@@ -13,9 +13,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -49,7 +50,13 @@ def stage_environment(stage: str = STAGE) -> dict[str, str]:
 def isolate_environment() -> None:
     """Fake credentials, no profile, no endpoint: a stray call fails instead of reaching AWS."""
     os.environ.update(FAKE_AWS)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         os.environ.pop(name, None)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
@@ -177,7 +184,10 @@ def measure_paired(
         ops.append(done)
         elapsed.append(took)
     return Rate(
-        statistics.median(rates), rates, ops, elapsed,
+        statistics.median(rates),
+        rates,
+        ops,
+        elapsed,
         extra={
             "paired_raw_per_s": round(statistics.median(refs), 1),
             "paired_raw_runs_per_s": [round(r, 1) for r in refs],

@@ -19,8 +19,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -138,13 +139,17 @@ def cfssl(workdir: Path) -> dict[str, Any]:
     binary = shutil.which("cfssl")
     if binary is None:
         return {"per_s": None, "reason": "cfssl is not installed (Debian: apt-get install golang-cfssl)"}
-    version = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0].strip()
+    version = (
+        subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0].strip()
+    )
     (workdir / "ca-csr.json").write_text(
         json.dumps({"CN": "Bench CA", "key": {"algo": "ecdsa", "size": 256}, "names": [{"O": "Bench"}]})
     )
     profile = {"expiry": "8760h", "usages": ["digital signature", "client auth"]}
     (workdir / "config.json").write_text(json.dumps({"signing": {"default": profile, "profiles": {"client": profile}}}))
-    made = subprocess.run([binary, "genkey", "-initca", "ca-csr.json"], cwd=workdir, capture_output=True, timeout=60, check=True)
+    made = subprocess.run(
+        [binary, "genkey", "-initca", "ca-csr.json"], cwd=workdir, capture_output=True, timeout=60, check=True
+    )
     ca = json.loads(made.stdout)
     (workdir / "ca.pem").write_text(ca["cert"])
     (workdir / "ca-key.pem").write_text(ca["key"])
@@ -152,19 +157,43 @@ def cfssl(workdir: Path) -> dict[str, Any]:
     port = free_port()
     log = (workdir / "cfssl.log").open("wb")
     proc = subprocess.Popen(
-        [binary, "serve", "-address", HOST, "-port", str(port), "-ca", "ca.pem", "-ca-key", "ca-key.pem",
-         "-config", "config.json", "-loglevel", "3"],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            binary,
+            "serve",
+            "-address",
+            HOST,
+            "-port",
+            str(port),
+            "-ca",
+            "ca.pem",
+            "-ca-key",
+            "ca-key.pem",
+            "-config",
+            "config.json",
+            "-loglevel",
+            "3",
+        ],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_port(port, proc, "cfssl serve")
 
         def sign(n: int) -> list[Request]:
             return [
-                ("POST", "/api/v1/cfssl/sign",
-                 json.dumps({"certificate_request": csr_pem(ec.generate_private_key(ec.SECP256R1()), f"device-{i}"),
-                             "profile": "client"}).encode(),
-                 {"Content-Type": "application/json"})
+                (
+                    "POST",
+                    "/api/v1/cfssl/sign",
+                    json.dumps(
+                        {
+                            "certificate_request": csr_pem(ec.generate_private_key(ec.SECP256R1()), f"device-{i}"),
+                            "profile": "client",
+                        }
+                    ).encode(),
+                    {"Content-Type": "application/json"},
+                )
                 for i in range(n)
             ]
 
@@ -174,7 +203,9 @@ def cfssl(workdir: Path) -> dict[str, Any]:
         drive(port, sign(WARMUP), ok)
         result = drive(port, sign(REQUESTS), ok)
         result["version"] = version
-        result["what"] = "POST /api/v1/cfssl/sign, PKCS#10 P-256 CSR, profile client (digitalSignature, clientAuth), P-256 CA"
+        result["what"] = (
+            "POST /api/v1/cfssl/sign, PKCS#10 P-256 CSR, profile client (digitalSignature, clientAuth), P-256 CA"
+        )
         return result
     finally:
         _stop(proc)
@@ -187,18 +218,27 @@ TOKEN = "sct_00000000000000bf_bench-http-operator-token-0123456789"
 
 
 def ours(workdir: Path) -> dict[str, Any]:
-    from seacat_client.cr import build_cr
-
     from bench.inproc import CA_SPEC
+    from seacat_client.cr import build_cr
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
-    env.update({"PORT": str(port), "SEACAT_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1",
-                "SEACAT_DATA_DIR": str(workdir / "seacat-local")})
+    env.update(
+        {
+            "PORT": str(port),
+            "SEACAT_ADMIN_TOKEN": TOKEN,
+            "PYTHONUNBUFFERED": "1",
+            "SEACAT_DATA_DIR": str(workdir / "seacat-local"),
+        }
+    )
     log_path = workdir / "stack.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.local_run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "scripts.local_run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -209,14 +249,20 @@ def ours(workdir: Path) -> dict[str, Any]:
             time.sleep(0.2)
         admin = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
         setup = drive(port, [("PUT", "/tenants/bench", b"{}", admin)], lambda s, b: s == 201)
-        setup2 = drive(port, [("PUT", "/bench/x509/self-signed", json.dumps(CA_SPEC).encode(), admin)], lambda s, b: s == 201)
+        setup2 = drive(
+            port, [("PUT", "/bench/x509/self-signed", json.dumps(CA_SPEC).encode(), admin)], lambda s, b: s == 201
+        )
         if setup["ok"] != 1 or setup2["ok"] != 1:
             raise RuntimeError(f"could not create the tenant: {setup['first_failure'] or setup2['first_failure']}")
 
         def enrol(n: int) -> list[Request]:
             return [
-                ("PUT", "/bench/seacat/enroll", build_cr(ec.generate_private_key(ec.SECP256R1()), application="bench"),
-                 {"Content-Type": "application/octet-stream"})
+                (
+                    "PUT",
+                    "/bench/seacat/enroll",
+                    build_cr(ec.generate_private_key(ec.SECP256R1()), application="bench"),
+                    {"Content-Type": "application/octet-stream"},
+                )
                 for _ in range(n)
             ]
 
@@ -225,8 +271,10 @@ def ours(workdir: Path) -> dict[str, Any]:
 
         drive(port, enrol(WARMUP), ok)
         result = drive(port, enrol(REQUESTS), ok)
-        result["what"] = ("PUT /{tenant}/seacat/enroll, SeaCat CR, through `chalice local` (one process) and moto "
-                          "in server mode over HTTP with its write journal (fsync per write)")
+        result["what"] = (
+            "PUT /{tenant}/seacat/enroll, SeaCat CR, through `chalice local` (one process) and moto "
+            "in server mode over HTTP with its write journal (fsync per write)"
+        )
         return result
     finally:
         _stop(proc, signal.SIGINT)  # what Ctrl-C sends: make run stops its children itself

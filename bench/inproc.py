@@ -17,13 +17,13 @@ import io
 import json
 import pstats
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.raw import Reference
 from bench.common import (
     CALLS,
     CONTEXT,
@@ -42,6 +42,7 @@ from bench.common import (
     set_env,
     total,
 )
+from bench.raw import Reference
 
 TENANT = "bench"
 TOKEN = "sct_00000000000000be_bench-operator-token-0123456789"
@@ -61,6 +62,7 @@ AUTH_POOL = 64
 # Back-dated issue time for the certificates renewed: past their half-life now, so the clients'
 # renewal window is open and a PUT issues a new certificate (enrollment.in_renewal_window).
 RENEWAL_AGE = timedelta(days=200)
+
 
 def _app() -> Any:
     from app import app
@@ -115,7 +117,7 @@ def seeded_for_renewal(n: int) -> list[tuple[dict[str, Any], bytes]]:
     """``n`` identities whose certificate was issued RENEWAL_AGE ago, each with the event of its renewal."""
     from chalicelib.service import enrollment
 
-    late = datetime.now(timezone.utc) - RENEWAL_AGE
+    late = datetime.now(UTC) - RENEWAL_AGE
     out = []
     for _ in range(n):
         key = new_key()
@@ -139,7 +141,13 @@ class Recorder:
         return got
 
 
-def _measure(ref: Reference | None, kind: str, op: Callable[[Any], object], prepare: Callable[[int], Sequence[Any]], **bounds: Any) -> Rate:
+def _measure(
+    ref: Reference | None,
+    kind: str,
+    op: Callable[[Any], object],
+    prepare: Callable[[int], Sequence[Any]],
+    **bounds: Any,
+) -> Rate:
     """Unpaired on moto (its ratios are the emulator's); on the in-memory store each run is paired (interleaved)
     with a run of the raw operation it is compared with (``kind``: enroll or verify)."""
     if ref is None:
@@ -152,7 +160,9 @@ def _measure(ref: Reference | None, kind: str, op: Callable[[Any], object], prep
 def _check_status(rec: Recorder, done: int, what: str, status: int = 200) -> None:
     bad = [r for r in rec.take(done) if r["statusCode"] != status]
     if bad:
-        raise RuntimeError(f"{what}: {len(bad)} answers were not {status}: {bad[0]['statusCode']} {body_of(bad[0])[:200]!r}")
+        raise RuntimeError(
+            f"{what}: {len(bad)} answers were not {status}: {bad[0]['statusCode']} {body_of(bad[0])[:200]!r}"
+        )
 
 
 def measure_enroll(count: int, seconds: float, warmup: int, ref: Reference | None, runs: int) -> dict[str, Rate]:
@@ -164,7 +174,14 @@ def measure_enroll(count: int, seconds: float, warmup: int, ref: Reference | Non
 
     return {
         "enroll": _measure(
-            ref, "enroll", rec, fresh_enrolments, count=count, seconds=seconds, warmup=warmup, runs=runs,
+            ref,
+            "enroll",
+            rec,
+            fresh_enrolments,
+            count=count,
+            seconds=seconds,
+            warmup=warmup,
+            runs=runs,
             after=lambda inputs, done: _check_status(rec, done, "enroll"),
         )
     }
@@ -181,11 +198,15 @@ def measure_renew(count: int, seconds: float, warmup: int, ref: Reference | None
         return [event for event, _ in renewals]
 
     def renewed(inputs: Sequence[Any], done: int) -> None:
-        for (_, old), r in zip(renewals, rec.take(done)):
+        for (_, old), r in zip(renewals, rec.take(done), strict=False):
             if r["statusCode"] != 200 or body_of(r) == old:
                 raise RuntimeError(f"renew: not a renewal ({r['statusCode']}, same certificate: {body_of(r) == old})")
 
-    return {"renew": _measure(ref, "enroll", rec, prepare, count=count, seconds=seconds, warmup=warmup, runs=runs, after=renewed)}
+    return {
+        "renew": _measure(
+            ref, "enroll", rec, prepare, count=count, seconds=seconds, warmup=warmup, runs=runs, after=renewed
+        )
+    }
 
 
 def measure_duplicate(count: int, seconds: float, warmup: int, ref: Reference | None, runs: int) -> dict[str, Rate]:
@@ -196,7 +217,12 @@ def measure_duplicate(count: int, seconds: float, warmup: int, ref: Reference | 
     duplicate = enroll_event(cr_of(key))
     return {
         "duplicate": measure(
-            rec, repeat(duplicate), count=count, seconds=seconds, warmup=warmup, runs=runs,
+            rec,
+            repeat(duplicate),
+            count=count,
+            seconds=seconds,
+            warmup=warmup,
+            runs=runs,
             after=lambda inputs, done: _check_status(rec, done, "duplicate"),
         )
     }
@@ -217,14 +243,28 @@ def measure_auth(count: int, seconds: float, warmup: int, ref: Reference | None,
         _check_status(rec, len(events), "auth warm-up")
         with CALLS.window() as hit_calls:
             out["auth_hit"] = _measure(
-                ref, "verify", rec, cycle(events), count=count, seconds=seconds, warmup=warmup, runs=runs,
+                ref,
+                "verify",
+                rec,
+                cycle(events),
+                count=count,
+                seconds=seconds,
+                warmup=warmup,
+                runs=runs,
                 after=lambda inputs, done: _check_status(rec, done, "auth hit"),
             )
         out["auth_hit"].extra["aws_calls_in_runs"] = total(hit_calls)
         set_env(SEACAT_REVOCATION_CACHE_SECONDS="0")
         with CALLS.window() as miss_calls:
             out["auth_miss"] = _measure(
-                ref, "verify", rec, cycle(events), count=count, seconds=seconds, warmup=warmup, runs=runs,
+                ref,
+                "verify",
+                rec,
+                cycle(events),
+                count=count,
+                seconds=seconds,
+                warmup=warmup,
+                runs=runs,
                 after=lambda inputs, done: _check_status(rec, done, "auth miss"),
             )
         out["auth_miss"].extra["aws_calls_in_runs"] = total(miss_calls)
@@ -266,8 +306,10 @@ def breakdown(count: int, seconds: float, ref: Reference, runs: int) -> dict[str
     raw_verify = (ref.verify, cycle(ref.pems))
     bounds: dict[str, Any] = {"count": count, "seconds": seconds, "runs": runs}
     out["service_enroll"] = measure_paired(
-        lambda cr: _issued(enrollment.enroll(TENANT, cr)), lambda n: [cr_of(new_key()) for _ in range(n)],
-        *raw_enroll, **bounds,
+        lambda cr: _issued(enrollment.enroll(TENANT, cr)),
+        lambda n: [cr_of(new_key()) for _ in range(n)],
+        *raw_enroll,
+        **bounds,
     )
     pems = [_pem(enroll_ok(cr_of(new_key()))) for _ in range(AUTH_POOL)]
     set_env(SEACAT_REVOCATION_CACHE_SECONDS="0")
@@ -279,7 +321,9 @@ def breakdown(count: int, seconds: float, ref: Reference, runs: int) -> dict[str
         level = logger.level
         logger.setLevel(logging.WARNING)  # the access log, audit log lines and EMF metrics off
         try:
-            out["auth_miss_no_logs"] = measure_paired(ok200, cycle([auth_event(p) for p in pems]), *raw_verify, **bounds)
+            out["auth_miss_no_logs"] = measure_paired(
+                ok200, cycle([auth_event(p) for p in pems]), *raw_verify, **bounds
+            )
             out["enroll_no_logs"] = measure_paired(
                 ok200, lambda n: [enroll_event(cr_of(new_key())) for _ in range(n)], *raw_enroll, **bounds
             )
@@ -294,10 +338,15 @@ def breakdown(count: int, seconds: float, ref: Reference, runs: int) -> dict[str
     try:
         out["log_line"] = measure(
             lambda _: access.info("request", extra={"status": 200, "outcome": "ok", "duration_ms": 1.25}),
-            repeat(None), count=count * 10, seconds=seconds,
+            repeat(None),
+            count=count * 10,
+            seconds=seconds,
         )
         out["emf_metric"] = measure(
-            lambda _: observability.metric("Enrolments", outcome="issued"), repeat(None), count=count * 10, seconds=seconds
+            lambda _: observability.metric("Enrolments", outcome="issued"),
+            repeat(None),
+            count=count * 10,
+            seconds=seconds,
         )
     finally:
         observability.end_request(token)
@@ -469,6 +518,7 @@ def client_overhead(seconds: float) -> dict[str, Any]:
     event = enroll_event(cr)
     direct = measure(invoke, repeat(event), count=2000, seconds=seconds)
     with Client(_app(), stage_name=STAGE, project_dir=str(ROOT)) as client:
+
         def via_client(_: object) -> None:
             r = client.http.put(f"/{TENANT}/seacat/enroll", headers=OCTET, body=cr)
             assert r.status_code == 200
@@ -505,12 +555,19 @@ def _profiled(work: Callable[[], object], ops: int, top: int = 15) -> dict[str, 
     rows = []
     for (filename, line, name), (_, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
         where = _short(filename)
-        rows.append({"function": f"{where}:{line}({name})", "calls_per_op": round(calls / ops, 2),
-                     "self_us_per_op": round(tottime / ops * 1e6, 1), "cum_us_per_op": round(cumtime / ops * 1e6, 1)})
+        rows.append(
+            {
+                "function": f"{where}:{line}({name})",
+                "calls_per_op": round(calls / ops, 2),
+                "self_us_per_op": round(tottime / ops * 1e6, 1),
+                "cum_us_per_op": round(cumtime / ops * 1e6, 1),
+            }
+        )
     by_self = sorted(rows, key=lambda r: r["self_us_per_op"], reverse=True)[:top]
     by_cum = sorted(
         (r for r in rows if "bench/" not in r["function"] and "<listcomp>" not in r["function"]),
-        key=lambda r: r["cum_us_per_op"], reverse=True,
+        key=lambda r: r["cum_us_per_op"],
+        reverse=True,
     )[:top]
     total_us = sum(r["self_us_per_op"] for r in rows)
     return {"us_per_op": round(total_us, 1), "by_self_time": by_self, "by_cumulative_time": by_cum}
@@ -524,14 +581,14 @@ def _short(filename: str) -> str:
     if stdlib:
         return stdlib.group(1)
     root = str(ROOT).replace("\\", "/") + "/"
-    return text[len(root):] if text.startswith(root) else text
+    return text[len(root) :] if text.startswith(root) else text
 
 
 def quiet_log_sink() -> Any:
     """The service logs JSON lines to stdout (CloudWatch on Lambda): here, to /dev/null."""
     import os
 
-    return open(os.devnull, "w")  # noqa: SIM115 - kept open for the whole run
+    return open(os.devnull, "w")
 
 
 __all__ = ["run_memory", "run_moto", "say"]

@@ -12,7 +12,7 @@ path validation the gateway runs, next to the raw figures they should approach.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -29,8 +29,10 @@ POOL = 64
 
 def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bench"), x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")])
-    now = datetime.now(timezone.utc)
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bench"), x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")]
+    )
+    now = datetime.now(UTC)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -41,9 +43,7 @@ def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=False
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=False)
         .add_extension(ski, critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -54,10 +54,14 @@ _KU = x509.KeyUsage(True, False, False, False, False, False, False, False, False
 
 
 def build_leaf(
-    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, public_key: ec.EllipticCurvePublicKey, cn: str, serial: int
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
+    public_key: ec.EllipticCurvePublicKey,
+    cn: str,
+    serial: int,
 ) -> bytes:
     """Our client profile with nothing but cryptography: the raw cost of issuing one certificate."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -89,7 +93,8 @@ class Reference:
         self.crs = [build_cr(k, application="bench") for k in self.keys]
         self._serials = iter(range(1 << 127, (1 << 127) + 100_000_000))
         self.pems = [
-            x509.load_der_x509_certificate(self.sign(pub)).public_bytes(serialization.Encoding.PEM) for pub in self.publics
+            x509.load_der_x509_certificate(self.sign(pub)).public_bytes(serialization.Encoding.PEM)
+            for pub in self.publics
         ]
 
     def sign(self, public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -135,14 +140,19 @@ def run() -> dict[str, Any]:
     from chalicelib.ca.verify import trust_store, verify_client
 
     ca, ca_key = ref.ca, ref.ca_key
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca_not_after = ca.not_valid_after_utc
 
     def project_build(pub: ec.EllipticCurvePublicKey) -> None:
         not_before, not_after = builder.client_validity(now, 365, ca_not_after=ca_not_after)
         cert = builder.build_client_certificate(
-            public_key=pub, identity="AAAAAAAAAAAAAAAA", issuer=ca, issuer_key=ca_key,
-            serial=builder.random_serial(), not_before=not_before, not_after=not_after,
+            public_key=pub,
+            identity="AAAAAAAAAAAAAAAA",
+            issuer=ca,
+            issuer_key=ca_key,
+            serial=builder.random_serial(),
+            not_before=not_before,
+            not_after=not_after,
         )
         cert.public_bytes(serialization.Encoding.DER)
 
@@ -157,5 +167,7 @@ def run() -> dict[str, Any]:
     results["path_validation"] = measure_paired(
         path_validate, cycle(ref.pems), ref.verify, cycle(ref.pems), count=COUNT, seconds=SECONDS / 2
     )
-    results["pem_parse_only"] = measure(x509.load_pem_x509_certificate, cycle(ref.pems), count=COUNT, seconds=SECONDS, runs=1)
+    results["pem_parse_only"] = measure(
+        x509.load_pem_x509_certificate, cycle(ref.pems), count=COUNT, seconds=SECONDS, runs=1
+    )
     return results

@@ -15,8 +15,9 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from bench.common import CALLS, ROOT, isolate_environment, load_average, say
 
@@ -80,7 +81,7 @@ def main() -> int:
     started = time.monotonic()
     errors: dict[str, str] = {}
     results: dict[str, Any] = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_at_start": load_average(),
         "machine": _machine(),
     }
@@ -92,10 +93,18 @@ def main() -> int:
     # The service logs JSON lines to stdout; while the handlers run, they go to /dev/null.
     sink = inproc.quiet_log_sink()
     with contextlib.redirect_stdout(sink):
-        memory = _phase("handlers, in-memory store (wiring.use_memory)", errors,
-                        lambda: inproc.run_memory(MEMORY_COUNT, MEMORY_SECONDS, MEMORY_RUNS)) or {}
-        moto = _phase("handlers, moto in-process (mock_aws)", errors,
-                      lambda: inproc.run_moto(MOTO_COUNT, MOTO_SECONDS)) or {}
+        memory = (
+            _phase(
+                "handlers, in-memory store (wiring.use_memory)",
+                errors,
+                lambda: inproc.run_memory(MEMORY_COUNT, MEMORY_SECONDS, MEMORY_RUNS),
+            )
+            or {}
+        )
+        moto = (
+            _phase("handlers, moto in-process (mock_aws)", errors, lambda: inproc.run_moto(MOTO_COUNT, MOTO_SECONDS))
+            or {}
+        )
         started_cold = _phase("import time and cold start", errors, cold.run) or {}
     http = _phase("HTTP side by side: CFSSL and make run's stack", errors, httpcmp.run) or {}
 
@@ -126,8 +135,12 @@ def main() -> int:
     )
     # In-memory ratios are paired: each handler run interleaved, block by block, with a run of its
     # raw reference (the load of this machine moves within a second); moto's against the raw phase's.
-    for name, key, limit in (("enroll", "enroll", raw_enroll), ("renew", "renew", raw_enroll),
-                             ("auth_hit", "auth_hit", raw_verify), ("auth_miss", "auth_miss", raw_verify)):
+    for name, key, limit in (
+        ("enroll", "enroll", raw_enroll),
+        ("renew", "renew", raw_enroll),
+        ("auth_hit", "auth_hit", raw_verify),
+        ("auth_miss", "auth_miss", raw_verify),
+    ):
         paired = mem.get(key).extra.get("paired_ratio") if mem.get(key) is not None else None
         results[f"{name}_ratio"] = paired
         results[f"{name}_ratio_unpaired"] = _ratio(results[f"{name}_per_s"], limit)
@@ -196,20 +209,57 @@ def budgets(r: dict[str, Any]) -> dict[str, Any]:
         return None if value is None else value <= ceiling
 
     rows = {
-        "enroll_vs_raw": ("enroll (in-memory) >= 0.5 x raw (CR verify + cert sign)", r["enroll_ratio"], at_least(r["enroll_ratio"], BUDGET_RATIO)),
-        "renew_vs_raw": ("renewal (in-memory) >= 0.5 x raw (CR verify + cert sign)", r["renew_ratio"], at_least(r["renew_ratio"], BUDGET_RATIO)),
-        "auth_hit_vs_raw": ("nginx_authenticate hit (in-memory) >= 0.5 x raw PEM parse + verify", r["auth_hit_ratio"], at_least(r["auth_hit_ratio"], BUDGET_RATIO)),
-        "auth_miss_vs_raw": ("nginx_authenticate miss (in-memory) >= 0.5 x raw PEM parse + verify", r["auth_miss_ratio"], at_least(r["auth_miss_ratio"], BUDGET_RATIO)),
+        "enroll_vs_raw": (
+            "enroll (in-memory) >= 0.5 x raw (CR verify + cert sign)",
+            r["enroll_ratio"],
+            at_least(r["enroll_ratio"], BUDGET_RATIO),
+        ),
+        "renew_vs_raw": (
+            "renewal (in-memory) >= 0.5 x raw (CR verify + cert sign)",
+            r["renew_ratio"],
+            at_least(r["renew_ratio"], BUDGET_RATIO),
+        ),
+        "auth_hit_vs_raw": (
+            "nginx_authenticate hit (in-memory) >= 0.5 x raw PEM parse + verify",
+            r["auth_hit_ratio"],
+            at_least(r["auth_hit_ratio"], BUDGET_RATIO),
+        ),
+        "auth_miss_vs_raw": (
+            "nginx_authenticate miss (in-memory) >= 0.5 x raw PEM parse + verify",
+            r["auth_miss_ratio"],
+            at_least(r["auth_miss_ratio"], BUDGET_RATIO),
+        ),
         "aws_enroll_new": ("AWS calls per new enrolment <= 3", calls["enroll_new"], at_most(calls["enroll_new"], 3)),
-        "aws_enroll_renewal": ("AWS calls per renewal <= 3", calls["enroll_renewal"], at_most(calls["enroll_renewal"], 3)),
-        "aws_auth_miss": ("AWS calls per nginx_authenticate miss <= 1", calls["auth_miss"], at_most(calls["auth_miss"], 1)),
+        "aws_enroll_renewal": (
+            "AWS calls per renewal <= 3",
+            calls["enroll_renewal"],
+            at_most(calls["enroll_renewal"], 3),
+        ),
+        "aws_auth_miss": (
+            "AWS calls per nginx_authenticate miss <= 1",
+            calls["auth_miss"],
+            at_most(calls["auth_miss"], 1),
+        ),
         "aws_auth_hit": ("AWS calls per nginx_authenticate hit = 0", calls["auth_hit"], at_most(calls["auth_hit"], 0)),
-        "aws_secrets_after_first": ("Secrets Manager/KMS calls after the first per container = 0", calls["secrets_after_first"], at_most(calls["secrets_after_first"], 0)),
-        "cold_start": ("cold start to first enrolment <= 600 ms", r["cold_start_ms"], at_most(r["cold_start_ms"], BUDGET_COLD_START_MS)),
+        "aws_secrets_after_first": (
+            "Secrets Manager/KMS calls after the first per container = 0",
+            calls["secrets_after_first"],
+            at_most(calls["secrets_after_first"], 0),
+        ),
+        "cold_start": (
+            "cold start to first enrolment <= 600 ms",
+            r["cold_start_ms"],
+            at_most(r["cold_start_ms"], BUDGET_COLD_START_MS),
+        ),
         "import_app": ("import app <= 200 ms", r["import_app_ms"], at_most(r["import_app_ms"], BUDGET_IMPORT_MS)),
     }
     return {
-        key: {"budget": text, "measured": value, "pass": ok, "verdict": "PASS" if ok else ("FAIL" if ok is False else "NOT MEASURED")}
+        key: {
+            "budget": text,
+            "measured": value,
+            "pass": ok,
+            "verdict": "PASS" if ok else ("FAIL" if ok is False else "NOT MEASURED"),
+        }
         for key, (text, value, ok) in rows.items()
     }
 
@@ -245,7 +295,11 @@ def _where(r: dict[str, Any]) -> None:
     line("enrollment.enroll() alone (no Chalice, logs on)", mem.get("service_enroll"))
     line("PUT enroll handler, logs and metrics off", mem.get("enroll_no_logs"))
     line("PUT enroll handler", mem.get("enroll"))
-    line("raw: PEM parse + verify_directly_issued_by", {"per_s": (mem.get("auth_miss") or {}).get("paired_raw_per_s")}, False)
+    line(
+        "raw: PEM parse + verify_directly_issued_by",
+        {"per_s": (mem.get("auth_miss") or {}).get("paired_raw_per_s")},
+        False,
+    )
     line("PEM parse + x509.verification path validation (gateway's)", raw.get("path_validation"))
     line("gateway.authenticate() alone (no Chalice, logs on)", mem.get("service_auth_miss"))
     line("nginx_authenticate handler, miss, logs and metrics off", mem.get("auth_miss_no_logs"))
@@ -285,21 +339,30 @@ def table(r: dict[str, Any]) -> None:
     ):
         ratio = r.get(f"{key}_ratio")
         ratio_moto = r.get(f"{key}_ratio_moto")
-        say(f"  {label:<44} {_fmt(r.get(f'{key}_per_s')):>9} {_fmt(ratio):>7} {_fmt(r.get(f'{key}_per_s_moto')):>9} {_fmt(ratio_moto):>7}")
+        say(
+            f"  {label:<44} {_fmt(r.get(f'{key}_per_s')):>9} {_fmt(ratio):>7} {_fmt(r.get(f'{key}_per_s_moto')):>9} {_fmt(ratio_moto):>7}"
+        )
     say("  (ratios: enrol vs the enrol limit, nginx_authenticate vs PEM parse + verify; in-memory ratios are")
     say("   paired: each run interleaved, 20 operations at a time, with a run of the raw operation)")
     _where(r)
     say("")
-    say("AWS calls per operation (warm container, moto): " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["aws_calls"].items()))
-    say(f"Cold start to first enrolment: {_fmt(r['cold_start_ms'], ' ms')}; import app: {_fmt(r['import_app_ms'], ' ms')}")
+    say(
+        "AWS calls per operation (warm container, moto): "
+        + ", ".join(f"{k} {_fmt(v)}" for k, v in r["aws_calls"].items())
+    )
+    say(
+        f"Cold start to first enrolment: {_fmt(r['cold_start_ms'], ' ms')}; import app: {_fmt(r['import_app_ms'], ' ms')}"
+    )
     http = r["details"].get("http") or {}
     for name in ("cfssl", "ours"):
         side = http.get(name) or {}
         if side.get("per_s") is None:
             say(f"HTTP {name}: not measured ({side.get('reason', 'phase failed')})")
         else:
-            say(f"HTTP {name}: {_fmt(side['per_s'])} certificates/s, p50 {side['p50_ms']} ms, p95 {side['p95_ms']} ms "
-                f"({side['ok']} ok, {side['failed']} failed)")
+            say(
+                f"HTTP {name}: {_fmt(side['per_s'])} certificates/s, p50 {side['p50_ms']} ms, p95 {side['p95_ms']} ms "
+                f"({side['ok']} ok, {side['failed']} failed)"
+            )
     if http:
         say(f"  ({http.get('note')}; {http.get('client')})")
     say("")
@@ -308,7 +371,9 @@ def table(r: dict[str, Any]) -> None:
         say(f"  {row['verdict']:<5} {row['budget']:<66} measured {_fmt(row['measured'])}")
     failed = [k for k, row in r["budgets"].items() if row["pass"] is False]
     if failed:
-        say(f"\nFAIL: {len(failed)} budget(s) missed: {', '.join(failed)} (recorded in results.json; exit status stays 0)")
+        say(
+            f"\nFAIL: {len(failed)} budget(s) missed: {', '.join(failed)} (recorded in results.json; exit status stays 0)"
+        )
     if r["errors"]:
         say(f"\nERRORS: {r['errors']}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 DEFAULT_LIFETIME_DAYS = 365
@@ -154,7 +154,7 @@ class RequestRecord:
 
 
 def new_identity(tenant_id: str, identity: str, application: str | None) -> IdentityRecord:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return IdentityRecord(
         tenant_id=tenant_id, identity=identity, application=application, created_at=now, modified_at=now, version=0
     )

@@ -13,8 +13,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 # Never mutated in place: each change sets a new mapping, so requests never share one.
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
@@ -136,7 +137,11 @@ def emf(metrics: list[tuple[str, float, str, dict[str, str]]]) -> dict[str, Any]
         fields.update(dimensions)
         fields[name] = value
         directives.append(
-            {"Namespace": NAMESPACE, "Dimensions": [["Stage", *sorted(dimensions)]], "Metrics": [{"Name": name, "Unit": unit}]}
+            {
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Stage", *sorted(dimensions)]],
+                "Metrics": [{"Name": name, "Unit": unit}],
+            }
         )
     return {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directives}, **fields}
 

@@ -15,7 +15,6 @@ import json
 import sys
 
 import atheris
-
 from _common import ROOT, seed_corpus
 
 with atheris.instrument_imports():
@@ -30,7 +29,7 @@ def seeds() -> dict[str, bytes]:
     return found
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
+def TestOneInput(data: bytes) -> None:
     try:
         request = decode_cr(data)
     except PayloadTooLarge:

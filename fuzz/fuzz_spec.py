@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import atheris
-
 from _common import seed_corpus
 
 with atheris.instrument_imports():
@@ -27,7 +26,7 @@ with atheris.instrument_imports():
     from chalicelib.errors import InvalidInput
 
 KEY = ec.generate_private_key(ec.SECP256R1())
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 SEEDS = {
     "reference": {
@@ -55,7 +54,7 @@ SEEDS = {
 }
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
+def TestOneInput(data: bytes) -> None:
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):

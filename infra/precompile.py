@@ -60,7 +60,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     added = precompile(Path(argv[0]))
-    print(f"precompile: {added} .pyc files added to {argv[0]} (Python {sys.version_info.major}.{sys.version_info.minor})")
+    print(
+        f"precompile: {added} .pyc files added to {argv[0]} (Python {sys.version_info.major}.{sys.version_info.minor})"
+    )
     return 0
 
 

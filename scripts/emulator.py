@@ -139,7 +139,11 @@ class JournalledApp:
             if not quiet:
                 traceback.print_exc()
             body = b"the AWS emulator failed on this request"
-            return "500 Internal Server Error", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))], [body]
+            return (
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+                [body],
+            )
         return started[0], started[1], chunks
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -158,7 +162,10 @@ class JournalledApp:
                 assert self.journal is not None
                 try:
                     self.journal.append(
-                        environ["REQUEST_METHOD"], _raw_url(environ), dict(EnvironHeaders(environ)), body,
+                        environ["REQUEST_METHOD"],
+                        _raw_url(environ),
+                        dict(EnvironHeaders(environ)),
+                        body,
                         int(status.split()[0]),
                     )
                 except OSError as exc:
@@ -169,7 +176,9 @@ class JournalledApp:
         return chunks
 
     def replay(
-        self, records: list[journal_mod.Record], progress: Callable[[int, int], None] | None = None,
+        self,
+        records: list[journal_mod.Record],
+        progress: Callable[[int, int], None] | None = None,
         every: float = 5.0,
     ) -> None:
         """Apply journalled writes, in order, to this (fresh) emulator; StateError if one diverges.
@@ -186,9 +195,15 @@ class JournalledApp:
                 progress(done, len(records))
                 report_at = time.monotonic() + every
             url = urlsplit(record.url)
-            headers = [(k, v) for k, v in record.headers.items() if k.lower() not in ("content-length", "transfer-encoding")]
+            headers = [
+                (k, v) for k, v in record.headers.items() if k.lower() not in ("content-length", "transfer-encoding")
+            ]
             builder = EnvironBuilder(
-                path=url.path, query_string=url.query, method=record.method, headers=headers, data=record.body,
+                path=url.path,
+                query_string=url.query,
+                method=record.method,
+                headers=headers,
+                data=record.body,
                 base_url=f"{url.scheme or 'http'}://{url.netloc or 'localhost'}",
             )
             try:
@@ -269,7 +284,7 @@ def item_level_rollback() -> None:
                 continue
             try:
                 previous = table.get_item(*keys)
-            except Exception:  # noqa: BLE001, S112 - moto's own validation refuses the transaction
+            except Exception:
                 continue
             undo.append((table, keys[0], keys[1], copy.deepcopy(previous)))
         inside.transaction = True
@@ -319,7 +334,9 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 
 def _unavailable(start_response: Any, message: str) -> list[bytes]:
     body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
-    start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(
+        "503 Service Unavailable", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 

@@ -98,7 +98,9 @@ def render_template(text: str, values: Mapping[str, str]) -> str:
 
 def _safe(name: str, value: str) -> str:
     if not value or UNSAFE_RE.search(value):
-        raise GatewayError(f"{name} must be non-empty, without spaces, quotes, ';', '{{', '}}', '#', '\\' or '$': {value!r}")
+        raise GatewayError(
+            f"{name} must be non-empty, without spaces, quotes, ';', '{{', '}}', '#', '\\' or '$': {value!r}"
+        )
     return value
 
 
@@ -194,7 +196,7 @@ def make_self_signed_server_cert(cert_path: Path, key_path: Path, names: Sequenc
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt.append(x509.DNSName(name))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -235,7 +237,9 @@ def read_credential(path: str | None, environ: Mapping[str, str]) -> str | None:
     message repeats what was read (it may be the credential with a typo)."""
     from_env = environ.get(CREDENTIAL_ENV)
     if path is not None and from_env is not None:
-        raise GatewayError(f"give the gateway credential either in --gateway-credential-file or in {CREDENTIAL_ENV}, not both")
+        raise GatewayError(
+            f"give the gateway credential either in --gateway-credential-file or in {CREDENTIAL_ENV}, not both"
+        )
     if path is None and from_env is None:
         return None
     if path is None:
@@ -314,7 +318,7 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
     if getattr(args, "credential_on_command_line", None) is not None:
         raise GatewayError(
             "the gateway credential is not taken on the command line (ps shows it to everyone): "
-            f"put it in a file for --gateway-credential-file (\"-\": standard input) or in {CREDENTIAL_ENV}"
+            f'put it in a file for --gateway-credential-file ("-": standard input) or in {CREDENTIAL_ENV}'
         )
     tenant: str = args.tenant
     credential = read_credential(args.gateway_credential_file, os.environ if environ is None else environ)
@@ -376,7 +380,9 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
     }
     conf = out / CONF_FILE
     write_conf(conf, render_template(TEMPLATE.read_text(), values), secret=credential is not None)
-    return Rendered(conf, client_ca, server_cert, server_key, bool(args.self_signed_server_cert), credential is not None)
+    return Rendered(
+        conf, client_ca, server_cert, server_key, bool(args.self_signed_server_cert), credential is not None
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-cache-valid", default="360s", help="how long NGINX caches a successful authentication (default 360s)"
     )
     p.add_argument(
-        "--user", default=DEFAULT_USER, help=f"user of the worker processes when started as root (default {DEFAULT_USER})"
+        "--user",
+        default=DEFAULT_USER,
+        help=f"user of the worker processes when started as root (default {DEFAULT_USER})",
     )
     p.add_argument(
         "--group",
@@ -419,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gateway-credential-file",
         metavar="PATH",
-        help="a file (\"-\": standard input) holding the tenant's gateway credential (POST /<tenant>/gateway/credential), "
+        help='a file ("-": standard input) holding the tenant\'s gateway credential (POST /<tenant>/gateway/credential), '
         f"sent to nginx_authenticate in {CREDENTIAL_HEADER}; or set {CREDENTIAL_ENV}. nginx.conf is then "
         "written owner-only (0600). Default: none, for a tenant that requires no credential",
     )

@@ -103,11 +103,15 @@ def start_emulator(port: int, data: Path) -> Emulator:
         app = JournalledApp(moto_app())
         started = time.monotonic()
         if loaded.records:
-            print(f"seacat: restoring {shown(data)}: replaying {plural(len(loaded.records), 'saved write')}", flush=True)
+            print(
+                f"seacat: restoring {shown(data)}: replaying {plural(len(loaded.records), 'saved write')}", flush=True
+            )
         try:
             app.replay(
                 loaded.records,
-                progress=lambda done, total: print(f"seacat: restoring {shown(data)}: {done} of {total} saved writes", flush=True),
+                progress=lambda done, total: print(
+                    f"seacat: restoring {shown(data)}: {done} of {total} saved writes", flush=True
+                ),
             )
         except journal.StateError:
             raise
@@ -145,7 +149,12 @@ def state_summary(endpoint: str) -> str:
     def count(table: str, **scan: Any) -> int:
         total, start = 0, None
         for _ in range(10_000):  # pages; bounded
-            page = dynamodb.scan(TableName=settings.table(table), Select="COUNT", **scan, **({"ExclusiveStartKey": start} if start else {}))
+            page = dynamodb.scan(
+                TableName=settings.table(table),
+                Select="COUNT",
+                **scan,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
             total += int(page["Count"])
             start = page.get("LastEvaluatedKey")
             if not start:
@@ -154,7 +163,11 @@ def state_summary(endpoint: str) -> str:
 
     tenants, cas, start = 0, 0, None
     for _ in range(10_000):
-        page = dynamodb.scan(TableName=settings.table("tenants"), ProjectionExpression="cas", **({"ExclusiveStartKey": start} if start else {}))
+        page = dynamodb.scan(
+            TableName=settings.table("tenants"),
+            ProjectionExpression="cas",
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
         tenants += len(page["Items"])
         cas += sum(len(item.get("cas", {}).get("L", [])) for item in page["Items"])
         start = page.get("LastEvaluatedKey")
@@ -178,8 +191,12 @@ def state_summary(endpoint: str) -> str:
         plural(count("tokens"), "token"),
         plural(count("requests"), "certificate request"),
         plural(
-            count("certificates", FilterExpression="#k = :k", ExpressionAttributeNames={"#k": "kind"},
-                  ExpressionAttributeValues={":k": {"S": "seacat"}}),
+            count(
+                "certificates",
+                FilterExpression="#k = :k",
+                ExpressionAttributeNames={"#k": "kind"},
+                ExpressionAttributeValues={":k": {"S": "seacat"}},
+            ),
             "client certificate",
         ),
         plural(count("identities"), "identity"),
@@ -344,8 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     tokens.install_operator_token(token)
 
     chalice = subprocess.Popen(
-        [str(Path(sys.executable).parent / "chalice"), "local", "--stage", stage, "--host", HOST, "--port", str(port),
-         "--no-autoreload"],
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "local",
+            "--stage",
+            stage,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--no-autoreload",
+        ],
         cwd=ROOT,
         env=os.environ.copy(),
     )

@@ -54,9 +54,7 @@ def format_cr_time(moment: datetime.datetime) -> str:
 
 def _uncompressed_point(public_key: ec.EllipticCurvePublicKey) -> bytes:
     # Like the Android and Python clients: the last 65 bytes of the SubjectPublicKeyInfo.
-    spki = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return spki[-65:]
 
 
@@ -76,7 +74,7 @@ def build_tbs(
     if attributes is None:
         attributes = default_attributes()
     if created_at is None:
-        created_at = datetime.datetime.now(datetime.timezone.utc)
+        created_at = datetime.datetime.now(datetime.UTC)
     valid_to = created_at + VALIDITY
 
     tbs = bytearray(
@@ -98,8 +96,7 @@ def build_tbs(
                     ]
                 ),
                 der.sequence_of(
-                    der.sequence([der.ia5_string(key), der.ia5_string(value)])
-                    for key, value in attributes
+                    der.sequence([der.ia5_string(key), der.ia5_string(value)]) for key, value in attributes
                 ),
             ]
         )

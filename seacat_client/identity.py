@@ -108,7 +108,7 @@ def needs_renewal(cert: x509.Certificate, now: datetime.datetime) -> bool:
     A naive ``now`` is taken as UTC.
     """
     if now.tzinfo is None:
-        now = now.replace(tzinfo=datetime.timezone.utc)
+        now = now.replace(tzinfo=datetime.UTC)
     not_after = cert.not_valid_after_utc
     lifetime = not_after - cert.not_valid_before_utc
     return now > not_after - lifetime / 2 or now > not_after - RENEWAL_MARGIN
@@ -316,7 +316,7 @@ def enroll(
     directory = Path(state_dir)
     cert_path = directory / CERT_FILE
     if now is None:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
 
     key, created = load_or_create_key(directory)
     identity = identity_of_public_key(key.public_key())
@@ -352,9 +352,7 @@ def enroll(
     certificate = _parse_certificate(body, allow_pem=False)  # iOS and Python need DER
     if certificate is None:
         hint = (
-            " (it looks like Base64: check the API Gateway binary media types)"
-            if _looks_like_base64_der(body)
-            else ""
+            " (it looks like Base64: check the API Gateway binary media types)" if _looks_like_base64_der(body) else ""
         )
         raise EnrollError(
             f"PUT {url} answered 200 but the body is not a DER certificate{hint}",

@@ -6,7 +6,7 @@ from chalice.app import Request
 
 from chalicelib import observability
 from chalicelib.domain import Principal
-from chalicelib.errors import Forbidden, NotFound, Unauthenticated
+from chalicelib.errors import Forbidden, NotFound
 
 
 def require(request: Request, tenant_id: str | None = None, *, operator: bool = False) -> Principal:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalice.app import Response
-from chalice.app import Request
+from chalice.app import Request, Response
 
 from chalicelib.ca.pem import der_to_pem
 from chalicelib.errors import InvalidInput, NotAcceptable, PayloadTooLarge

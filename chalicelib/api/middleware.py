@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice.app import CaseInsensitiveMapping, Chalice, Request, Response
 

@@ -3,21 +3,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
 from chalicelib.service.tenants import naive_iso
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
 
 
 def certificate_meta(record: CertificateRecord) -> dict[str, object]:
     from cryptography import x509  # lazily: keeps `import app` off cryptography's X.509 stack
 
     cert = x509.load_der_x509_certificate(record.der)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     status = "revoked" if record.revoked_at else ("expired" if record.not_after <= now else "valid")
     subject = cert.subject.rfc4514_string()
     meta: dict[str, object] = {
@@ -38,9 +38,7 @@ def certificate_meta(record: CertificateRecord) -> dict[str, object]:
         "notBefore": _iso(record.not_before),
         "notAfter": _iso(record.not_after),
         "status": status,
-        "revoked": (
-            {"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None
-        ),
+        "revoked": ({"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None),
     }
     if record.identity:
         meta["seacat_identity"] = record.identity
@@ -87,9 +85,7 @@ def identity_json(record: IdentityRecord) -> dict[str, object]:
         "application": record.application,
         "approved": record.approved,
         "blocked": record.blocked,
-        "revoked": (
-            {"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None
-        ),
+        "revoked": ({"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None),
         "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
         "notAfter": _iso(record.cert_not_after),
         "certificates": record.certificates,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 from chalice.app import Blueprint, Response
 
+from chalicelib import observability
 from chalicelib.api import auth, media
 from chalicelib.api.errors import NO_STORE, json_errors, json_response, text_errors
 from chalicelib.api.schemas import certificate_meta, identity_json, request_meta
-from chalicelib import observability
 from chalicelib.errors import InvalidInput, PkiError
 
 log = logging.getLogger("seacat.api")
@@ -167,7 +167,9 @@ def revoke_identity(tenant: str, identity: str) -> Response:
     if unknown:
         raise InvalidInput(f"unknown key {unknown[0]!r}", field=unknown[0])
     record, certificates = revocation.revoke_identity(tenant, identity, body.get("reason"))
-    return json_response({"identity": identity_json(record), "certificates": [certificate_meta(c) for c in certificates]})
+    return json_response(
+        {"identity": identity_json(record), "certificates": [certificate_meta(c) for c in certificates]}
+    )
 
 
 # NGINX forwards the original request's Content-Type on the auth subrequest: accept any.
@@ -195,6 +197,8 @@ def nginx_authenticate(tenant: str) -> Response:
     else:
         # Denials must not be cached by the gateway (the reference caches 200 only).
         headers["Cache-Control"] = "no-store"
-        log.info("authentication denied", extra={"status": verdict.status, "reason": verdict.reason, "code": verdict.code})
+        log.info(
+            "authentication denied", extra={"status": verdict.status, "reason": verdict.reason, "code": verdict.code}
+        )
     observability.metric("Authentications", Outcome="allowed" if verdict.status == 200 else f"denied{verdict.status}")
     return Response(body=(verdict.reason + "\n").encode("utf-8"), status_code=verdict.status, headers=headers)

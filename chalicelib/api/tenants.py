@@ -81,7 +81,11 @@ def ca_bundle(tenant: str) -> Response:
     return Response(
         body=body,
         status_code=200,
-        headers={"Content-Type": media.PEM, "Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Content-Type": media.PEM,
+            "Cache-Control": "public, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 
@@ -135,4 +139,6 @@ def ca_crl(tenant: str, ca_id: str) -> Response:
 
 
 def _crl_response(der: bytes) -> Response:
-    return Response(body=der, status_code=200, headers={"Content-Type": media.CRL, "Cache-Control": "public, max-age=60"})
+    return Response(
+        body=der, status_code=200, headers={"Content-Type": media.CRL, "Cache-Control": "public, max-age=60"}
+    )

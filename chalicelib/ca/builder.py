@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 if TYPE_CHECKING:  # spec.py imports random_serial from here; avoid the import cycle.
     from chalicelib.ca.spec import CertificateSpec
 
-UTC = timezone.utc
+UTC = UTC
 
 # RFC 5280 4.1.2.5: times up to 2049 are UTCTime, from 2050 GeneralizedTime. The
 # SeaCat iOS client parses only 13-character UTCTime, so client certificates must end
@@ -225,6 +225,4 @@ def _require_aware(value: datetime, name: str) -> None:
 def _spki(public_key: object) -> bytes:
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         return b""  # never equal to an EC key's SPKI
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -93,17 +93,13 @@ def load_ca_private_key_pem(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
     label, block = key_blocks[0]
     # Traditional OpenSSL encryption of a SEC1 key is signalled by PEM headers.
     if label == "EC PRIVATE KEY" and "Proc-Type:" in block and "ENCRYPTED" in block:
-        raise InvalidInput(
-            "the private key is encrypted; import an unencrypted key", field=_FIELD
-        )
+        raise InvalidInput("the private key is encrypted; import an unencrypted key", field=_FIELD)
 
     try:
         key = serialization.load_pem_private_key(block.encode("ascii"), password=None)
     except TypeError:
         # cryptography raises TypeError when a password would be needed.
-        raise InvalidInput(
-            "the private key is encrypted; import an unencrypted key", field=_FIELD
-        ) from None
+        raise InvalidInput("the private key is encrypted; import an unencrypted key", field=_FIELD) from None
     except UnsupportedAlgorithm:
         raise InvalidInput(
             "the private key uses an unsupported algorithm; an EC P-256 key is required",
@@ -111,9 +107,7 @@ def load_ca_private_key_pem(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
         ) from None
     except ValueError:
         # Deliberately generic: the parser's message may describe the key bytes.
-        raise InvalidInput(
-            "privateKey could not be parsed as an EC private key", field=_FIELD
-        ) from None
+        raise InvalidInput("privateKey could not be parsed as an EC private key", field=_FIELD) from None
 
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         kind = "RSA" if isinstance(key, rsa.RSAPrivateKey) else type(key).__name__

@@ -32,7 +32,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -41,7 +41,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from chalicelib.ca.builder import SERIAL_LIMIT, random_serial
 from chalicelib.errors import InvalidInput
 
-UTC = timezone.utc
+UTC = UTC
 
 # X.509 UTCTime starts in 1950; anything earlier is a typo, not a CA.
 _EARLIEST = datetime(1950, 1, 1, tzinfo=UTC)
@@ -277,9 +277,7 @@ def _name_attribute(value: object, field: str, attr: _Attr) -> x509.NameAttribut
         text = text.upper()
     elif kind == _PRINTABLE:
         if not _PRINTABLE_RE.fullmatch(text):
-            raise _fail(
-                f"{field} may contain only letters, digits, space and '()+,-./:=?", field
-            )
+            raise _fail(f"{field} may contain only letters, digits, space and '()+,-./:=?", field)
     elif kind == _IA5:
         _require_ascii(text, field, "IA5String")
     try:
@@ -322,7 +320,7 @@ def _parse_validity(value: object, now: datetime) -> tuple[datetime, datetime]:
 
 
 def _parse_time(value: object, field: str, *, now: datetime, base: datetime) -> datetime:
-    """"now", an ISO-8601 string, or a relative object added to ``base``."""
+    """ "now", an ISO-8601 string, or a relative object added to ``base``."""
     if isinstance(value, str):
         result = now if value == "now" else _parse_iso(value, field)
     elif isinstance(value, dict):
@@ -341,9 +339,7 @@ def _parse_iso(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)  # 3.11+: accepts "Z" and date-only forms
     except ValueError:
-        raise _fail(
-            f"{field} is not an ISO-8601 date-time (e.g. 2030-01-01T00:00:00Z)", field
-        ) from None
+        raise _fail(f"{field} is not an ISO-8601 date-time (e.g. 2030-01-01T00:00:00Z)", field) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)  # naive (and date-only) means UTC
     try:
@@ -361,9 +357,7 @@ def _parse_relative(value: object, field: str) -> timedelta:
         path = f"{field}.{key}"
         unit = _RELATIVE_UNITS.get(key)
         if unit is None:
-            raise _fail(
-                f"unknown time unit {_show(key)}; use {', '.join(_RELATIVE_UNITS)}", path
-            )
+            raise _fail(f"unknown time unit {_show(key)}; use {', '.join(_RELATIVE_UNITS)}", path)
         if not isinstance(amount, (int, float)) or isinstance(amount, bool):
             raise _fail(f"{path} must be a number", path)
         if not math.isfinite(amount) or amount < 0:
@@ -496,9 +490,7 @@ def _key_usage(value: object, field: str, critical: bool | None, state: _Extensi
             raise _fail(f"{path} must be a string", path)
         attr = _KEY_USAGE_NAMES.get(item)
         if attr is None:
-            raise _fail(
-                f"unknown key usage {_show(item)}; use one of {', '.join(_KEY_USAGE_NAMES)}", path
-            )
+            raise _fail(f"unknown key usage {_show(item)}; use one of {', '.join(_KEY_USAGE_NAMES)}", path)
         if flags[attr]:
             raise _fail(f"duplicate key usage {item!r}", path)
         flags[attr] = True
@@ -534,8 +526,7 @@ def _extended_key_usage(value: object, field: str, critical: bool | None, state:
         if oid is None:
             if not _DOTTED_OID.fullmatch(item):
                 raise _fail(
-                    f"unknown extended key usage {_show(item)}; use a name "
-                    f"({', '.join(_EKU_NAMES)}) or a dotted OID",
+                    f"unknown extended key usage {_show(item)}; use a name ({', '.join(_EKU_NAMES)}) or a dotted OID",
                     path,
                 )
             try:
@@ -545,9 +536,7 @@ def _extended_key_usage(value: object, field: str, critical: bool | None, state:
         if oid in oids:
             raise _fail(f"duplicate extended key usage {item!r}", path)
         oids.append(oid)
-    state.extensions.append(
-        ExtensionSpec(x509.ExtendedKeyUsage(oids), False if critical is None else critical, field)
-    )
+    state.extensions.append(ExtensionSpec(x509.ExtendedKeyUsage(oids), False if critical is None else critical, field))
 
 
 def _check_non_critical(critical: bool | None, field: str) -> None:

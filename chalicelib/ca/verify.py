@@ -7,8 +7,8 @@ RFC 5280 / Web PKI checks of the leaf against the tenant's CA certificates: sign
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 from cryptography import x509
 from cryptography.x509 import verification

@@ -19,7 +19,6 @@ from chalicelib.ca import keys
 from chalicelib.errors import InvalidInput, SecretAlreadyExists, Unavailable
 from chalicelib.settings import get_settings
 
-
 _cache: dict[str, ec.EllipticCurvePrivateKey] = {}
 _secrets: dict[str, tuple[float, bytes]] = {}  # name -> (monotonic time read or written, value)
 _lock = threading.Lock()

@@ -8,7 +8,7 @@ also logged (logger ``seacat.audit``) for CloudWatch.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib import observability, wiring
@@ -38,7 +38,7 @@ EVENTS = (
     "gateway_credential.dropped",
 )
 MAX_RANGE = timedelta(days=31)
-FIRST = datetime.min.replace(tzinfo=timezone.utc)  # the earliest time a query can name
+FIRST = datetime.min.replace(tzinfo=UTC)  # the earliest time a query can name
 
 
 def entry(
@@ -84,9 +84,9 @@ def _time(value: str | None, field: str) -> datetime | None:
     except ValueError:
         raise InvalidInput("must be an ISO-8601 date-time", field=field) from None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
+        return parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC, 0001-01-01T03:00+05:00 in year 0
         raise InvalidInput(
             "out of range: must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z in UTC", field=field
@@ -104,7 +104,7 @@ def search(
     store = wiring.audit()
 
     since = _time(start, "from")
-    until = _time(end, "to") or datetime.now(timezone.utc)
+    until = _time(end, "to") or datetime.now(UTC)
     if since is None:  # a day before `to`, or as far back as can be represented
         since = until - timedelta(days=1) if until - FIRST > timedelta(days=1) else FIRST
         if since >= until:

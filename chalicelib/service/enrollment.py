@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography import x509
 
@@ -142,11 +142,12 @@ def webhook_payload(tenant_id: str, cr: SeaCatRequest, now: datetime) -> dict[st
 
 def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> EnrollResult:
     from chalicelib.ca.builder import in_renewal_window
+
     store = wiring.certificates()
 
     tenant = seacat_tenant(tenant_id)
     cr = decode_cr(body)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     identity = store.get_identity(tenant_id, cr.identity)
 
     why = identity.refusal() if identity is not None else None
@@ -180,6 +181,7 @@ def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> Enrol
 def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None, now: datetime) -> EnrollResult | None:
     """Run the tenant's approval step; returns a pending result, raises on refusal, None to issue."""
     from chalicelib.service import webhook
+
     store = wiring.certificates()
 
     config = tenant.config
@@ -223,6 +225,7 @@ def _issue(
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca import builder
+
     keystore = wiring.keystore()
     store = wiring.certificates()
 
@@ -312,13 +315,14 @@ def _issue(
 def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
     """DER of the identity's newest valid certificate (public: the Android PeerProvider)."""
     from chalicelib.seacat.codec import IDENTITY_RE
+
     store = wiring.certificates()
 
     seacat_tenant(tenant_id)
     if not IDENTITY_RE.fullmatch(identity):
         raise InvalidInput("an identity is 16 characters of A-Z and 2-7", field="identity")
     record = store.get_identity(tenant_id, identity)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if (
         record is None
         or record.cert_der is None

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -248,7 +248,11 @@ def _audit_denial(tenant_id: str, verdict: Verdict) -> None:
         from chalicelib.service import audit
 
         audit.record(
-            "authentication.denied", tenant_id, verdict.identity, str(verdict.status), {"reason": verdict.reason},
+            "authentication.denied",
+            tenant_id,
+            verdict.identity,
+            str(verdict.status),
+            {"reason": verdict.reason},
             actor="gateway",
         )
     except Exception:  # the denial stands even if the event cannot be written
@@ -293,7 +297,7 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_
     if not _credential_ok(tenant, gateway_credential):
         # The tenant asked that only its gateway may ask: checked before any certificate work.
         return Verdict(401, None, "gateway credential missing or wrong", "gateway_credential")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cache_key = (tuple(ca.cert_id for ca in tenant.cas), hashlib.sha256(body).digest())
     with _lock:
         seen = _verified.get(cache_key)
@@ -303,7 +307,11 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_
         try:
             # NGINX's $ssl_client_raw_cert is PEM; the older $ssl_client_cert indents lines with tabs.
             pem = body.replace(b"\n\t", b"\n").strip()
-            cert = x509.load_pem_x509_certificate(pem) if pem.startswith(b"-----") else x509.load_der_x509_certificate(body)
+            cert = (
+                x509.load_pem_x509_certificate(pem)
+                if pem.startswith(b"-----")
+                else x509.load_der_x509_certificate(body)
+            )
         except ValueError:
             return Verdict(401, None, "client certificate cannot be parsed", "unparseable")
         try:

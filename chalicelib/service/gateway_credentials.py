@@ -32,11 +32,11 @@ def _update(tenant_id: str, change: str, hashes: tuple[str, ...] | None, new: st
         target = hashes if hashes is not None else ((new,) + current)[:MAX_VALID] if new else current
         if target == current:
             return tenant
-        event = audit.entry(
-            f"gateway_credential.{change}", tenant_id, tenant_id, change, {"valid": len(target)}
-        )
+        event = audit.entry(f"gateway_credential.{change}", tenant_id, tenant_id, change, {"valid": len(target)})
         try:
-            updated = wiring.tenants().update_config(tenant, replace(tenant.config, gateway_credentials=target), [event])
+            updated = wiring.tenants().update_config(
+                tenant, replace(tenant.config, gateway_credentials=target), [event]
+            )
         except Conflict:
             continue  # the tenant changed since it was read: read again
         forget_cached(tenant_id)

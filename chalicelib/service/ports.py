@@ -7,8 +7,9 @@ so they are committed in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 

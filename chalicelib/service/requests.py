@@ -31,8 +31,11 @@ def _identity(value: str) -> str:
     return value
 
 
-def list_requests(tenant_id: str, state: str | None, limit: int, next_token: str | None) -> tuple[list[RequestRecord], str | None]:
+def list_requests(
+    tenant_id: str, state: str | None, limit: int, next_token: str | None
+) -> tuple[list[RequestRecord], str | None]:
     from chalicelib.service.tenants import get_tenant
+
     store = wiring.certificates()
 
     get_tenant(tenant_id)
@@ -43,6 +46,7 @@ def list_requests(tenant_id: str, state: str | None, limit: int, next_token: str
 
 def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
     from chalicelib.service.tenants import get_tenant
+
     store = wiring.certificates()
 
     get_tenant(tenant_id)
@@ -97,6 +101,7 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
 
 def identity_status(tenant_id: str, identity: str) -> IdentityRecord:
     from chalicelib.service.tenants import get_tenant
+
     store = wiring.certificates()
 
     get_tenant(tenant_id)
@@ -118,6 +123,7 @@ def list_identity_certificates(
 def set_blocked(tenant_id: str, identity: str, blocked: bool) -> IdentityRecord:
     """Block or unblock an identity; blocking one not seen yet pre-empts its enrolment."""
     from chalicelib.service.tenants import get_tenant
+
     store = wiring.certificates()
 
     get_tenant(tenant_id)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from chalicelib import wiring
 from chalicelib.domain import CertificateRecord, IdentityRecord
@@ -21,6 +21,7 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
     """Revoke one certificate. Idempotent: revoking again answers the recorded state."""
     from chalicelib.ca.crl import parse_reason
     from chalicelib.service.tenants import get_certificate
+
     store = wiring.certificates()
 
     name = parse_reason(reason)
@@ -57,6 +58,7 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     certificates is revoked. Idempotent; a retry completes an interrupted revocation."""
     from chalicelib.ca.crl import parse_reason
     from chalicelib.service.requests import identity_status
+
     store = wiring.certificates()
 
     name = parse_reason(reason)
@@ -66,9 +68,7 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
             break
         try:
             event = audit.entry("identity.revoked", tenant_id, identity, name)
-            record = store.save_identity(
-                replace(record, revoked_at=datetime.now(timezone.utc), revocation_reason=name), [event]
-            )
+            record = store.save_identity(replace(record, revoked_at=datetime.now(UTC), revocation_reason=name), [event])
         except Conflict:
             record = identity_status(tenant_id, identity)
     else:
@@ -120,9 +120,11 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca.crl import RevokedEntry, build_crl
+
     keystore = wiring.keystore()
     from chalicelib.service.enrollment import ca_certificate
     from chalicelib.service.tenants import cached_tenant, get_tenant, validate_cert_id
+
     store = wiring.certificates()
 
     if ca_id is not None:
@@ -150,7 +152,7 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
             raise NotFound("no such CA certificate", field="ca_id")
     issuer = ca_certificate(chosen.cert_id, chosen.der)
     same_name = {c.cert_id for c in tenant.cas if ca_certificate(c.cert_id, c.der).subject == issuer.subject}
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     entries = [
         RevokedEntry(serial, revoked_at, reason)
         for serial, revoked_at, reason, not_after, issued_by in store.iter_revoked(tenant_id)

@@ -7,11 +7,11 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
 from chalicelib import wiring
+from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
 from chalicelib.errors import Conflict, InvalidInput, NotFound, SecretAlreadyExists
 from chalicelib.service import audit
 from chalicelib.settings import get_settings
@@ -148,6 +148,7 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
     Idempotent: the same PUT twice leaves the same state. Returns (tenant, created).
     """
     from chalicelib.ca import keys
+
     keystore = wiring.keystore()
     store = wiring.tenants()
 
@@ -279,20 +280,21 @@ def tenant_json(tenant: Tenant) -> dict[str, object]:
 
 def naive_iso(dt: datetime) -> str:
     """The reference documents' timestamp form: naive UTC ISO-8601 with microseconds."""
-    return dt.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca import builder, spec
+
     keystore = wiring.keystore()
     store = wiring.tenants()
 
     tenant = get_tenant(tenant_id)
     if len(tenant.cas) >= MAX_CA_CERTIFICATES:
         raise Conflict(f"a tenant keeps at most {MAX_CA_CERTIFICATES} CA certificates", field="tenant")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     parsed = spec.parse_certificate_spec(body, now=now)
     _check_issuing_ca(parsed, now)
     key = keystore.load(tenant.key_secret)
@@ -320,7 +322,11 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
         tenant_id,
         record.cert_id,
         "active",
-        {"subject": cert.subject.rfc4514_string(), "serial": format(record.serial, "x"), "notAfter": str(record.not_after)},
+        {
+            "subject": cert.subject.rfc4514_string(),
+            "serial": format(record.serial, "x"),
+            "notAfter": str(record.not_after),
+        },
     )
     store.add_ca(tenant, record, [event])
     forget_cached(tenant_id)
@@ -348,7 +354,9 @@ def _check_issuing_ca(parsed: Any, now: datetime) -> None:
                 field="extensions.keyUsage",
             )
     if parsed.not_before > now + CA_CLOCK_SKEW:
-        raise InvalidInput("must not be in the future: the CA is used as soon as it is made", field="validity.notBefore")
+        raise InvalidInput(
+            "must not be in the future: the CA is used as soon as it is made", field="validity.notBefore"
+        )
     if parsed.not_after <= now:
         raise InvalidInput("must be in the future", field="validity.notAfter")
     # Served in the public bundle and trusted for client authentication: nothing more than that.

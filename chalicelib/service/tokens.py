@@ -57,7 +57,9 @@ def issue(tenant_id: str | None, label: str | None = None) -> tuple[str, str]:
 def install_operator_token(token: str) -> str:
     """Make ``token`` an operator token (local run and first-time bootstrap); returns its id."""
     token_id = token_id_of(token)
-    event = audit.entry("token.created", None, token_id, "operator", {"label": "operator (bootstrap)"}, actor="bootstrap")
+    event = audit.entry(
+        "token.created", None, token_id, "operator", {"label": "operator (bootstrap)"}, actor="bootstrap"
+    )
     wiring.tokens().put(token_id, _hash(token), None, "operator (bootstrap)", overwrite=True, audit=[event])
     return token_id
 

@@ -152,7 +152,9 @@ def signing_key(tenant_id: str) -> bytes:
     try:
         key = new_secret()
         keystore.put_secret(tenant_id, SECRET_KIND, key, replace=False)
-        log.warning("the approve webhook had no signing secret: made one; rotate it to see it", extra={"tenant": tenant_id})
+        log.warning(
+            "the approve webhook had no signing secret: made one; rotate it to see it", extra={"tenant": tenant_id}
+        )
         return key
     except SecretAlreadyExists:
         stored = keystore.load_secret(tenant_id, SECRET_KIND)

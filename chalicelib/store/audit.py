@@ -15,14 +15,13 @@ A page token is the hex of ``{"before": <sk>}``: the sort key below which the ne
 from __future__ import annotations
 
 import heapq
-import itertools
 import json
 import re
 import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import AuditEvent
@@ -134,7 +133,7 @@ def bounds(start: datetime, end: datetime, next_token: str | None) -> tuple[str,
 
 def _utc(at: datetime, name: str) -> datetime:
     try:
-        return at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
     except OverflowError:
         raise InvalidInput("must lie within years 0001-9999 in UTC", field=name) from None
 
@@ -153,7 +152,9 @@ def _pool() -> ThreadPoolExecutor:
     with _executor_lock:
         if _executor is None:
             connections = getattr(AuditModel.Meta, "max_pool_connections", None) or 10
-            _executor = ThreadPoolExecutor(max_workers=max(1, min(SHARDS, int(connections))), thread_name_prefix="audit")
+            _executor = ThreadPoolExecutor(
+                max_workers=max(1, min(SHARDS, int(connections))), thread_name_prefix="audit"
+            )
         return _executor
 
 
@@ -237,8 +238,12 @@ def query(
             while True:
                 floor = max((s.frontier for s in shards if s.frontier), default=None)
                 merged = heapq.merge(*(s.found for s in shards), key=lambda e: e.sk, reverse=True)
-                exact = itertools.takewhile(lambda e: floor is None or e.sk >= floor, merged)
-                found = list(itertools.islice(exact, limit + 1))
+                # Exact down to the lowest point every unfinished shard has been read to.
+                found: list[AuditModel] = []
+                for e in merged:
+                    if (floor is not None and e.sk < floor) or len(found) > limit:
+                        break
+                    found.append(e)
                 if len(found) > limit:
                     return [_to_event(e) for e in found[:limit]], page_token(found[limit - 1].sk)
                 if floor is None:  # every shard read down to `lower`

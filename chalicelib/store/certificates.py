@@ -7,9 +7,10 @@ request), so a certificate is either stored whole or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
@@ -332,7 +333,6 @@ def store_issued(
             common.save_all(tx, audit)
 
 
-
 # -- revocation ----------------------------------------------------------------------------------
 
 
@@ -362,7 +362,9 @@ def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None
                 # version on the model, pynamodb's update adds 1 to the stored one (without one it
                 # would set it to 1): a write that read before this revocation then fails and
                 # retries, instead of putting the revoked certificate back.
-                target = IdentityModel(_identity_pk(identity.tenant_id, identity.identity), version=identity.version or 1)
+                target = IdentityModel(
+                    _identity_pk(identity.tenant_id, identity.identity), version=identity.version or 1
+                )
                 tx.update(
                     target,
                     actions=[

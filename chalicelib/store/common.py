@@ -7,8 +7,9 @@ import contextlib
 import functools
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import BotoCoreError
 from pynamodb.connection import Connection
@@ -80,11 +81,11 @@ def connection() -> Connection:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _cause_code(exc: PynamoDBException) -> str:
@@ -145,7 +146,7 @@ def _key_types(attributes: Iterable[Any]) -> dict[str, str]:
     return {a.attr_name: a.attr_type for a in attributes if a.is_hash_key or a.is_range_key}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _start_key_schema(names: frozenset[str]) -> tuple[tuple[tuple[str, str], ...], str | None]:
     """The key a query stops at (DynamoDB's LastEvaluatedKey) for the table or index whose key
     attributes include ``names``: ((attribute, DynamoDB type), ...) and the attribute the query is

@@ -11,9 +11,10 @@ import base64
 import json
 import secrets
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -31,11 +32,11 @@ from chalicelib.errors import Conflict, InvalidInput, SecretAlreadyExists
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _sort_time(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _page_token(list_key: str, after: tuple[str, str]) -> str:

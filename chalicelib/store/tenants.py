@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
@@ -73,7 +74,9 @@ def update_config(tenant: Tenant, config: TenantConfig, audit: Sequence[Any] = (
     item.version = tenant.version
     with common.translated(f"tenant {tenant.tenant_id} was changed concurrently, retry"):
         with TransactWrite(connection=common.connection()) as tx:
-            tx.update(item, actions=[TenantModel.config.set(config.to_json()), TenantModel.modified_at.set(common.now())])
+            tx.update(
+                item, actions=[TenantModel.config.set(config.to_json()), TenantModel.modified_at.set(common.now())]
+            )
             common.save_all(tx, audit)
     fresh = get(tenant.tenant_id)
     if fresh is None:  # deleted between the two calls: nothing in this API deletes tenants

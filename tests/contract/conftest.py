@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -70,7 +72,7 @@ def dynamodb_adapter() -> Iterator[Adapter]:
         reset_caches()
 
 
-ADAPTERS: dict[str, Callable[[], ContextManager[Adapter]]] = {
+ADAPTERS: dict[str, Callable[[], AbstractContextManager[Adapter]]] = {
     "memory": memory_adapter,
     "dynamodb": dynamodb_adapter,
 }
@@ -95,7 +97,7 @@ def new_tenant_id() -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def hex_id() -> str:

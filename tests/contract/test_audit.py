@@ -4,7 +4,7 @@ in pages whose ``next`` lists every event of the range once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -12,7 +12,7 @@ from chalicelib.domain import AuditEvent
 from chalicelib.errors import InvalidInput
 from tests.contract.conftest import Adapter, audit_events, pages
 
-T0 = datetime(2031, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
+T0 = datetime(2031, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 
 
 def write(a: Adapter, tenant: str | None, event: str, at: datetime, subject: str | None = None) -> None:
@@ -26,9 +26,7 @@ def newest_first(events: list[AuditEvent]) -> bool:
 
 def test_item_then_put_then_query(adapter: Adapter, tenant_id: str) -> None:
     details = {"identity": "id-1", "serial": "1f", "changed": {"lifetimeDays": 90}, "n": 3, "ok": True}
-    adapter.audit.put(
-        adapter.audit.item(tenant_id, "certificate.issued", "client", "cert-1", "issued", details, at=T0)
-    )
+    adapter.audit.put(adapter.audit.item(tenant_id, "certificate.issued", "client", "cert-1", "issued", details, at=T0))
     [event] = audit_events(adapter, tenant_id, start=T0 - timedelta(hours=1), end=T0 + timedelta(hours=1))
     assert (event.tenant, event.at, event.event, event.actor, event.subject, event.outcome, event.details) == (
         tenant_id,
@@ -43,10 +41,10 @@ def test_item_then_put_then_query(adapter: Adapter, tenant_id: str) -> None:
 
 
 def test_an_entry_at_now_by_default(adapter: Adapter, tenant_id: str) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     adapter.audit.put(adapter.audit.item(tenant_id, "tenant.created", "op"))
     [event] = audit_events(adapter, tenant_id)
-    assert before <= event.at <= datetime.now(timezone.utc)
+    assert before <= event.at <= datetime.now(UTC)
     assert (event.subject, event.outcome, event.details) == (None, None, None)
 
 

@@ -293,9 +293,10 @@ def test_revoke_marks_the_certificate_and_the_identity(adapter: Adapter, tenant_
     assert after.revoked_serials == {issued.cert.serial}
     assert after.refusal() == "certificate is revoked"
     assert after.version == identity.version + 1 and after.modified_at >= before
-    assert replace(
-        after, revoked_serials=frozenset(), version=identity.version, modified_at=identity.modified_at
-    ) == identity
+    assert (
+        replace(after, revoked_serials=frozenset(), version=identity.version, modified_at=identity.modified_at)
+        == identity
+    )
     assert [e.event for e in audit_events(adapter, tenant_id)] == ["certificate.revoked"]
 
 

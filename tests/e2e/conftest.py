@@ -11,9 +11,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -62,7 +62,9 @@ def start_stack(
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=tmp)) / "seacat-local"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
-    env.update({"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1", "SEACAT_DATA_DIR": str(data_dir)})
+    env.update(
+        {"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1", "SEACAT_DATA_DIR": str(data_dir)}
+    )
     env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.local_run"],
@@ -136,4 +138,3 @@ def setup_tenant(stack: Stack, tenant: str, config: str = "{}", *, new: bool = F
     status, _, body = http("PUT", f"{stack.url}/{tenant}/x509/self-signed", REFERENCE_SPEC.encode(), auth)
     assert status == 201, body
     return str(json.loads(body)["ca_cert"])
-

@@ -9,15 +9,15 @@ CA creation in parallel, and revocation racing renewal.
 
 from __future__ import annotations
 
-import functools
-
 import base64
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -35,8 +35,6 @@ WORKERS = 8
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
-
-
 def parallel(calls: list[Callable[[], Any]]) -> list[Any]:
     assert len(calls) <= 50
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -45,8 +43,6 @@ def parallel(calls: list[Callable[[], Any]]) -> list[Any]:
 
 def admin(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
-
-
 
 
 def identity_of(key: ec.EllipticCurvePrivateKey) -> str:
@@ -63,8 +59,11 @@ class Tables:
         found = re.search(r"AWS emulator:\s+(http://127\.0\.0\.1:\d+)", stack.log.read_text())
         assert found, "no emulator endpoint in the stack's log"
         self.ddb = boto3.session.Session().client(
-            "dynamodb", endpoint_url=found.group(1), region_name="eu-west-1",
-            aws_access_key_id="local", aws_secret_access_key="local",
+            "dynamodb",
+            endpoint_url=found.group(1),
+            region_name="eu-west-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
         )
 
     def scan(self, table: str, tenant: str) -> list[dict[str, Any]]:
@@ -117,10 +116,10 @@ def test_many_distinct_keys_at_once_each_get_their_own_stored_certificate(stack:
     assert [status for status, _, _ in results] == [200] * len(keys)
     certs = [x509.load_der_x509_certificate(body) for _, _, body in results]
     assert len({c.serial_number for c in certs}) == len(keys)
-    assert all(c.public_key() == k.public_key() for c, k in zip(certs, keys))
+    assert all(c.public_key() == k.public_key() for c, k in zip(certs, keys, strict=False))
     stored = tables.check_certificates("conc-keys")
     assert {i: [c["der"] for c in v] for i, v in stored.items()} == {
-        identity_of(k): [body] for k, (_, _, body) in zip(keys, results)
+        identity_of(k): [body] for k, (_, _, body) in zip(keys, results, strict=False)
     }
     # each is what the peer lookup serves
     looked_up = parallel([lambda k=k: http("GET", f"{stack.url}/conc-keys/seacat/get/{identity_of(k)}") for k in keys])
@@ -180,7 +179,7 @@ def test_concurrent_ca_creation_lists_every_created_ca(stack: Stack, tables: Tab
 
 def age_identity(tables: Tables, tenant: str, identity: str) -> None:
     """Make the identity's current certificate look 200 days old (inside the renewal window)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     fmt = "%Y-%m-%dT%H:%M:%S.%f%z"
     tables.ddb.update_item(
         TableName="seacat-local-identities",
@@ -204,11 +203,25 @@ def test_revocation_racing_renewal_ends_consistent(stack: Stack, tables: Tables,
     age_identity(tables, name, identity)
     first_id = hashlib.sha384(first).hexdigest()
     revoke_call: Callable[[], Any] = (
-        (lambda: http("PUT", f"{stack.url}/{name}/seacat/identity/{identity}/revoke", b'{"reason": "keyCompromise"}', admin(stack)))
+        (
+            lambda: http(
+                "PUT",
+                f"{stack.url}/{name}/seacat/identity/{identity}/revoke",
+                b'{"reason": "keyCompromise"}',
+                admin(stack),
+            )
+        )
         if revoke == "identity"
-        else (lambda: http("PUT", f"{stack.url}/{name}/x509/cert/{first_id}/revoke", b'{"reason": "keyCompromise"}', admin(stack)))
+        else (
+            lambda: http(
+                "PUT", f"{stack.url}/{name}/x509/cert/{first_id}/revoke", b'{"reason": "keyCompromise"}', admin(stack)
+            )
+        )
     )
-    renewals = [lambda: http("PUT", f"{stack.url}/{name}/seacat/enroll", build_cr(key, application="r"), OCTET) for _ in range(12)]
+    renewals = [
+        lambda: http("PUT", f"{stack.url}/{name}/seacat/enroll", build_cr(key, application="r"), OCTET)
+        for _ in range(12)
+    ]
     calls = renewals[:4] + [revoke_call] + renewals[4:]
     results = parallel(calls)
     revoked = results[4]
@@ -225,7 +238,9 @@ def test_revocation_racing_renewal_ends_consistent(stack: Stack, tables: Tables,
     pem = lambda der: x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)  # noqa: E731
 
     def gateway(der: bytes) -> int:
-        return http("PUT", f"{stack.url}/{name}/seacat/nginx_authenticate", pem(der), {"X-SSL-Client-Verify": "SUCCESS"})[0]
+        return http(
+            "PUT", f"{stack.url}/{name}/seacat/nginx_authenticate", pem(der), {"X-SSL-Client-Verify": "SUCCESS"}
+        )[0]
 
     if revoke == "identity":
         assert record.get("revoked_at") is not None

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from http.client import HTTPSConnection
 import json
 import os
 import shutil
 import signal
-import stat
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.client import HTTPSConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,6 @@ def find_nginx() -> str | None:
     if found is None and os.access("/usr/sbin/nginx", os.X_OK):  # not on a non-root PATH
         found = "/usr/sbin/nginx"
     return found
-
-
 
 
 # --- the upstream: echoes the headers it receives -------------------------------------------------
@@ -161,13 +159,30 @@ def require_nginx() -> str:
 
 def enroll(gateway_url: str, server_cert: Path, state: Path) -> str:
     run = subprocess.run(
-        [sys.executable, "-m", "seacat_client", "enroll", "--api-url", gateway_url, "--dir", str(state),
-         "--cafile", str(server_cert)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "seacat_client",
+            "enroll",
+            "--api-url",
+            gateway_url,
+            "--dir",
+            str(state),
+            "--cafile",
+            str(server_cert),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     pem = subprocess.run(
-        [sys.executable, "-m", "seacat_client", "pem", "--dir", str(state)], cwd=ROOT, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "seacat_client", "pem", "--dir", str(state)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert pem.returncode == 0, pem.stderr
     cert = x509.load_der_x509_certificate((state / "seacat_cert.der").read_bytes())
@@ -200,12 +215,36 @@ def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *ext
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k != "SEACAT_GATEWAY_CREDENTIAL"}
     render = subprocess.run(
-        [sys.executable, "-m", "scripts.gateway", "render", "--tenant", tenant, "--pki-url", pki.url, "--out", str(out),
-         "--listen", f"127.0.0.1:{port}", "--server-name", "127.0.0.1", "--self-signed-server-cert",
-         "--upstream", upstream.url, "--auth-cache-valid", f"{AUTH_CACHE_SECONDS}s",
-         # the test runs NGINX as root with every file in a private temporary directory
-         "--user", "root", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env=environ,
+        [
+            sys.executable,
+            "-m",
+            "scripts.gateway",
+            "render",
+            "--tenant",
+            tenant,
+            "--pki-url",
+            pki.url,
+            "--out",
+            str(out),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--server-name",
+            "127.0.0.1",
+            "--self-signed-server-cert",
+            "--upstream",
+            upstream.url,
+            "--auth-cache-valid",
+            f"{AUTH_CACHE_SECONDS}s",
+            # the test runs NGINX as root with every file in a private temporary directory
+            "--user",
+            "root",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
     )
     assert render.returncode == 0, render.stdout + render.stderr
     assert "for local use only" in render.stdout
@@ -218,7 +257,10 @@ def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *ext
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(
         [*command, "-g", "daemon off; error_log stderr;"],
-        stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     running = Gateway(port, out, server_cert, pki, upstream, process, log)
     try:
@@ -281,7 +323,7 @@ def device(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def foreign_client(directory: Path) -> Path:
     """A client certificate from a throwaway CA that the gateway has never heard of."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Throwaway CA")])
     key = ec.generate_private_key(ec.SECP256R1())
@@ -385,7 +427,9 @@ def test_revoked_certificate_is_403_after_the_auth_cache(gateway: Gateway, tmp_p
 
     cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
     status, _, body = http(
-        "PUT", f"{gateway.pki.url}/{TENANT}/x509/cert/{cert_id}/revoke", json.dumps({"reason": "keyCompromise"}).encode(),
+        "PUT",
+        f"{gateway.pki.url}/{TENANT}/x509/cert/{cert_id}/revoke",
+        json.dumps({"reason": "keyCompromise"}).encode(),
         {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
     )
     assert status == 200, body
@@ -407,7 +451,9 @@ def test_revoked_identity_is_403_after_the_auth_cache(gateway: Gateway, tmp_path
     status, _, body = gateway.request("/protected", device=state)
     assert status == 200, body
     status, _, body = http(
-        "PUT", f"{gateway.pki.url}/{TENANT}/seacat/identity/{identity}/revoke", json.dumps({"reason": "keyCompromise"}).encode(),
+        "PUT",
+        f"{gateway.pki.url}/{TENANT}/seacat/identity/{identity}/revoke",
+        json.dumps({"reason": "keyCompromise"}).encode(),
         {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
     )
     assert status == 200, body
@@ -458,7 +504,9 @@ def credential_gateways(pki: Stack, tmp_path_factory: pytest.TempPathFactory) ->
         conf = out / "nginx.conf"
         assert stat.S_IMODE(conf.stat().st_mode) == 0o600  # it holds the credential now
         assert credential in conf.read_text()
-        started.append(start_gateway(pki, CREDENTIAL_TENANT, tmp_path_factory.mktemp("gateway-without-credential"), upstream))
+        started.append(
+            start_gateway(pki, CREDENTIAL_TENANT, tmp_path_factory.mktemp("gateway-without-credential"), upstream)
+        )
         yield CredentialGateways(credential, started[0], started[1])
     finally:
         for running in started:
@@ -513,7 +561,9 @@ def test_enrolment_location_never_carries_a_gateway_credential(credential_gatewa
         )
         assert (status, body) == (401, b"gateway credential missing or wrong\n"), sent
     status, _, body = http(
-        "PUT", f"{gateway.pki.url}/{CREDENTIAL_TENANT}/seacat/nginx_authenticate", b"not a certificate",
+        "PUT",
+        f"{gateway.pki.url}/{CREDENTIAL_TENANT}/seacat/nginx_authenticate",
+        b"not a certificate",
         {**headers, CREDENTIAL_HEADER: credential_gateways.credential},
     )
     assert (status, body) == (401, b"client certificate cannot be parsed\n")
@@ -578,10 +628,15 @@ def test_default_worker_user_passes_nginx_t_as_root(tmp_path: Path) -> None:
         pytest.skip("NGINX ignores the user directive unless it starts as root")
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -592,10 +647,25 @@ def test_default_worker_user_passes_nginx_t_as_root(tmp_path: Path) -> None:
     try:
         out = tmp_path / "gateway"
         render = subprocess.run(
-            [sys.executable, "-m", "scripts.gateway", "render", "--tenant", TENANT,
-             "--pki-url", f"http://127.0.0.1:{server.server_address[1]}", "--out", str(out),
-             "--listen", f"127.0.0.1:{free_port()}", "--self-signed-server-cert"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "scripts.gateway",
+                "render",
+                "--tenant",
+                TENANT,
+                "--pki-url",
+                f"http://127.0.0.1:{server.server_address[1]}",
+                "--out",
+                str(out),
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--self-signed-server-cert",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={k: v for k, v in os.environ.items() if k != "SEACAT_GATEWAY_CREDENTIAL"},
         )
     finally:
@@ -604,7 +674,9 @@ def test_default_worker_user_passes_nginx_t_as_root(tmp_path: Path) -> None:
     assert render.returncode == 0, render.stdout + render.stderr
     conf = out / "nginx.conf"
     assert [line for line in conf.read_text().splitlines() if line.startswith("user ")][0].startswith("user nobody")
-    check = subprocess.run([nginx, "-e", "stderr", "-t", "-p", str(out), "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    check = subprocess.run(
+        [nginx, "-e", "stderr", "-t", "-p", str(out), "-c", str(conf)], capture_output=True, text=True, timeout=30
+    )
     assert check.returncode == 0, check.stderr
     pid = out / "nginx.pid"
     assert not pid.exists() or not pid.read_text().strip()  # `nginx -t` leaves it empty: nothing started

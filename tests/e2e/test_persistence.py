@@ -31,14 +31,10 @@ from tests.e2e.conftest import ROOT, Stack, http, kill_stack, setup_tenant, star
 TOKEN = "sct_00000000000000e2_end-to-end-operator-token"
 
 
-
-
-
-
 def emulator(stack: Stack, service: str) -> Any:
-    return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="eu-west-1").client(
-        service, endpoint_url=stack.emulator_url
-    )
+    return boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name="eu-west-1"
+    ).client(service, endpoint_url=stack.emulator_url)
 
 
 def emulator_ids(stack: Stack) -> dict[str, str]:
@@ -59,7 +55,11 @@ def local_run(data: Path, *args: str, timeout: float = 60) -> subprocess.Complet
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
     env.update({"SEACAT_DATA_DIR": str(data), "PORT": "1", "PYTHONUNBUFFERED": "1"})
     return subprocess.run(
-        [sys.executable, "-m", "scripts.local_run", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "scripts.local_run", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -71,15 +71,29 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
         assert "no saved state" in first.log.read_text()
         ca_id = setup_tenant(first, "persist", new=True)
         status, _, body = http(
-            "POST", f"{first.url}/tokens", json.dumps({"tenant": "persist", "label": "kept"}).encode(),
+            "POST",
+            f"{first.url}/tokens",
+            json.dumps({"tenant": "persist", "label": "kept"}).encode(),
             {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
         )
         assert status == 201, body
         tenant_token = json.loads(body)["token"]
         device = tmp_path / "device"
         run = subprocess.run(
-            [sys.executable, "-m", "seacat_client", "enroll", "--api-url", f"{first.url}/persist/seacat", "--dir", str(device)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "seacat_client",
+                "enroll",
+                "--api-url",
+                f"{first.url}/persist/seacat",
+                "--dir",
+                str(device),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert run.returncode == 0, run.stdout + run.stderr
         der = (device / "seacat_cert.der").read_bytes()
@@ -106,10 +120,15 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
     try:
         log = second.log.read_text()
         assert "seacat: restored" in log, log
-        assert "1 tenant, 1 CA certificate, 1 CA key (secrets), 2 tokens, 1 certificate request, 1 client certificate," in log
+        assert (
+            "1 tenant, 1 CA certificate, 1 CA key (secrets), 2 tokens, 1 certificate request, 1 client certificate,"
+            in log
+        )
         # the same ids: the tenant's CA, the emulator's KMS key and secret ARN
         assert emulator_ids(second) == ids
-        status, _, body = http("GET", f"{second.url}/tenants/persist", headers={"Authorization": f"Bearer {tenant_token}"})
+        status, _, body = http(
+            "GET", f"{second.url}/tenants/persist", headers={"Authorization": f"Bearer {tenant_token}"}
+        )
         assert status == 200, body  # the tenant token still works
         assert json.loads(body)["activeCa"] == ca_id and json.loads(body)["caCertificates"] == [ca_id]
         assert http("GET", f"{second.url}/persist/x509/ca")[2] == bundle
@@ -124,14 +143,28 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
         assert headers["X-SeaCat-Identity"] == identity
         # the client itself sees nothing new: same certificate, no new request
         again = subprocess.run(
-            [sys.executable, "-m", "seacat_client", "enroll", "--api-url", f"{second.url}/persist/seacat", "--dir", str(device)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "seacat_client",
+                "enroll",
+                "--api-url",
+                f"{second.url}/persist/seacat",
+                "--dir",
+                str(device),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert again.returncode == 0 and (device / "seacat_cert.der").read_bytes() == der
         # the restored CA key signs: a new device enrols
         key = ec.generate_private_key(ec.SECP256R1())
         status, _, new = http(
-            "PUT", f"{second.url}/persist/seacat/enroll", build_cr(key, application="after"),
+            "PUT",
+            f"{second.url}/persist/seacat/enroll",
+            build_cr(key, application="after"),
             {"Content-Type": "application/octet-stream"},
         )
         assert status == 200
@@ -199,7 +232,9 @@ def test_kill_9_during_enrolments_keeps_every_acknowledged_certificate(tmp_path:
             assert status == 200 and served == der, identity
         # and it takes new writes after the restore
         status, _, _ = http(
-            "PUT", url.replace(first.url, second.url), build_cr(ec.generate_private_key(ec.SECP256R1()), application="crash"),
+            "PUT",
+            url.replace(first.url, second.url),
+            build_cr(ec.generate_private_key(ec.SECP256R1()), application="crash"),
             {"Content-Type": "application/octet-stream"},
         )
         assert status == 200
@@ -227,15 +262,29 @@ def test_an_incomplete_last_record_is_dropped(tmp_path: Path) -> None:
         assert status == 200 and json.loads(body)["activeCa"] == ca_id
     finally:
         assert stop_stack(second) == 0
-    assert journal.read_bytes().startswith(intact) and b"seq\":999" not in journal.read_bytes()
+    assert journal.read_bytes().startswith(intact) and b'seq":999' not in journal.read_bytes()
 
 
 def test_a_damaged_journal_stops_the_start_and_reset_clears_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "meta.json").write_text(json.dumps({"format": 1, "moto": "5.2.5"}))
-    good = {"seq": 1, "method": "POST", "url": "http://127.0.0.1:1/", "headers": {}, "body": "", "body_encoded": False, "status": 200}
-    damaged = json.dumps(good).encode() + b"\n" + b'{"seq": 2, "meth\x00\x00\n' + json.dumps(good | {"seq": 3}).encode() + b"\n"
+    good = {
+        "seq": 1,
+        "method": "POST",
+        "url": "http://127.0.0.1:1/",
+        "headers": {},
+        "body": "",
+        "body_encoded": False,
+        "status": 200,
+    }
+    damaged = (
+        json.dumps(good).encode()
+        + b"\n"
+        + b'{"seq": 2, "meth\x00\x00\n'
+        + json.dumps(good | {"seq": 3}).encode()
+        + b"\n"
+    )
     (data / "journal.jsonl").write_bytes(damaged)
 
     run = local_run(data)
@@ -258,12 +307,17 @@ def test_a_replay_that_diverges_stops_the_start(tmp_path: Path) -> None:
     data.mkdir()
     # a write the emulator answered 200 when it was made, but cannot take now: the state would differ
     record = {
-        "seq": 1, "method": "POST", "url": "http://127.0.0.1:1/",
+        "seq": 1,
+        "method": "POST",
+        "url": "http://127.0.0.1:1/",
         "headers": {
-            "X-Amz-Target": "DynamoDB_20120810.DeleteItem", "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.DeleteItem",
+            "Content-Type": "application/x-amz-json-1.0",
             "Authorization": "AWS4-HMAC-SHA256 Credential=local/20240101/eu-west-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
         },
-        "body": json.dumps({"TableName": "no-such-table", "Key": {"pk": {"S": "x"}}}), "body_encoded": False, "status": 200,
+        "body": json.dumps({"TableName": "no-such-table", "Key": {"pk": {"S": "x"}}}),
+        "body_encoded": False,
+        "status": 200,
     }
     (data / "journal.jsonl").write_text(json.dumps(record) + "\n")
     run = local_run(data)
@@ -287,7 +341,12 @@ def test_the_generated_operator_token_is_kept(tmp_path: Path) -> None:
     second = start_stack(tmp_path, data_dir=data, extra_env={"SEACAT_ADMIN_TOKEN": ""})
     try:
         assert banner_token(second) == token
-        status, _, body = http("PUT", f"{second.url}/tenants/kept", b"{}", {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        status, _, body = http(
+            "PUT",
+            f"{second.url}/tenants/kept",
+            b"{}",
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         assert status == 201, body
     finally:
         assert stop_stack(second) == 0
@@ -311,7 +370,9 @@ def test_journal_reader_keeps_the_intact_prefix(tmp_path: Path) -> None:
     for cut in (1, 10, len(whole.splitlines(keepends=True)[-1]) - 1):  # a kill in the middle of the last write
         path.write_bytes(whole[:-cut])
         loaded = journal.read_journal(path)
-        assert [r.seq for r in loaded.records] == [1, 2, 3] and loaded.torn_bytes == len(whole) - cut - loaded.valid_bytes
+        assert [r.seq for r in loaded.records] == [1, 2, 3] and loaded.torn_bytes == len(
+            whole
+        ) - cut - loaded.valid_bytes
     journal.drop_torn_tail(path, loaded.valid_bytes)
     assert whole.startswith(path.read_bytes()) and path.read_bytes().endswith(b"\n")
     # a record out of sequence is damage, not a torn write

@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -69,7 +70,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert status == 200
         known["identity"] = identity_of(key)
         known["cert_id"] = hashlib.sha384(der).hexdigest()
-        status, _, body = http("PUT", f"{stack.url}/st/seacat/enroll", build_cr(ec.generate_private_key(ec.SECP256R1()), application="st"), octet)
+        status, _, body = http(
+            "PUT",
+            f"{stack.url}/st/seacat/enroll",
+            build_cr(ec.generate_private_key(ec.SECP256R1()), application="st"),
+            octet,
+        )
         assert status == 202
         known["cr_id"] = json.loads(body)["id"]
         status, _, body = http("POST", f"{stack.url}/tokens", b'{"tenant": "st"}', admin)
@@ -88,7 +94,10 @@ def api_schema(api: dict[str, Any]) -> Any:
 _turn = itertools.count()
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml").read_text())
 OPERATIONS = sorted(
-    (path, method) for path, item in SPEC["paths"].items() for method in item if method in ("get", "put", "post", "delete")
+    (path, method)
+    for path, item in SPEC["paths"].items()
+    for method in item
+    if method in ("get", "put", "post", "delete")
 )
 
 
@@ -143,7 +152,9 @@ def test_the_served_spec_is_the_file(api: dict[str, Any]) -> None:
 def test_oversized_bodies_over_http_are_413(api: dict[str, Any]) -> None:
     stack: Stack = api["stack"]
     admin = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    status, headers, body = http("PUT", f"{stack.url}/st/seacat/enroll", b"\x30" * (1024 * 1024), {"Content-Type": "application/octet-stream"})
+    status, headers, body = http(
+        "PUT", f"{stack.url}/st/seacat/enroll", b"\x30" * (1024 * 1024), {"Content-Type": "application/octet-stream"}
+    )
     assert status == 413 and headers["Content-Type"].startswith("text/plain") and body.strip()
     status, _, body = http("PUT", f"{stack.url}/st/x509/self-signed", b" " * (65 * 1024), admin)
     assert status == 413 and json.loads(body)["error"] == "PayloadTooLarge"

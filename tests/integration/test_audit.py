@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,7 +51,16 @@ def test_a_flow_leaves_its_trail(client: Any, operator_token: str) -> None:
         "key.generated",
         "tenant.created",
     ] or sorted(types) == sorted(
-        ["token.revoked", "token.created", "certificate.revoked", "certificate.issued", "ca.created", "tenant.updated", "key.generated", "tenant.created"]
+        [
+            "token.revoked",
+            "token.created",
+            "certificate.revoked",
+            "certificate.issued",
+            "ca.created",
+            "tenant.updated",
+            "key.generated",
+            "tenant.created",
+        ]
     )
     by_type = {e["type"]: e for e in r.json_body["items"]}
     operator_id = "00000000000000aa"
@@ -78,9 +88,13 @@ def test_denied_authentications_are_audited(client: Any, operator_token: str, mo
     headers = {"X-SSL-Client-Verify": "SUCCESS", "Content-Type": "text/plain"}
     bad = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     assert client.http.put("/acme/seacat/nginx_authenticate", headers=headers, body=bad).status_code == 401
-    der = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="a")).body
+    der = client.http.put(
+        "/acme/seacat/enroll", headers=OCTET, body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="a")
+    ).body
     cert_id = hashlib.sha384(der).hexdigest()
-    r = client.http.put(f"/acme/x509/cert/{cert_id}/revoke", headers=auth(operator_token), body='{"reason": "superseded"}')
+    r = client.http.put(
+        f"/acme/x509/cert/{cert_id}/revoke", headers=auth(operator_token), body='{"reason": "superseded"}'
+    )
     assert r.status_code < 300, r.body
     pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
     r = client.http.put("/acme/seacat/nginx_authenticate", headers=headers, body=pem)
@@ -92,7 +106,7 @@ def test_denied_authentications_are_audited(client: Any, operator_token: str, mo
 def test_pages_and_time_ranges(aws: None, client: Any, operator_token: str) -> None:
     from chalicelib.store import audit as store
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(25):  # spread over three hours
         store.put(store.item("busy", "identity.blocked", "test", f"S{i:02d}", at=now - timedelta(minutes=7 * i)))
     client.http.put("/tenants/busy", headers=auth(operator_token), body="{}")
@@ -143,7 +157,9 @@ def test_audit_isolation(client: Any, operator_token: str) -> None:
     assert any(e["type"] == "token.created" and e["actor"] == "bootstrap" for e in globals_)
 
 
-def test_logs_are_json_lines_with_the_request_context(client: Any, operator_token: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_logs_are_json_lines_with_the_request_context(
+    client: Any, operator_token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from chalicelib import observability
 
     handler_stream: list[str] = []
@@ -187,7 +203,10 @@ def test_metrics_are_embedded_metric_format(client: Any, operator_token: str) ->
     logging.getLogger("seacat").addHandler(collector)
     try:
         key = ec.generate_private_key(ec.SECP256R1())
-        assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")).status_code == 200
+        assert (
+            client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")).status_code
+            == 200
+        )
         assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=b"junk").status_code == 400
     finally:
         logging.getLogger("seacat").removeHandler(collector)
@@ -223,7 +242,9 @@ class Trail:
     def get(self, query: str) -> Any:
         return events(self.client, self.token, query)
 
-    def put(self, tenant: str, at: datetime, subject: str, shard: int | None = None, event: str = "identity.blocked") -> tuple[str, str]:
+    def put(
+        self, tenant: str, at: datetime, subject: str, shard: int | None = None, event: str = "identity.blocked"
+    ) -> tuple[str, str]:
         """Write an event (in DynamoDB, in ``shard`` if given) and return its sort key and subject."""
         return self._put(tenant, at, subject, shard, event)  # type: ignore[no-any-return]
 
@@ -241,7 +262,9 @@ class Trail:
         raise AssertionError(f"still a next token after {pages} pages")
 
 
-def put_at(tenant: str, at: datetime, subject: str, shard: int | None = None, event: str = "identity.blocked") -> tuple[str, str]:
+def put_at(
+    tenant: str, at: datetime, subject: str, shard: int | None = None, event: str = "identity.blocked"
+) -> tuple[str, str]:
     from chalicelib.store import audit as store
 
     entry = store.item(tenant, event, "test", subject, at=at)
@@ -349,7 +372,9 @@ def cr_list_token(value: dict[str, Any]) -> str:
         "ff" * 8,  # not UTF-8
         hexed({"before": "2024-01-01T00:00:00.000000Z#0123456789abcdef"}).upper(),
         hexed({"before": "2024-01-01T00:00:00.000000Z#0123456789abcdef" + "0" * 5000}),
-        cr_list_token({"pk": {"S": "acme#x"}, "pending_key": {"S": "acme#pending"}, "created_at": {"S": "x"}}),  # another list's
+        cr_list_token(
+            {"pk": {"S": "acme#x"}, "pending_key": {"S": "acme#pending"}, "created_at": {"S": "x"}}
+        ),  # another list's
     ],
 )
 def test_malformed_or_foreign_audit_tokens_are_400(trail: Trail, token: str) -> None:
@@ -360,7 +385,7 @@ def test_malformed_or_foreign_audit_tokens_are_400(trail: Trail, token: str) -> 
 
 def test_a_token_cannot_reach_past_to(trail: Trail) -> None:
     """A token's position is bounded by the query's range: never an event at or after `to`."""
-    at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     for minutes in (5, 15, 25):
         trail.put("acme", at + timedelta(minutes=minutes), f"m{minutes}")
     window = "tenant=acme&from=2024-05-01T12:00:00Z&to=2024-05-01T12:20:00Z"
@@ -374,10 +399,10 @@ def test_a_token_cannot_reach_past_to(trail: Trail) -> None:
 
 def test_from_is_included_and_to_excluded_after_conversion_to_utc(trail: Trail) -> None:
     """`from` 10:30+00:45 is 09:45 UTC: an event at that instant is in, one at `to` is out."""
-    trail.put("acme", datetime(2024, 5, 1, 9, 45, tzinfo=timezone.utc), "at-from")
-    trail.put("acme", datetime(2024, 5, 1, 9, 50, tzinfo=timezone.utc), "in")
-    trail.put("acme", datetime(2024, 5, 1, 9, 40, tzinfo=timezone.utc), "before")
-    trail.put("acme", datetime(2024, 5, 1, 11, 0, tzinfo=timezone.utc), "at-to")
+    trail.put("acme", datetime(2024, 5, 1, 9, 45, tzinfo=UTC), "at-from")
+    trail.put("acme", datetime(2024, 5, 1, 9, 50, tzinfo=UTC), "in")
+    trail.put("acme", datetime(2024, 5, 1, 9, 40, tzinfo=UTC), "before")
+    trail.put("acme", datetime(2024, 5, 1, 11, 0, tzinfo=UTC), "at-to")
     r = trail.get("tenant=acme&from=2024-05-01T10:30:00%2B00:45&to=2024-05-01T11:00:00Z")
     assert r.status_code == 200, r.body
     assert [e["subject"] for e in r.json_body["items"]] == ["in", "at-from"]
@@ -391,7 +416,7 @@ def test_paging_is_exact_across_hours_and_shards(trail: Trail) -> None:
     from chalicelib.store import audit as store
 
     rnd = random.Random(7)
-    base = datetime(2024, 3, 10, 0, 0, tzinfo=timezone.utc)
+    base = datetime(2024, 3, 10, 0, 0, tzinfo=UTC)
     stored: list[tuple[str, str]] = []
     n = 0
 
@@ -405,7 +430,7 @@ def test_paging_is_exact_across_hours_and_shards(trail: Trail) -> None:
         stored += [put(start + timedelta(seconds=rnd.randrange(3600)), 3) for _ in range(9)]  # crowded in one shard
         stored += [put(start + timedelta(seconds=rnd.randrange(3600)), rnd.randrange(store.SHARDS)) for _ in range(7)]
         stored += [put(start + timedelta(minutes=30), shard) for shard in (0, 3, store.SHARDS - 1)]  # one instant
-    first, end = datetime(2024, 3, 9, 23, 0, tzinfo=timezone.utc), datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
+    first, end = datetime(2024, 3, 9, 23, 0, tzinfo=UTC), datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
     stored += [put(first, shard) for shard in (1, 1, 6)]  # at `from`: in the range
     put(end, 2)  # at `to`: out of it
     put(first - timedelta(microseconds=1), 5)
@@ -418,7 +443,9 @@ def test_paging_is_exact_across_hours_and_shards(trail: Trail) -> None:
 
 
 @pytest.mark.parametrize("evaluated", [None, 3])  # a type filter's Query evaluates FILTERED_PAGE items, or 3
-def test_paging_with_a_type_filter_is_exact(trail: Trail, monkeypatch: pytest.MonkeyPatch, evaluated: int | None) -> None:
+def test_paging_with_a_type_filter_is_exact(
+    trail: Trail, monkeypatch: pytest.MonkeyPatch, evaluated: int | None
+) -> None:
     import random
 
     from chalicelib.store import audit as store
@@ -426,7 +453,7 @@ def test_paging_with_a_type_filter_is_exact(trail: Trail, monkeypatch: pytest.Mo
     if evaluated:
         monkeypatch.setattr(store, "FILTERED_PAGE", evaluated)  # continuations and short pages with tokens
     rnd = random.Random(11)
-    base = datetime(2024, 3, 10, 0, 0, tzinfo=timezone.utc)
+    base = datetime(2024, 3, 10, 0, 0, tzinfo=UTC)
     wanted: list[tuple[str, str]] = []
     for n in range(120):
         event = "identity.unblocked" if n % 3 == 0 else "identity.blocked"
@@ -444,7 +471,7 @@ def test_paging_with_a_type_filter_is_exact(trail: Trail, monkeypatch: pytest.Mo
 
 def test_a_token_is_a_position_not_an_offset(trail: Trail) -> None:
     """Events written between two pages (newer than the first) neither repeat nor hide any."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for n in range(6):
         trail.put("acme", now - timedelta(minutes=n + 1), f"old{n}")
     query = "tenant=acme&type=identity.blocked&limit=3"  # not the tenant's own creation events
@@ -494,7 +521,9 @@ def put_many(entries: list[Any]) -> None:
             batch.save(entry)
 
 
-def test_a_quiet_week_costs_one_query_per_shard(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_quiet_week_costs_one_query_per_shard(
+    client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from chalicelib.store import audit as store
 
     client.http.put("/tenants/quiet", headers=auth(operator_token), body="{}")
@@ -508,9 +537,14 @@ def test_a_400_day_range_costs_at_most_ten_queries(aws: None, monkeypatch: pytes
     """The store itself takes any range (the API caps it at 31 days): a year's cost is a day's."""
     from chalicelib.store import audit as store
 
-    start = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2023, 1, 1, tzinfo=UTC)
     end = start + timedelta(days=400)
-    put_many([store.item("acme", "identity.blocked", "test", f"Y{n}", at=start + timedelta(days=n * 57, hours=n)) for n in range(8)])
+    put_many(
+        [
+            store.item("acme", "identity.blocked", "test", f"Y{n}", at=start + timedelta(days=n * 57, hours=n))
+            for n in range(8)
+        ]
+    )
     put_many([store.item("acme", "identity.blocked", "test", "out", at=end)])
     count = QueryCount(monkeypatch)
     found, token = store.query("acme", start, end, None, 50, None)
@@ -533,8 +567,11 @@ def test_events_spread_over_many_hours_cost_at_most_ten_queries_a_page(
     from chalicelib.store import audit as store
 
     client.http.put("/tenants/busy", headers=auth(operator_token), body="{}")
-    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
-    entries = [store.item("busy", "identity.blocked", "test", f"H{n:03d}", at=start + timedelta(minutes=97 * n)) for n in range(300)]
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    entries = [
+        store.item("busy", "identity.blocked", "test", f"H{n:03d}", at=start + timedelta(minutes=97 * n))
+        for n in range(300)
+    ]
     put_many(entries)  # 300 events over 20 days: about one every 1.6 hours
     expected = [e.subject for e in sorted(entries, key=lambda e: e.sk, reverse=True)]
     count = QueryCount(monkeypatch)
@@ -563,9 +600,15 @@ def test_a_rare_type_costs_at_most_ten_queries_a_page(
     if evaluated:
         monkeypatch.setattr(store, "FILTERED_PAGE", evaluated)
     client.http.put("/tenants/busy", headers=auth(operator_token), body="{}")
-    start = datetime(2024, 3, 10, tzinfo=timezone.utc)
-    noise = [store.item("busy", "identity.blocked", "test", f"N{n}", at=start + timedelta(seconds=30 * n)) for n in range(1200)]
-    rare = [store.item("busy", "identity.revoked", "test", f"R{n}", at=start + timedelta(seconds=30 * n * 397 + 7)) for n in range(4)]
+    start = datetime(2024, 3, 10, tzinfo=UTC)
+    noise = [
+        store.item("busy", "identity.blocked", "test", f"N{n}", at=start + timedelta(seconds=30 * n))
+        for n in range(1200)
+    ]
+    rare = [
+        store.item("busy", "identity.revoked", "test", f"R{n}", at=start + timedelta(seconds=30 * n * 397 + 7))
+        for n in range(4)
+    ]
     put_many(noise + rare)
     expected = [e.subject for e in sorted(rare, key=lambda e: e.sk, reverse=True)]
     count = QueryCount(monkeypatch)
@@ -575,7 +618,7 @@ def test_a_rare_type_costs_at_most_ten_queries_a_page(
     most = len(noise) // evaluate + 2
     seen: list[str] = []
     query = window
-    for pages in range(1, most + 1):
+    for pages in range(1, most + 1):  # noqa: B007 - read after the loop
         page = events(client, operator_token, query).json_body
         assert count.take() <= store.MAX_QUERIES
         seen += [e["subject"] for e in page["items"]]
@@ -605,7 +648,7 @@ def test_shard_queries_share_one_client(aws: None, monkeypatch: pytest.MonkeyPat
         return original(session, service, *args, **kwargs)
 
     monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.query("acme", now - timedelta(hours=3), now, None, 10, None)
     assert created.count("dynamodb") <= 1
 
@@ -644,10 +687,16 @@ def altered_keys(key: dict[str, Any]) -> list[object]:
 def pending(client: Any, operator_token: str) -> list[str]:
     """acme, under manual approval, with five pending CRs."""
     client.http.put("/tenants/acme", headers=auth(operator_token), body='{"manualApproval": true}')
-    assert client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+    assert (
+        client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+    )
     ids = []
     for _ in range(5):
-        r = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="a"))
+        r = client.http.put(
+            "/acme/seacat/enroll",
+            headers=OCTET,
+            body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="a"),
+        )
         assert r.status_code == 202, r.body
         ids.append(r.json_body["id"])
     return ids
@@ -695,7 +744,9 @@ def test_identity_certificate_tokens_are_checked_exactly(client: Any, operator_t
 
     cert = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="a"))
     issued = x509.load_der_x509_certificate(cert.body).not_valid_before_utc
-    renewed = enrollment.enroll("acme", build_cr(key, application="a"), now=issued + timedelta(days=200))  # a second one
+    renewed = enrollment.enroll(
+        "acme", build_cr(key, application="a"), now=issued + timedelta(days=200)
+    )  # a second one
     assert renewed.outcome == "renewed"
     url = f"/acme/seacat/identity/{identity}/certificates?limit=1"
     first = client.http.get(url, headers=auth(operator_token))

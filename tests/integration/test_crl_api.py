@@ -56,7 +56,9 @@ def acme(client: Any, operator_token: str) -> None:
     assert client.http.put("/tenants/acme", headers=auth(operator_token), body=body).status_code == 201
 
 
-def test_each_ca_name_has_its_crl_and_certificates_point_to_theirs(client: Any, operator_token: str, acme: None) -> None:
+def test_each_ca_name_has_its_crl_and_certificates_point_to_theirs(
+    client: Any, operator_token: str, acme: None
+) -> None:
     old_id, old_ca = new_ca(client, operator_token, "Root CA")
     first = enrol(client)
     cdp = first.extensions.get_extension_for_class(x509.CRLDistributionPoints).value

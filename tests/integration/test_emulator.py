@@ -3,7 +3,8 @@ semantics: a cancelled transaction leaves every item as it was, a committed one 
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,10 @@ def ddb() -> Iterator[Any]:
         client.create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         for n in range(3):
@@ -46,16 +50,23 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(ddb: Any) -> None:
             TransactItems=[
                 {"Put": {"TableName": TABLE, "Item": key("new") | {"value": {"N": "9"}}}},
                 {"Put": {"TableName": TABLE, "Item": key("item-0") | {"value": {"N": "100"}}}},
-                {"Update": {  # mutates the stored item in place, in moto
-                    "TableName": TABLE, "Key": key("item-1"),
-                    "UpdateExpression": "SET #v = #v + :one ADD tags :t",
-                    "ExpressionAttributeNames": {"#v": "value"},
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":t": {"SS": ["b"]}},
-                }},
+                {
+                    "Update": {  # mutates the stored item in place, in moto
+                        "TableName": TABLE,
+                        "Key": key("item-1"),
+                        "UpdateExpression": "SET #v = #v + :one ADD tags :t",
+                        "ExpressionAttributeNames": {"#v": "value"},
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":t": {"SS": ["b"]}},
+                    }
+                },
                 {"Delete": {"TableName": TABLE, "Key": key("item-2")}},
-                {"ConditionCheck": {  # fails: the transaction is cancelled after the writes above ran
-                    "TableName": TABLE, "Key": key("missing"), "ConditionExpression": "attribute_exists(pk)",
-                }},
+                {
+                    "ConditionCheck": {  # fails: the transaction is cancelled after the writes above ran
+                        "TableName": TABLE,
+                        "Key": key("missing"),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
             ]
         )
     reasons = [r["Code"] for r in raised.value.response["CancellationReasons"]]
@@ -78,9 +89,22 @@ def test_a_transaction_naming_one_item_twice_is_refused_whole(ddb: Any) -> None:
 def test_a_committed_transaction_applies_every_write(ddb: Any) -> None:
     ddb.transact_write_items(
         TransactItems=[
-            {"Put": {"TableName": TABLE, "Item": key("new") | {"value": {"N": "9"}}, "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Update": {"TableName": TABLE, "Key": key("item-1"), "UpdateExpression": "SET #v = :v",
-                        "ExpressionAttributeNames": {"#v": "value"}, "ExpressionAttributeValues": {":v": {"N": "42"}}}},
+            {
+                "Put": {
+                    "TableName": TABLE,
+                    "Item": key("new") | {"value": {"N": "9"}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": key("item-1"),
+                    "UpdateExpression": "SET #v = :v",
+                    "ExpressionAttributeNames": {"#v": "value"},
+                    "ExpressionAttributeValues": {":v": {"N": "42"}},
+                }
+            },
             {"Delete": {"TableName": TABLE, "Key": key("item-2")}},
         ]
     )

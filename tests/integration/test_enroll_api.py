@@ -7,10 +7,11 @@ import json
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -57,9 +58,9 @@ def test_enrol_returns_der_certificate_with_the_client_profile(
     client: Any, tenant: dict[str, Any], operator_token: str, tmp_path: Path
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     r = enroll(client, build_cr(key, application="com.example.app"))  # no Accept header, like iOS/Android
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert r.status_code == 200, r.body
     assert r.headers["Content-Type"] == "application/pkix-cert"
     cert = x509.load_der_x509_certificate(r.body)
@@ -135,7 +136,9 @@ def test_duplicate_put_returns_the_same_certificate(client: Any, tenant: dict[st
     assert listed.json_body["count"] == 1
 
 
-def test_renewal_inside_the_window_issues_a_later_certificate(aws: None, operator_token: str, client: Any, tenant: dict[str, Any]) -> None:
+def test_renewal_inside_the_window_issues_a_later_certificate(
+    aws: None, operator_token: str, client: Any, tenant: dict[str, Any]
+) -> None:
     from chalicelib.service import enrollment
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -261,7 +264,10 @@ def test_manual_rejection(client: Any, tenant: dict[str, Any], operator_token: s
 
 def test_pending_list_is_paginated_and_validated(client: Any, tenant: dict[str, Any], operator_token: str) -> None:
     configure(client, operator_token, manualApproval=True)
-    ids = {enroll(client, build_cr(ec.generate_private_key(ec.SECP256R1()), application="a")).json_body["id"] for _ in range(5)}
+    ids = {
+        enroll(client, build_cr(ec.generate_private_key(ec.SECP256R1()), application="a")).json_body["id"]
+        for _ in range(5)
+    }
     seen: list[str] = []
     url = "/acme/seacat/cr?state=pending&limit=2"
     for _ in range(10):
@@ -322,9 +328,17 @@ def webhook() -> Iterator[Webhook]:
 
 @pytest.mark.parametrize(
     "mode, status, state",
-    [("ok", 200, "issued"), ("refuse", 403, "rejected"), ("garbage", 403, "rejected"), ("error", 503, "failed"), ("slow", 503, "failed")],
+    [
+        ("ok", 200, "issued"),
+        ("refuse", 403, "rejected"),
+        ("garbage", 403, "rejected"),
+        ("error", 503, "failed"),
+        ("slow", 503, "failed"),
+    ],
 )
-def test_webhook(client: Any, tenant: dict[str, Any], operator_token: str, webhook: Webhook, mode: str, status: int, state: str) -> None:
+def test_webhook(
+    client: Any, tenant: dict[str, Any], operator_token: str, webhook: Webhook, mode: str, status: int, state: str
+) -> None:
     configure(client, operator_token, approve=webhook.url, webhookTimeout=0.5)
     webhook.mode = mode
     key = ec.generate_private_key(ec.SECP256R1())
@@ -358,7 +372,9 @@ def test_webhook_unreachable_fails_closed(client: Any, tenant: dict[str, Any], o
     assert r.status_code == 503
 
 
-def test_renewals_skip_the_webhook_unless_asked(aws: None, client: Any, tenant: dict[str, Any], operator_token: str, webhook: Webhook) -> None:
+def test_renewals_skip_the_webhook_unless_asked(
+    aws: None, client: Any, tenant: dict[str, Any], operator_token: str, webhook: Webhook
+) -> None:
     from chalicelib.service import enrollment
 
     configure(client, operator_token, approve=webhook.url)
@@ -383,9 +399,14 @@ def test_near_the_ca_expiry_the_current_certificate_stands(client: Any, operator
     spec = json.loads(REFERENCE_SPEC)
     spec["validity"]["notAfter"] = {"days": 20}
     assert client.http.put("/tenants/short", headers=auth(operator_token), body="{}").status_code == 201
-    assert client.http.put("/short/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec)).status_code == 201
+    assert (
+        client.http.put("/short/x509/self-signed", headers=auth(operator_token), body=json.dumps(spec)).status_code
+        == 201
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    answers = [client.http.put("/short/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")) for _ in range(3)]
+    answers = [
+        client.http.put("/short/seacat/enroll", headers=OCTET, body=build_cr(key, application="a")) for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert len({a.body for a in answers}) == 1
     cert = x509.load_der_x509_certificate(answers[0].body)
@@ -395,7 +416,9 @@ def test_near_the_ca_expiry_the_current_certificate_stands(client: Any, operator
     assert listed.json_body["count"] == 1
 
 
-def test_a_refused_resend_keeps_the_record_of_an_issued_cr(client: Any, tenant: dict[str, Any], operator_token: str) -> None:
+def test_a_refused_resend_keeps_the_record_of_an_issued_cr(
+    client: Any, tenant: dict[str, Any], operator_token: str
+) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     cr = build_cr(key, application="a")
     issued = enroll(client, cr)

@@ -23,10 +23,11 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from botocore.client import BaseClient
@@ -61,7 +62,11 @@ def identity_of(key: ec.EllipticCurvePrivateKey) -> str:
 def aws_error(code: str, operation: str, **extra: Any) -> ClientError:
     status = 500 if code in ("InternalServerError", "InternalServiceError", "ServiceUnavailable") else 400
     return ClientError(
-        {"Error": {"Code": code, "Message": "injected fault"}, "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}, **extra},
+        {
+            "Error": {"Code": code, "Message": "injected fault"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+            **extra,
+        },
         operation,
     )
 
@@ -139,7 +144,7 @@ class Faults:
         return rule
 
     @contextlib.contextmanager
-    def armed(self) -> Iterator["Faults"]:
+    def armed(self) -> Iterator[Faults]:
         self.calls.clear()
         self.armed_ = True
         try:
@@ -325,8 +330,12 @@ def test_enrolment_with_a_fault_at_each_aws_call(client: Any, faults: Faults, ki
             assert_retry_later(r)
             assert len(stored) <= 1, where
             if not stored:
-                assert identity not in after_fault.identities or not after_fault.identities[identity].get("cert_id"), where
-                assert all(q["state"] != "issued" for q in after_fault.requests.values() if q["identity"] == identity), where
+                assert identity not in after_fault.identities or not after_fault.identities[identity].get("cert_id"), (
+                    where
+                )
+                assert all(
+                    q["state"] != "issued" for q in after_fault.requests.values() if q["identity"] == identity
+                ), where
             else:
                 assert after, f"{where}: stored, though the write failed"
                 lost_but_stored += 1
@@ -340,7 +349,8 @@ def test_enrolment_with_a_fault_at_each_aws_call(client: Any, faults: Faults, ki
 
 
 @pytest.mark.parametrize(
-    "service, operation", [("dynamodb", "GetItem"), ("dynamodb", "TransactWriteItems"), ("secretsmanager", "GetSecretValue")]
+    "service, operation",
+    [("dynamodb", "GetItem"), ("dynamodb", "TransactWriteItems"), ("secretsmanager", "GetSecretValue")],
 )
 def test_an_aws_timeout_is_a_503(client: Any, faults: Faults, service: str, operation: str) -> None:
     name = tenant(client, "sweep")
@@ -447,7 +457,9 @@ def test_key_store_faults_on_the_first_signing_after_a_cold_start(client: Any, f
     assert [c["der"] for c in state_of(name).certificates_of(identity_of(key))] == [r.body]
 
 
-@pytest.mark.parametrize("code", ["EncryptionFailure", "KMSInvalidStateException", "LimitExceededException", "ThrottlingException"])
+@pytest.mark.parametrize(
+    "code", ["EncryptionFailure", "KMSInvalidStateException", "LimitExceededException", "ThrottlingException"]
+)
 def test_key_store_faults_when_a_tenant_is_created(client: Any, faults: Faults, code: str) -> None:
     name = f"kms-{code[:10].lower()}"
     with faults.armed():
@@ -502,7 +514,9 @@ def test_throttled_admin_and_public_routes_answer_503_with_retry_after(
     body = {"PUT": json.dumps({"lifetimeDays": 90}), "POST": json.dumps({"tenant": "gw"})}.get(method, "")
     cold_start()
     with faults.armed():
-        rule = faults.add("dynamodb", None, lambda op: aws_error("ProvisionedThroughputExceededException", op), times=100)
+        rule = faults.add(
+            "dynamodb", None, lambda op: aws_error("ProvisionedThroughputExceededException", op), times=100
+        )
         r = client.http.request(method, path, headers=auth(), body=body.encode())
     assert rule.hits >= 1
     assert_retry_later(r)
@@ -510,8 +524,13 @@ def test_throttled_admin_and_public_routes_answer_503_with_retry_after(
     assert r.json_body["message"] and "Throughput" not in r.json_body["message"]  # no AWS detail leaks out
     cold_start()
     with faults.armed():  # the route's own call, past authentication
-        rule = faults.add("dynamodb", operation, lambda op: aws_error("ThrottlingException", op), times=100,
-                          when=lambda params: params.get("TableName") != "seacat-test-tokens")
+        rule = faults.add(
+            "dynamodb",
+            operation,
+            lambda op: aws_error("ThrottlingException", op),
+            times=100,
+            when=lambda params: params.get("TableName") != "seacat-test-tokens",
+        )
         r = client.http.request(method, path, headers=auth(), body=body.encode())
     assert rule.hits >= 1
     assert_retry_later(r)
@@ -561,7 +580,9 @@ def test_an_enrolment_racing_a_revocation_never_gets_the_revoked_certificate(cli
     def enrol_then_revoke() -> None:
         winner.append(enrol(client, name, key))
         cert_id = hashlib.sha384(winner[0].body).hexdigest()
-        revoked = client.http.put(f"/{name}/x509/cert/{cert_id}/revoke", headers=auth(), body='{"reason": "keyCompromise"}')
+        revoked = client.http.put(
+            f"/{name}/x509/cert/{cert_id}/revoke", headers=auth(), body='{"reason": "keyCompromise"}'
+        )
         assert revoked.status_code == 200
 
     with faults.armed():
@@ -580,7 +601,9 @@ def test_two_approvals_interleaved_are_applied_once(client: Any, faults: Faults)
     other: list[Any] = []
     with faults.armed():
         faults.add(
-            "dynamodb", "TransactWriteItems", None,
+            "dynamodb",
+            "TransactWriteItems",
+            None,
             before=lambda: other.append(client.http.put(f"/{name}/seacat/cr/{cr_id}/approve", headers=auth())),
         )
         first = client.http.put(f"/{name}/seacat/cr/{cr_id}/approve", headers=auth())
@@ -602,7 +625,9 @@ def test_approve_and_reject_interleaved_one_wins_and_the_state_says_which(client
     rejected: list[Any] = []
     with faults.armed():
         faults.add(
-            "dynamodb", "TransactWriteItems", None,
+            "dynamodb",
+            "TransactWriteItems",
+            None,
             before=lambda: rejected.append(client.http.put(f"/{name}/seacat/cr/{cr_id}/reject", headers=auth())),
         )
         approved = client.http.put(f"/{name}/seacat/cr/{cr_id}/approve", headers=auth())
@@ -623,12 +648,18 @@ def test_two_revocations_interleaved_record_one(client: Any, faults: Faults) -> 
     other: list[Any] = []
     with faults.armed():
         faults.add(
-            "dynamodb", "TransactWriteItems", None,
+            "dynamodb",
+            "TransactWriteItems",
+            None,
             before=lambda: other.append(client.http.put(url, headers=auth(), body='{"reason": "superseded"}')),
         )
         first = client.http.put(url, headers=auth(), body='{"reason": "keyCompromise"}')
     assert other[0].status_code == first.status_code == 200
-    assert first.json_body["revoked"] == other[0].json_body["revoked"] == {"at": other[0].json_body["revoked"]["at"], "reason": "superseded"}
+    assert (
+        first.json_body["revoked"]
+        == other[0].json_body["revoked"]
+        == {"at": other[0].json_body["revoked"]["at"], "reason": "superseded"}
+    )
     assert authenticate(client, name, r.body) == 403
     state_of(name)
 
@@ -680,7 +711,9 @@ def test_a_failed_revocation_changes_nothing_and_an_interrupted_one_is_completed
     name = tenant(client, "revoke")
     key = new_key()
     first = x509.load_der_x509_certificate(enrol(client, name, key).body)
-    renewed = enrollment.enroll(name, build_cr(key, application="faults"), now=first.not_valid_before_utc + timedelta(days=200))
+    renewed = enrollment.enroll(
+        name, build_cr(key, application="faults"), now=first.not_valid_before_utc + timedelta(days=200)
+    )
     assert renewed.der is not None
     ders = [first.public_bytes(serialization.Encoding.DER), renewed.der]  # the renewal is valid from day 200
     cert_id = hashlib.sha384(ders[0]).hexdigest()
@@ -698,8 +731,12 @@ def test_a_failed_revocation_changes_nothing_and_an_interrupted_one_is_completed
     older = hashlib.sha384(ders[0]).hexdigest()
     with faults.armed():
         faults.add(
-            "dynamodb", "TransactWriteItems", lambda op: aws_error("ThrottlingException", op),
-            when=lambda params: older in json.dumps(params, default=str) and "revoked_at" in json.dumps(params, default=str),
+            "dynamodb",
+            "TransactWriteItems",
+            lambda op: aws_error("ThrottlingException", op),
+            when=lambda params: (
+                older in json.dumps(params, default=str) and "revoked_at" in json.dumps(params, default=str)
+            ),
         )
         r = client.http.put(f"/{name}/seacat/identity/{identity}/revoke", headers=auth(), body="{}")
     assert_retry_later(r)
@@ -753,7 +790,11 @@ class Hook:
 
     def send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         h.send_response(status)
-        for name, value in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
+        for name, value in {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            **(headers or {}),
+        }.items():
             h.send_header(name, value)
         h.end_headers()
         h.wfile.write(body)

@@ -15,8 +15,9 @@ import base64
 import hashlib
 import json
 import string
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -106,7 +107,7 @@ def assert_json_refusal(r: Any, allowed: set[int]) -> None:
 
 KEYS = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
-CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 OID_EC = "1.2.840.10045.2.1"
 OID_P256 = "1.2.840.10045.3.1.7"
 OID_ECDSA_SHA256 = "1.2.840.10045.4.3.2"
@@ -133,19 +134,21 @@ def structured_crs(draw: st.DrawFn) -> tuple[bytes, bool, ec.EllipticCurvePrivat
     curve = draw(st.sampled_from([OID_P256, OID_P256, OID_P256, None, *OTHER_OIDS]))
     unused = draw(st.sampled_from([0, 0, 0, 0, 1, 7]))
     point_kind = draw(st.sampled_from(["key", "key", "key", "compressed", "random", "other-key", "prefix"]))
-    good_point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    good_point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     point = {
         "key": good_point,
-        "compressed": key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint),
+        "compressed": key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+        ),
         "random": b"\x04" + draw(st.binary(min_size=64, max_size=64)),
         "other-key": OTHER_KEY.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         ),
         "prefix": b"\x05" + good_point[1:],
     }[point_kind]
-    attributes = draw(
-        st.none() | st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=40)), max_size=5)
-    )
+    attributes = draw(st.none() | st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=40)), max_size=5))
     sig_alg = draw(st.sampled_from([OID_ECDSA_SHA256, OID_ECDSA_SHA256, OID_ECDSA_SHA256, *OTHER_OIDS]))
     sig_params = draw(st.sampled_from([None, None, None, OID_P256]))
     sig_kind = draw(st.sampled_from(["valid", "valid", "valid", "other-key", "other-data", "random"]))
@@ -176,7 +179,9 @@ def structured_crs(draw: st.DrawFn) -> tuple[bytes, bool, ec.EllipticCurvePrivat
         signature = key.sign(tbs + b"\x00", ec.ECDSA(hashes.SHA256()))
     else:
         signature = draw(st.binary(min_size=0, max_size=80))
-    sig_alg_der = ctx(0xA1, ctx(0x80, oid_content(sig_alg)) + (ctx(0x81, oid_content(sig_params)) if sig_params else b""))
+    sig_alg_der = ctx(
+        0xA1, ctx(0x80, oid_content(sig_alg)) + (ctx(0x81, oid_content(sig_params)) if sig_params else b"")
+    )
     cr = der.tlv(0x30, tbs + sig_alg_der + ctx(0x82, signature))
     # Valid exactly when every field is, and the point's owner signed: that may be OTHER_KEY too.
     owner = {"key": key, "other-key": OTHER_KEY}.get(point_kind)
@@ -198,7 +203,9 @@ def structured_crs(draw: st.DrawFn) -> tuple[bytes, bool, ec.EllipticCurvePrivat
 
 @fuzz(100)
 @given(case=structured_crs())
-def test_structured_crs_are_issued_exactly_when_valid(client: Any, case: tuple[bytes, bool, ec.EllipticCurvePrivateKey]) -> None:
+def test_structured_crs_are_issued_exactly_when_valid(
+    client: Any, case: tuple[bytes, bool, ec.EllipticCurvePrivateKey]
+) -> None:
     cr, accepted, key = case
     r = client.http.put("/fuzz/seacat/enroll", headers=OCTET, body=cr)
     if accepted:
@@ -253,7 +260,10 @@ def raw_bodies(draw: st.DrawFn) -> bytes:
 
 
 @fuzz(250)
-@given(body=raw_bodies(), content_type=st.sampled_from(["application/octet-stream", "application/x-seacat-cr", "application/pkcs10"]))
+@given(
+    body=raw_bodies(),
+    content_type=st.sampled_from(["application/octet-stream", "application/x-seacat-cr", "application/pkcs10"]),
+)
 @example(body=b"", content_type="application/octet-stream")
 @example(body=b"\x30\x84\xff\xff\xff\xff", content_type="application/octet-stream")
 @example(body=b"\x30\x80\x00\x00", content_type="application/octet-stream")
@@ -269,11 +279,7 @@ def test_any_cr_body_gets_a_4xx_with_a_reason_or_a_certificate(client: Any, body
 # -- the JSON certificate spec: PUT /{tenant}/x509/self-signed ----------------------------------------
 
 json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=30)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
 )
 json_values = st.recursive(
     json_scalars,
@@ -311,7 +317,23 @@ times = or_junk(
     | relative
 )
 names = st.sampled_from(
-    ["C", "ST", "L", "O", "OU", "CN", "GN", "name", "emailAddress", "serialNumber", "DC", "UID", "title", "XX", "countryName"]
+    [
+        "C",
+        "ST",
+        "L",
+        "O",
+        "OU",
+        "CN",
+        "GN",
+        "name",
+        "emailAddress",
+        "serialNumber",
+        "DC",
+        "UID",
+        "title",
+        "XX",
+        "countryName",
+    ]
 )
 subjects = st.dictionaries(names | st.text(max_size=6), or_junk(st.text(max_size=70)), max_size=6)
 san_items = or_junk(
@@ -319,15 +341,38 @@ san_items = or_junk(
         lambda p: st.text(max_size=40).map(lambda t: p + t)
     )
     | st.sampled_from(
-        ["DNS:example.com", "DNS:*.example.com", "IP:127.0.0.1", "IP:::1", "IP:fe80::1%eth0", "email:a@b", "URI:https://x/"]
+        [
+            "DNS:example.com",
+            "DNS:*.example.com",
+            "IP:127.0.0.1",
+            "IP:::1",
+            "IP:fe80::1%eth0",
+            "email:a@b",
+            "URI:https://x/",
+        ]
     )
-    | st.dictionaries(st.sampled_from(["dns", "ip", "email", "uri", "DNS", "x"]), st.text(max_size=30), min_size=1, max_size=2)
+    | st.dictionaries(
+        st.sampled_from(["dns", "ip", "email", "uri", "DNS", "x"]), st.text(max_size=30), min_size=1, max_size=2
+    )
 )
 usages = st.sampled_from(
-    ["digitalSignature", "nonRepudiation", "contentCommitment", "keyEncipherment", "dataEncipherment", "keyAgreement",
-     "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly", "bogus"]
+    [
+        "digitalSignature",
+        "nonRepudiation",
+        "contentCommitment",
+        "keyEncipherment",
+        "dataEncipherment",
+        "keyAgreement",
+        "keyCertSign",
+        "cRLSign",
+        "encipherOnly",
+        "decipherOnly",
+        "bogus",
+    ]
 )
-ekus = st.sampled_from(["serverAuth", "clientAuth", "codeSigning", "OCSPSigning", "anyExtendedKeyUsage", "1.2.3.4", "1.2", "x"])
+ekus = st.sampled_from(
+    ["serverAuth", "clientAuth", "codeSigning", "OCSPSigning", "anyExtendedKeyUsage", "1.2.3.4", "1.2", "x"]
+)
 extensions = st.one_of(
     st.builds(
         lambda ca, pl: {"basicConstraints": {"CA": ca, "pathLen": pl}},
@@ -337,11 +382,18 @@ extensions = st.one_of(
     st.builds(lambda u: {"keyUsage": u}, or_junk(st.lists(usages, max_size=4))),
     st.builds(lambda u: {"extendedKeyUsage": u}, or_junk(st.lists(ekus, max_size=4))),
     st.builds(lambda u: {"subjectAltName": u}, or_junk(st.lists(san_items, max_size=4))),
-    st.builds(lambda u: {"crlDistributionPoints": u}, or_junk(st.lists(st.sampled_from(["http://x/crl", "ldap://x", "ftp://x", "x"]) | st.text(max_size=20), max_size=3))),
+    st.builds(
+        lambda u: {"crlDistributionPoints": u},
+        or_junk(
+            st.lists(st.sampled_from(["http://x/crl", "ldap://x", "ftp://x", "x"]) | st.text(max_size=20), max_size=3)
+        ),
+    ),
     st.builds(lambda u: {"subjectKeyIdentifier": u}, or_junk(st.just(True) | st.just({}))),
     st.builds(lambda u: {"authorityKeyIdentifier": u}, or_junk(st.just(True) | st.just({}))),
     st.dictionaries(st.text(max_size=10), json_values, max_size=2),
-).flatmap(lambda ext: st.sampled_from([None, True, False, "yes"]).map(lambda c: ext if c is None else {**ext, "critical": c}))
+).flatmap(
+    lambda ext: st.sampled_from([None, True, False, "yes"]).map(lambda c: ext if c is None else {**ext, "critical": c})
+)
 specs = st.fixed_dictionaries(
     {},
     optional={
@@ -364,7 +416,9 @@ def post_spec(client: Any, body: str) -> Any:
 @example(spec={"validity": {"notAfter": {"years": 10**20}}})
 @example(spec={"validity": {"notBefore": "9999-12-31T23:59:59-12:00", "notAfter": {"days": 1}}})
 @example(spec={"validity": {"notAfter": "2049-12-31T23:59:59Z"}, "serialNumber": 2**159 - 1})
-@example(spec={"validity": {"notAfter": {"weeks": 1}}, "extensions": [{"basicConstraints": {"CA": False, "pathLen": 0}}]})
+@example(
+    spec={"validity": {"notAfter": {"weeks": 1}}, "extensions": [{"basicConstraints": {"CA": False, "pathLen": 0}}]}
+)
 def test_certificate_specs_get_201_or_a_400_naming_the_field(client: Any, spec: dict[str, Any]) -> None:
     r = post_spec(client, json.dumps(spec))
     assert_json_refusal(r, {201, 400})
@@ -385,7 +439,11 @@ def test_any_json_document_as_a_spec_gets_a_reason(client: Any, value: Any) -> N
 
 
 @fuzz(120)
-@given(body=st.binary(max_size=300) | st.text(max_size=200).map(str.encode) | json_values.map(lambda v: json.dumps(v)[:-1].encode()))
+@given(
+    body=st.binary(max_size=300)
+    | st.text(max_size=200).map(str.encode)
+    | json_values.map(lambda v: json.dumps(v)[:-1].encode())
+)
 @example(body=b"\xef\xbb\xbf{}")
 @example(body=b'{"validity": 1' + b"[" * 5000)
 @example(body=b"[" * 900 + b"]" * 900)
@@ -394,7 +452,9 @@ def test_any_bytes_as_a_spec_get_a_reason(client: Any, body: bytes) -> None:
     assert_json_refusal(r, {201, 400})
 
 
-@pytest.mark.parametrize("method, path", [("PUT", "/specs/x509/self-signed"), ("PUT", "/tenants/specs"), ("POST", "/tokens")])
+@pytest.mark.parametrize(
+    "method, path", [("PUT", "/specs/x509/self-signed"), ("PUT", "/tenants/specs"), ("POST", "/tokens")]
+)
 def test_deeply_nested_json_is_a_400(client: Any, method: str, path: str) -> None:
     body = b"[" * 2000 + b"]" * 2000
     r = client.http.request(method, path, headers=auth(), body=body)
@@ -454,7 +514,7 @@ P384_KEY = ec.generate_private_key(ec.SECP384R1())
 @st.composite
 def forged_certificates(draw: st.DrawFn, gw: dict[str, Any]) -> tuple[x509.Certificate, bool]:
     """Certificates with drawn properties; returns (certificate, signed by the real CA for an enrolled key)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     subject_key_kind = draw(st.sampled_from(["enrolled", "enrolled", "unknown", "rsa", "ed25519", "p384"]))
     subject_key = {
         "enrolled": KEYS[0],
@@ -468,8 +528,18 @@ def forged_certificates(draw: st.DrawFn, gw: dict[str, Any]) -> tuple[x509.Certi
     end = start + timedelta(days=draw(st.integers(1, 900)))
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, draw(st.text(string.ascii_uppercase + "234567", min_size=1, max_size=20)))]))
-        .issuer_name(gw["ca"].subject if signer != "self" else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self")]))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(
+                        NameOID.COMMON_NAME, draw(st.text(string.ascii_uppercase + "234567", min_size=1, max_size=20))
+                    )
+                ]
+            )
+        )
+        .issuer_name(
+            gw["ca"].subject if signer != "self" else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self")])
+        )
         .public_key(subject_key.public_key())
         .serial_number(draw(st.integers(1, 2**159 - 1)))
         .not_valid_before(start)
@@ -477,7 +547,9 @@ def forged_certificates(draw: st.DrawFn, gw: dict[str, Any]) -> tuple[x509.Certi
     )
     if draw(st.booleans()):
         builder = builder.add_extension(
-            x509.ExtendedKeyUsage([draw(st.sampled_from([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]))]),
+            x509.ExtendedKeyUsage(
+                [draw(st.sampled_from([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]))]
+            ),
             critical=draw(st.booleans()),
         )
     if draw(st.booleans()):
@@ -529,7 +601,13 @@ def pem_bodies(draw: st.DrawFn, gw: dict[str, Any]) -> tuple[bytes, bool, bool]:
             elif op == "cut":
                 del body[i:]
             elif op == "label":
-                body = bytearray(bytes(body).replace(b"CERTIFICATE", draw(st.sampled_from([b"PRIVATE KEY", b"X509 CRL", b"CERT", b"CERTIFICATE REQUEST"])), 1))
+                body = bytearray(
+                    bytes(body).replace(
+                        b"CERTIFICATE",
+                        draw(st.sampled_from([b"PRIVATE KEY", b"X509 CRL", b"CERT", b"CERTIFICATE REQUEST"])),
+                        1,
+                    )
+                )
             else:
                 body[i:i] = draw(st.binary(max_size=10))
         return bytes(body), False, True
@@ -538,12 +616,26 @@ def pem_bodies(draw: st.DrawFn, gw: dict[str, Any]) -> tuple[bytes, bool, bool]:
     return draw(st.text(max_size=300)).encode("utf-8"), False, False
 
 
-verify_headers = st.sampled_from([None, "SUCCESS", " SUCCESS ", "NONE", "FAILED:certificate has expired", "success", ""]) | st.text(max_size=30)
+verify_headers = st.sampled_from(
+    [None, "SUCCESS", " SUCCESS ", "NONE", "FAILED:certificate has expired", "success", ""]
+) | st.text(max_size=30)
 
 
 def test_nginx_authenticate_answers_only_200_401_403(client: Any, gateway: dict[str, Any]) -> None:
     @fuzz(300)
-    @given(case=pem_bodies(gateway), verify=verify_headers, content_type=st.sampled_from(["text/plain", "application/json", "application/x-pem-file", "application/octet-stream", "multipart/form-data"]))
+    @given(
+        case=pem_bodies(gateway),
+        verify=verify_headers,
+        content_type=st.sampled_from(
+            [
+                "text/plain",
+                "application/json",
+                "application/x-pem-file",
+                "application/octet-stream",
+                "multipart/form-data",
+            ]
+        ),
+    )
     def check(case: tuple[bytes, bool, bool], verify: str | None, content_type: str) -> None:
         body, must_pass, may_pass = case
         headers = {"Content-Type": content_type}
@@ -572,17 +664,52 @@ def test_nginx_authenticate_oversized_or_foreign_tenant(client: Any, gateway: di
         r = client.http.put("/fuzz/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=body)
         assert r.status_code == 401 and b"too large" in r.body
     for tenant in ("nobody", "specs", "x", "%2e%2e", "fuzz%00"):
-        r = client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=good)
+        r = client.http.put(
+            f"/{tenant}/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=good
+        )
         assert r.status_code == 403, (tenant, r.status_code)
 
 
 # -- path parameters: tenant, identity, certificate and request ids, token ids -----------------------
 
 segment_text = st.text(st.characters(codec="utf-8"), max_size=70) | st.sampled_from(
-    ["", ".", "..", "fuzz", "FUZZ", "fuzz ", " fuzz", "fuzz\n", "a", "a" * 64, "a" * 65, "paths", "paths:",
-     "HDKXPDREZADFK4G2", "HDKXPDREZADFK4G2\n", "hdkxpdrezadfk4g2", "AAAAAAAAAAAAAAA1", "0" * 96, "F" * 96,
-     "paths:" + "0" * 96, "fuzz:" + "0" * 96, "0" * 95, "0" * 97, "operator", "ffffffffffffffff", "\x00", "%00",
-     "%2F", "null", "undefined", "-1", "1e309", "\u202e", "\ud7ff", "x" * 3000]
+    [
+        "",
+        ".",
+        "..",
+        "fuzz",
+        "FUZZ",
+        "fuzz ",
+        " fuzz",
+        "fuzz\n",
+        "a",
+        "a" * 64,
+        "a" * 65,
+        "paths",
+        "paths:",
+        "HDKXPDREZADFK4G2",
+        "HDKXPDREZADFK4G2\n",
+        "hdkxpdrezadfk4g2",
+        "AAAAAAAAAAAAAAA1",
+        "0" * 96,
+        "F" * 96,
+        "paths:" + "0" * 96,
+        "fuzz:" + "0" * 96,
+        "0" * 95,
+        "0" * 97,
+        "operator",
+        "ffffffffffffffff",
+        "\x00",
+        "%00",
+        "%2F",
+        "null",
+        "undefined",
+        "-1",
+        "1e309",
+        "\u202e",
+        "\ud7ff",
+        "x" * 3000,
+    ]
 )
 
 
@@ -619,9 +746,30 @@ PATH_ROUTES: list[tuple[str, str, bool, str]] = [
 @fuzz(300)
 @given(
     route=st.sampled_from(PATH_ROUTES),
-    values=st.fixed_dictionaries({"tenant": segment_text, "identity": segment_text, "cert_id": segment_text, "ca_id": segment_text, "cr_id": segment_text, "token_id": segment_text}),
+    values=st.fixed_dictionaries(
+        {
+            "tenant": segment_text,
+            "identity": segment_text,
+            "cert_id": segment_text,
+            "ca_id": segment_text,
+            "cr_id": segment_text,
+            "token_id": segment_text,
+        }
+    ),
     raw=st.booleans(),
-    query=st.sampled_from(["", "?limit=0", "?limit=101", "?limit=-1", "?limit=1e3", "?next=@@", "?next=e30", "?state=issued", "?limit=%00"]),
+    query=st.sampled_from(
+        [
+            "",
+            "?limit=0",
+            "?limit=101",
+            "?limit=-1",
+            "?limit=1e3",
+            "?next=@@",
+            "?next=e30",
+            "?state=issued",
+            "?limit=%00",
+        ]
+    ),
 )
 def test_path_parameters_get_a_4xx_with_a_reason(
     client: Any, route: tuple[str, str, bool, str], values: dict[str, str], raw: bool, query: str
@@ -678,7 +826,9 @@ JSON_BODY_ROUTES = [
 
 
 @pytest.mark.parametrize("method, path", JSON_BODY_ROUTES)
-def test_oversized_json_is_413_before_parsing(client: Any, monkeypatch: pytest.MonkeyPatch, method: str, path: str) -> None:
+def test_oversized_json_is_413_before_parsing(
+    client: Any, monkeypatch: pytest.MonkeyPatch, method: str, path: str
+) -> None:
     from chalicelib.api import media
 
     class Json:

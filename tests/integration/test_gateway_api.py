@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,7 +31,10 @@ def tenants(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -
     get_settings.cache_clear()
     for name in ("acme", "other"):
         assert client.http.put(f"/tenants/{name}", headers=auth(operator_token), body="{}").status_code == 201
-        assert client.http.put(f"/{name}/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+        assert (
+            client.http.put(f"/{name}/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code
+            == 201
+        )
 
 
 def enrol(client: Any, tenant: str = "acme") -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -45,8 +48,14 @@ def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def authenticate(client: Any, body: bytes, verify: str | None = "SUCCESS", tenant: str = "acme", content_type: str = "text/plain") -> Any:
-    headers = {"Content-Type": content_type, "X-Forwarded-For": "192.0.2.1", "X-Forwarded-Request": "GET /restricted HTTP/1.1"}
+def authenticate(
+    client: Any, body: bytes, verify: str | None = "SUCCESS", tenant: str = "acme", content_type: str = "text/plain"
+) -> Any:
+    headers = {
+        "Content-Type": content_type,
+        "X-Forwarded-For": "192.0.2.1",
+        "X-Forwarded-Request": "GET /restricted HTTP/1.1",
+    }
     if verify is not None:
         headers["X-SSL-Client-Verify"] = verify
     return client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=body)
@@ -97,8 +106,10 @@ def test_403_for_another_tenants_or_a_foreign_ca(client: Any, tenants: None) -> 
     assert authenticate(client, pem(theirs), tenant="other").status_code == 200
     # a look-alike CA with the same name but another key: the signature decides, not the header
     fake_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "My Org"), x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")])
-    now = datetime.now(timezone.utc)
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "My Org"), x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")]
+    )
+    now = datetime.now(UTC)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     forged = (
         x509.CertificateBuilder()
@@ -119,22 +130,28 @@ def test_403_for_another_tenants_or_a_foreign_ca(client: Any, tenants: None) -> 
 
 def test_403_for_an_rsa_or_expired_certificate(client: Any, tenants: None) -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa")])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(rsa_key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1)).sign(rsa_key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(rsa_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(rsa_key, hashes.SHA256())
     )
     assert authenticate(client, pem(cert)).status_code == 403
     from chalicelib.service import gateway
 
     _, good = enrol(client)
     assert gateway.authenticate("acme", pem(good), "SUCCESS").status == 200  # verified once, now remembered
-    late = datetime.now(timezone.utc) + timedelta(days=400)
+    late = datetime.now(UTC) + timedelta(days=400)
 
     class Later(datetime):
         @classmethod
-        def now(cls, tz: Any = None) -> "Later":
+        def now(cls, tz: Any = None) -> Later:
             return late  # type: ignore[return-value]
 
     import chalicelib.service.gateway as module
@@ -151,12 +168,16 @@ def test_revoke_certificate(client: Any, tenants: None, operator_token: str) -> 
     key, cert = enrol(client)
     _, bystander = enrol(client)
     cid = cert_id(cert)
-    r = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "keyCompromise"}))
+    r = client.http.put(
+        f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "keyCompromise"})
+    )
     assert r.status_code == 200
     assert r.json_body["status"] == "revoked" and r.json_body["revoked"]["reason"] == "keyCompromise"
     first_at = r.json_body["revoked"]["at"]
     # idempotent: the recorded state, not a new one
-    again = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "superseded"}))
+    again = client.http.put(
+        f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "superseded"})
+    )
     assert again.status_code == 200 and again.json_body["revoked"] == {"at": first_at, "reason": "keyCompromise"}
     assert authenticate(client, pem(cert)).status_code == 403
     assert authenticate(client, pem(bystander)).status_code == 200
@@ -180,11 +201,16 @@ def test_revoke_certificate(client: Any, tenants: None, operator_token: str) -> 
 def test_revoke_bad_input(client: Any, tenants: None, operator_token: str) -> None:
     _, cert = enrol(client)
     cid = cert_id(cert)
-    r = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "because"}))
+    r = client.http.put(
+        f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"reason": "because"})
+    )
     assert r.status_code == 400 and r.json_body["field"] == "reason"
     r = client.http.put(f"/acme/x509/cert/{cid}/revoke", headers=auth(operator_token), body=json.dumps({"why": "x"}))
     assert r.status_code == 400 and r.json_body["field"] == "why"
-    assert client.http.put(f"/acme/x509/cert/{'0' * 96}/revoke", headers=auth(operator_token), body="{}").status_code == 404
+    assert (
+        client.http.put(f"/acme/x509/cert/{'0' * 96}/revoke", headers=auth(operator_token), body="{}").status_code
+        == 404
+    )
     assert client.http.put(f"/other/x509/cert/{cid}/revoke", headers=auth(operator_token), body="{}").status_code == 404
     assert client.http.put(f"/acme/x509/cert/{cid}/revoke", body="{}").status_code == 401
     assert authenticate(client, pem(cert)).status_code == 200  # nothing changed
@@ -195,10 +221,16 @@ def test_revoke_identity_revokes_every_certificate(aws: None, client: Any, tenan
 
     key, first = enrol(client)
     identity = first.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    renewed = enrollment.enroll("acme", build_cr(key, application="gw"), now=first.not_valid_before_utc + timedelta(days=200))
+    renewed = enrollment.enroll(
+        "acme", build_cr(key, application="gw"), now=first.not_valid_before_utc + timedelta(days=200)
+    )
     assert renewed.der is not None
     second = x509.load_der_x509_certificate(renewed.der)
-    r = client.http.put(f"/acme/seacat/identity/{identity}/revoke", headers=auth(operator_token), body='{"reason": "affiliationChanged"}')
+    r = client.http.put(
+        f"/acme/seacat/identity/{identity}/revoke",
+        headers=auth(operator_token),
+        body='{"reason": "affiliationChanged"}',
+    )
     assert r.status_code == 200, r.body
     assert r.json_body["identity"]["revoked"]["reason"] == "affiliationChanged"
     assert {c["status"] for c in r.json_body["certificates"]} == {"revoked"}
@@ -208,7 +240,9 @@ def test_revoke_identity_revokes_every_certificate(aws: None, client: Any, tenan
         assert authenticate(client, pem(cert)).status_code == 403
     crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
     assert {e.serial_number for e in crl} == {first.serial_number, second.serial_number}
-    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
+    assert (
+        client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
+    )
     meta = client.http.get(f"/acme/x509/cert/{cert_id(first)}", headers=auth(operator_token)).json_body
     assert meta["status"] == "revoked"
 
@@ -245,7 +279,9 @@ def test_a_revocation_survives_an_identity_write_that_read_before_it(
         if not raced:  # the certificate is revoked between the block's read and its write
             raced.append(0)
             raced[0] = client.http.put(
-                f"/acme/x509/cert/{cert_id(cert)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}'
+                f"/acme/x509/cert/{cert_id(cert)}/revoke",
+                headers=auth(operator_token),
+                body='{"reason": "keyCompromise"}',
             ).status_code
         return record
 
@@ -256,7 +292,9 @@ def test_a_revocation_survives_an_identity_write_that_read_before_it(
     assert client.http.put(f"/acme/seacat/identity/{identity}/unblock", headers=auth(operator_token)).status_code == 200
     assert cert.serial_number in real_get("acme", identity).revoked_serials
     assert authenticate(client, pem(cert)).status_code == 403
-    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
+    assert (
+        client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw")).status_code == 403
+    )
 
 
 def test_a_revoke_that_meets_a_concurrent_write_retries_and_never_answers_unrevoked(
@@ -277,7 +315,9 @@ def test_a_revoke_that_meets_a_concurrent_write_retries_and_never_answers_unrevo
 
     _, cert = enrol(client)
     monkeypatch.setattr(store, "revoke", conflict_once)
-    r = client.http.put(f"/acme/x509/cert/{cert_id(cert)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}')
+    r = client.http.put(
+        f"/acme/x509/cert/{cert_id(cert)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}'
+    )
     assert r.status_code == 200 and r.json_body["status"] == "revoked" and len(calls) == 2
 
     def always_conflict(*args: Any, **kwargs: Any) -> None:
@@ -285,7 +325,9 @@ def test_a_revoke_that_meets_a_concurrent_write_retries_and_never_answers_unrevo
 
     _, other = enrol(client)
     monkeypatch.setattr(store, "revoke", always_conflict)
-    r = client.http.put(f"/acme/x509/cert/{cert_id(other)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}')
+    r = client.http.put(
+        f"/acme/x509/cert/{cert_id(other)}/revoke", headers=auth(operator_token), body='{"reason": "keyCompromise"}'
+    )
     assert r.status_code == 503 and "Retry-After" in r.headers
     assert authenticate(client, pem(other)).status_code == 200  # not revoked, and not said to be
 
@@ -313,7 +355,9 @@ def test_crl_shape(client: Any, tenants: None) -> None:
 
 
 def test_crl_distribution_point_when_public_url_is_set(client: Any, tenants: None, operator_token: str) -> None:
-    client.http.put("/tenants/acme", headers=auth(operator_token), body=json.dumps({"publicBaseUrl": "https://pki.example.com/"}))
+    client.http.put(
+        "/tenants/acme", headers=auth(operator_token), body=json.dumps({"publicBaseUrl": "https://pki.example.com/"})
+    )
     _, cert = enrol(client)
     ca_id = cert_id(x509.load_pem_x509_certificate(client.http.get("/acme/x509/ca").body))
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
@@ -354,15 +398,22 @@ def test_crl_reads_every_page_and_skips_expired(aws: None, tenants: None) -> Non
     from chalicelib.store.certificates import iter_revoked
 
     common.ready()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with models.CertificateModel.batch_write() as batch:
         for i in range(1, 1201):
             batch.save(
                 models.CertificateModel(
-                    f"acme#{i:096x}", kind="seacat", tenant_id="acme", cert_id=f"{i:096x}", serial=f"{i:x}",
-                    revoked_at=now, revocation_reason="superseded", revoked_key="acme",
+                    f"acme#{i:096x}",
+                    kind="seacat",
+                    tenant_id="acme",
+                    cert_id=f"{i:096x}",
+                    serial=f"{i:x}",
+                    revoked_at=now,
+                    revocation_reason="superseded",
+                    revoked_key="acme",
                     not_after=now + (timedelta(days=10) if i <= 1000 else -timedelta(days=1)),
-                    created_at=now, modified_at=now,
+                    created_at=now,
+                    modified_at=now,
                 )
             )
     assert sum(1 for _ in iter_revoked("acme", page_size=100)) == 1200
@@ -386,12 +437,23 @@ def test_401_without_the_gateway_verification_header(client: Any, tenants: None,
         assert authenticate(client, pem(cert), verify=verify).status_code == 401, verify
     assert authenticate(client, pem(cert), verify=" SUCCESS ").status_code == 200
     # none of these came with a certificate the tenant's CA signed and verified: no audit item
-    denied = client.http.get("/audit?tenant=acme&type=authentication.denied", headers=auth(operator_token)).json_body["items"]
+    denied = client.http.get("/audit?tenant=acme&type=authentication.denied", headers=auth(operator_token)).json_body[
+        "items"
+    ]
     assert denied == []
 
 
 # The words of cryptography's path validation, which must not reach a response or an audit event.
-LIBRARY_WORDS = ("validation failed", "candidates", "exhausted", "encountered", "EKU", "basicConstraints", "extension", "Certificate(")
+LIBRARY_WORDS = (
+    "validation failed",
+    "candidates",
+    "exhausted",
+    "encountered",
+    "EKU",
+    "basicConstraints",
+    "extension",
+    "Certificate(",
+)
 
 
 def _issue(
@@ -405,7 +467,7 @@ def _issue(
     aki: bool = True,
     algorithm: Any = None,
 ) -> x509.Certificate:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AAAAAAAAAAAAAAAA")]))
@@ -420,7 +482,9 @@ def _issue(
     if ca is not None:
         builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     if aki:
-        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+        )
     return builder.sign(signer, algorithm or hashes.SHA256())
 
 
@@ -437,8 +501,13 @@ def test_403_reasons_say_why_in_stable_words(client: Any, tenants: None, operato
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rsa_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa")])
     rsa_self_signed = (
-        x509.CertificateBuilder().subject_name(rsa_name).issuer_name(rsa_name).public_key(rsa_key.public_key())
-        .serial_number(1).not_valid_before(datetime.now(timezone.utc)).not_valid_after(datetime.now(timezone.utc) + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(rsa_name)
+        .issuer_name(rsa_name)
+        .public_key(rsa_key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime.now(UTC))
+        .not_valid_after(datetime.now(UTC) + timedelta(days=1))
         .sign(rsa_key, hashes.SHA256())
     )
     _, theirs = enrol(client, "other")
@@ -446,14 +515,26 @@ def test_403_reasons_say_why_in_stable_words(client: Any, tenants: None, operato
     cases = [
         ("another tenant's", theirs, "not issued by this tenant's CA"),
         ("look-alike CA", _issue(look_alike, ca_name, eku=[client_auth]), "not issued by this tenant's CA"),
-        ("look-alike CA, expired", _issue(look_alike, ca_name, start=-timedelta(days=9), end=-timedelta(days=1)), "not issued by this tenant's CA"),
+        (
+            "look-alike CA, expired",
+            _issue(look_alike, ca_name, start=-timedelta(days=9), end=-timedelta(days=1)),
+            "not issued by this tenant's CA",
+        ),
         ("self-signed RSA", rsa_self_signed, "not issued by this tenant's CA"),
         ("expired", _issue(ca_key, ca_name, start=-timedelta(days=9), end=-timedelta(days=1)), "certificate expired"),
-        ("not yet valid", _issue(ca_key, ca_name, start=timedelta(days=1), end=timedelta(days=9)), "certificate not yet valid"),
+        (
+            "not yet valid",
+            _issue(ca_key, ca_name, start=timedelta(days=1), end=timedelta(days=9)),
+            "certificate not yet valid",
+        ),
         ("serverAuth only", _issue(ca_key, ca_name, eku=[server_auth]), "not a client certificate"),
         ("a CA certificate", _issue(ca_key, ca_name, ca=True), "not a client certificate"),
         ("no authority key id", _issue(ca_key, ca_name, aki=False), "not a valid client certificate for this tenant"),
-        ("SHA-224 signature", _issue(ca_key, ca_name, algorithm=hashes.SHA224()), "not a valid client certificate for this tenant"),
+        (
+            "SHA-224 signature",
+            _issue(ca_key, ca_name, algorithm=hashes.SHA224()),
+            "not a valid client certificate for this tenant",
+        ),
     ]
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.DEBUG)
@@ -472,7 +553,9 @@ def test_403_reasons_say_why_in_stable_words(client: Any, tenants: None, operato
         logger.removeHandler(handler)
         logger.setLevel(level)
     # path validation refused each: a log line and a metric, no audit item (nothing is written)
-    denied = client.http.get("/audit?tenant=acme&type=authentication.denied&limit=100", headers=auth(operator_token)).json_body["items"]
+    denied = client.http.get(
+        "/audit?tenant=acme&type=authentication.denied&limit=100", headers=auth(operator_token)
+    ).json_body["items"]
     assert denied == []
     # the library's own words go to a DEBUG line, for whoever debugs
     assert any(rec.levelno == logging.DEBUG and "validation failed" in rec.getMessage() for rec in records)
@@ -482,19 +565,20 @@ def test_403_reasons_say_why_in_stable_words(client: Any, tenants: None, operato
 
 
 def test_403_reasons_for_the_validity_period_whether_verified_before_or_not(client: Any, tenants: None) -> None:
-    from chalicelib.service import gateway
-
     import chalicelib.service.gateway as module
+    from chalicelib.service import gateway
 
     _, cert = enrol(client)
     original = module.datetime
-    for when, reason in ((cert.not_valid_after_utc + timedelta(seconds=1), "certificate expired"),
-                         (cert.not_valid_before_utc - timedelta(seconds=1), "certificate not yet valid")):
+    for when, reason in (
+        (cert.not_valid_after_utc + timedelta(seconds=1), "certificate expired"),
+        (cert.not_valid_before_utc - timedelta(seconds=1), "certificate not yet valid"),
+    ):
 
         class At(datetime):
             @classmethod
-            def now(cls, tz: Any = None) -> "At":
-                return when  # type: ignore[return-value]
+            def now(cls, tz: Any = None) -> At:
+                return when  # type: ignore[return-value]  # noqa: B023 - used within this iteration
 
         for remembered in (False, True):
             gateway.forget()

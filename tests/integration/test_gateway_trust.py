@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -33,7 +34,10 @@ def tenants(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -
     get_settings.cache_clear()
     for name in ("acme", "other"):
         assert client.http.put(f"/tenants/{name}", headers=auth(operator_token), body="{}").status_code == 201
-        assert client.http.put(f"/{name}/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+        assert (
+            client.http.put(f"/{name}/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code
+            == 201
+        )
 
 
 # -- re-encodings of one certificate --------------------------------------------------------------
@@ -88,7 +92,10 @@ def test_the_flipped_signature_is_a_valid_other_encoding(client: Any, tenants: N
     copy.verify_directly_issued_by(ca)  # the copy verifies under the tenant's CA
     # before any revocation it is the same certificate: it passes, with the same identity
     r = authenticate(client, as_pem(flipped(cert)))
-    assert r.status_code == 200 and r.headers["X-SeaCat-Identity"] == authenticate(client, pem(cert)).headers["X-SeaCat-Identity"]
+    assert (
+        r.status_code == 200
+        and r.headers["X-SeaCat-Identity"] == authenticate(client, pem(cert)).headers["X-SeaCat-Identity"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,7 +149,9 @@ def _encode(cert: x509.Certificate, flip: bool, pad_r: int, pad_s: int, long_for
 def revoked_cert(client: Any, tenants: None, operator_token: str) -> Iterator[x509.Certificate]:
     _, cert = enrol(client)
     cert_id = hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    assert client.http.put(f"/acme/x509/cert/{cert_id}/revoke", headers=auth(operator_token), body="{}").status_code == 200
+    assert (
+        client.http.put(f"/acme/x509/cert/{cert_id}/revoke", headers=auth(operator_token), body="{}").status_code == 200
+    )
     yield cert
 
 
@@ -208,12 +217,16 @@ def test_another_key_with_the_identity_is_refused_at_the_gateway_and_at_renewal(
     victim_key, victim_cert = enrol(client)
     victim = authenticate(client, pem(victim_cert)).headers["X-SeaCat-Identity"]
     attacker = ec.generate_private_key(ec.SECP256R1())
-    attacker_point = attacker.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    attacker_point = attacker.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     real = codec.identity_from_point
     monkeypatch.setattr(codec, "identity_from_point", lambda p: victim if p == attacker_point else real(p))
     real_of_key = codec.identity_of_public_key
     monkeypatch.setattr(
-        codec, "identity_of_public_key", lambda k: victim if k.public_numbers() == attacker.public_key().public_numbers() else real_of_key(k)
+        codec,
+        "identity_of_public_key",
+        lambda k: victim if k.public_numbers() == attacker.public_key().public_numbers() else real_of_key(k),
     )
     forged = _sign_like(victim_cert, attacker.public_key(), x509.random_serial_number())
     r = authenticate(client, pem(forged))
@@ -222,7 +235,10 @@ def test_another_key_with_the_identity_is_refused_at_the_gateway_and_at_renewal(
     assert r.status_code == 403, r.body
     assert "not the key" in r.body.decode()
     # the owner still enrols (renewal or its current certificate) and passes
-    assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(victim_key, application="gw")).status_code == 200
+    assert (
+        client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(victim_key, application="gw")).status_code
+        == 200
+    )
     assert authenticate(client, pem(victim_cert)).status_code == 200
 
 
@@ -241,7 +257,7 @@ def test_an_earlier_certificate_of_the_identity_passes_until_revoked(
     assert record is not None and record.cert_not_after is not None
     from dataclasses import replace
 
-    due = datetime.now(timezone.utc) + timedelta(days=10)  # the stored dates only: the certificate stands
+    due = datetime.now(UTC) + timedelta(days=10)  # the stored dates only: the certificate stands
     store.save_identity(replace(record, cert_not_before=due - timedelta(days=365), cert_not_after=due))
     r = client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="gw"))
     assert r.status_code == 200
@@ -250,7 +266,10 @@ def test_an_earlier_certificate_of_the_identity_passes_until_revoked(
     for body in (pem(first), as_pem(flipped(first)), pem(second)):
         assert authenticate(client, body).status_code == 200
     first_id = hashlib.sha384(first.public_bytes(serialization.Encoding.DER)).hexdigest()
-    assert client.http.put(f"/acme/x509/cert/{first_id}/revoke", headers=auth(operator_token), body="{}").status_code == 200
+    assert (
+        client.http.put(f"/acme/x509/cert/{first_id}/revoke", headers=auth(operator_token), body="{}").status_code
+        == 200
+    )
     for body in (pem(first), as_pem(flipped(first))):
         assert authenticate(client, body).status_code == 403
     assert authenticate(client, pem(second)).status_code == 200
@@ -280,7 +299,7 @@ def _foreign_certificate() -> bytes:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Root CA")])
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "AAAAAAAAAAAAAAAA")]))
@@ -392,11 +411,11 @@ def test_the_gateway_credential_is_off_by_default_then_required_and_rotates(
 def test_gateway_credential_routes_need_the_tenants_admin(client: Any, tenants: None, operator_token: str) -> None:
     r = client.http.post("/acme/gateway/credential")
     assert r.status_code == 401
-    other = json.loads(client.http.post("/tokens", headers=auth(operator_token), body='{"tenant": "other"}').body)["token"]
+    other = json.loads(client.http.post("/tokens", headers=auth(operator_token), body='{"tenant": "other"}').body)[
+        "token"
+    ]
     assert client.http.post("/acme/gateway/credential", headers=auth(other)).status_code == 404
     assert client.http.delete("/acme/gateway/credential", headers=auth(other)).status_code == 404
     r = client.http.delete("/acme/gateway/credential?previous=maybe", headers=auth(operator_token))
     assert r.status_code == 400 and json.loads(r.body)["field"] == "previous"
     assert client.http.post("/nosuch/gateway/credential", headers=auth(operator_token)).status_code == 404
-
-

@@ -11,8 +11,9 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -45,7 +46,7 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=_CfnLoader)
 
 
 RESOURCES = load_template(INFRA / "resources.yaml")
@@ -77,7 +78,9 @@ def _table_for(name: str) -> tuple[str, dict[str, Any]]:
         for logical, r in _by_type(RESOURCES, "AWS::DynamoDB::Table").items()
         if r["Properties"]["TableName"] == {"Fn::Sub": f"seacat-${{Stage}}-{name}"}
     }
-    assert len(tables) == 1, f"expected one table seacat-${{Stage}}-{name} in infra/resources.yaml, found {list(tables)}"
+    assert len(tables) == 1, (
+        f"expected one table seacat-${{Stage}}-{name} in infra/resources.yaml, found {list(tables)}"
+    )
     return next(iter(tables.items()))
 
 
@@ -109,10 +112,12 @@ def test_table_matches_its_model(name: str) -> None:
         (a["AttributeName"], a["AttributeType"]) for a in schema["attribute_definitions"]
     }
     template_gsis = {
-        g["IndexName"]: (_keys(g["KeySchema"]), _projection(g["Projection"])) for g in props.get("GlobalSecondaryIndexes", [])
+        g["IndexName"]: (_keys(g["KeySchema"]), _projection(g["Projection"]))
+        for g in props.get("GlobalSecondaryIndexes", [])
     }
     model_gsis = {
-        g["index_name"]: (_keys(g["key_schema"]), _projection(g["projection"])) for g in schema["global_secondary_indexes"]
+        g["index_name"]: (_keys(g["key_schema"]), _projection(g["projection"]))
+        for g in schema["global_secondary_indexes"]
     }
     assert template_gsis == model_gsis
     assert not props.get("LocalSecondaryIndexes") and not schema["local_secondary_indexes"]
@@ -141,19 +146,59 @@ def test_tables_are_durable_and_on_demand() -> None:
 
 # --- the KMS key --------------------------------------------------------------------------------
 
-CRYPTO = re.compile(r"^kms:(\*|Encrypt|Decrypt|ReEncrypt.*|GenerateDataKey.*|Sign|Verify|GenerateMac|VerifyMac|DeriveSharedSecret)$", re.I)
+CRYPTO = re.compile(
+    r"^kms:(\*|Encrypt|Decrypt|ReEncrypt.*|GenerateDataKey.*|Sign|Verify|GenerateMac|VerifyMac|DeriveSharedSecret)$",
+    re.I,
+)
 
 # Every KMS action on a key, so that a wildcard is judged by what it expands to (the same list as the IAM
 # service reference cfn-lint ships: test_kms_key_actions_are_all_of_them).
 KMS_KEY_ACTIONS = (
-    "CancelKeyDeletion", "CreateAlias", "CreateGrant", "Decrypt", "DeleteAlias", "DeleteImportedKeyMaterial",
-    "DeriveSharedSecret", "DescribeKey", "DisableKey", "DisableKeyRotation", "EnableKey", "EnableKeyRotation", "Encrypt",
-    "GenerateDataKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext",
-    "GenerateMac", "GetKeyLastUsage", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport", "GetPublicKey", "ImportKeyMaterial",
-    "ListGrants", "ListKeyPolicies", "ListKeyRotations", "ListResourceTags", "PutKeyPolicy", "ReEncryptFrom", "ReEncryptTo",
-    "ReplicateKey", "RetireGrant", "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign",
-    "SynchronizeMultiRegionKey", "TagResource", "UntagResource", "UpdateAlias", "UpdateKeyDescription",
-    "UpdatePrimaryRegion", "Verify", "VerifyMac",
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "CreateGrant",
+    "Decrypt",
+    "DeleteAlias",
+    "DeleteImportedKeyMaterial",
+    "DeriveSharedSecret",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GetKeyLastUsage",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetParametersForImport",
+    "GetPublicKey",
+    "ImportKeyMaterial",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListResourceTags",
+    "PutKeyPolicy",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "ReplicateKey",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "SynchronizeMultiRegionKey",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateKeyDescription",
+    "UpdatePrimaryRegion",
+    "Verify",
+    "VerifyMac",
 )
 # The actions that let their holder read a CA secret: Decrypt itself, or one step its holder takes alone
 # to get Decrypt (a grant to itself, a key policy of its own, the data key re-encrypted under a key of its
@@ -161,7 +206,9 @@ KMS_KEY_ACTIONS = (
 DECRYPT_PATHS = ("kms:Decrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ReplicateKey")
 
 ACCOUNT_ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
-SECRETS_OF_THE_STAGE = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"}
+SECRETS_OF_THE_STAGE = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
+}
 VIA_SECRETS_MANAGER = {"Fn::Sub": "secretsmanager.${AWS::Region}.${AWS::URLSuffix}"}
 # The only condition under which the service role may decrypt (key policy) ...
 THROUGH_SECRETS_MANAGER = {
@@ -238,7 +285,9 @@ def decrypt_paths(template: dict[str, Any]) -> set[tuple[str, str, str]]:
         assert "NotPrincipal" not in statement, statement
         assert _listed(statement["Resource"]) == ["*"], statement
         principals = statement["Principal"]
-        principals = _listed(principals["AWS"]) if isinstance(principals, dict) and set(principals) == {"AWS"} else [principals]
+        principals = (
+            _listed(principals["AWS"]) if isinstance(principals, dict) and set(principals) == {"AWS"} else [principals]
+        )
         for action in sorted(_granted(statement) & set(DECRYPT_PATHS)):
             for principal in principals:
                 paths.add((_principal_name(principal), action, _condition_name(statement.get("Condition"))))
@@ -248,7 +297,9 @@ def decrypt_paths(template: dict[str, Any]) -> set[tuple[str, str, str]]:
         if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
             continue
         props = resource["Properties"]
-        roles = [r["Ref"] if isinstance(r, dict) and set(r) == {"Ref"} else json.dumps(r) for r in props.get("Roles", [])]
+        roles = [
+            r["Ref"] if isinstance(r, dict) and set(r) == {"Ref"} else json.dumps(r) for r in props.get("Roles", [])
+        ]
         for statement in props["PolicyDocument"]["Statement"]:
             if statement["Effect"] != "Allow":
                 continue
@@ -309,7 +360,9 @@ def test_kms_key_rotates_and_only_the_service_role_uses_it_through_secrets_manag
     assert admin["Principal"] == {"AWS": ACCOUNT_ROOT} and "Condition" not in admin
     assert not any("*" in a for a in admin["Action"]), admin["Action"]
     assert set(admin["Action"]) == _granted(admin)  # every name is a real KMS action
-    assert {"kms:DescribeKey", "kms:EnableKey", "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:TagResource"} <= set(admin["Action"])
+    assert {"kms:DescribeKey", "kms:EnableKey", "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:TagResource"} <= set(
+        admin["Action"]
+    )
     assert not set(admin["Action"]) & set(DECRYPT_PATHS)
     change = statements["AccountKeyPolicyChange"]
     assert change["Principal"] == {"AWS": ACCOUNT_ROOT} and _listed(change["Action"]) == ["kms:PutKeyPolicy"]
@@ -321,7 +374,8 @@ def test_kms_key_rotates_and_only_the_service_role_uses_it_through_secrets_manag
     assert use["Condition"] == THROUGH_SECRETS_MANAGER
     # the role's own policy repeats exactly that grant (the key policy is what KMS consults)
     (iam,) = [
-        s for s in RESOURCES["Resources"]["ServicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        s
+        for s in RESOURCES["Resources"]["ServicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
         if any(a.startswith("kms:") for a in _listed(s["Action"]))
     ]
     assert sorted(iam["Action"]) == sorted(use["Action"]) and iam["Resource"] == {"Fn::GetAtt": ["CaKey", "Arn"]}
@@ -362,22 +416,38 @@ def test_merge_templates_refuses_to_override_and_pins_the_stage(tmp_path: Path) 
     script = INFRA / "merge_templates.py"
     out = tmp_path / "merge.yaml"
     run = subprocess.run(
-        [sys.executable, str(script), "--stage", "prod", "--out", str(out), str(INFRA / "resources.yaml"), str(INFRA / "api.yaml")],
-        capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            str(script),
+            "--stage",
+            "prod",
+            "--out",
+            str(out),
+            str(INFRA / "resources.yaml"),
+            str(INFRA / "api.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert run.returncode == 0, run.stderr
     merged = yaml.safe_load(out.read_text())
-    assert merged["Parameters"]["Stage"]["AllowedValues"] == ["prod"] and merged["Parameters"]["Stage"]["Default"] == "prod"
+    assert (
+        merged["Parameters"]["Stage"]["AllowedValues"] == ["prod"]
+        and merged["Parameters"]["Stage"]["Default"] == "prod"
+    )
     assert set(RESOURCES["Resources"]) < set(merged["Resources"])
-    assert merged["Resources"]["ServiceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "lambda.amazonaws.com"
-    }
+    assert merged["Resources"]["ServiceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0][
+        "Principal"
+    ] == {"Service": "lambda.amazonaws.com"}
 
     clash = tmp_path / "clash.yaml"
     clash.write_text("Resources:\n  CaKey:\n    Properties: {EnableKeyRotation: false}\n")
     run = subprocess.run(
         [sys.executable, str(script), "--stage", "dev", "--out", str(out), str(INFRA / "resources.yaml"), str(clash)],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert run.returncode != 0 and "Resources.CaKey" in run.stderr
 
@@ -448,7 +518,12 @@ def _required(service: str, operation: str, params: dict[str, Any]) -> list[tupl
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{}}"
     if service == "dynamodb":
         if operation == "TransactWriteItems":
-            kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+            kinds = {
+                "Put": "PutItem",
+                "Update": "UpdateItem",
+                "Delete": "DeleteItem",
+                "ConditionCheck": "ConditionCheckItem",
+            }
             return [
                 (f"dynamodb:{kinds[kind]}", table.format(body["TableName"]))
                 for item in params["TransactItems"]
@@ -462,7 +537,9 @@ def _required(service: str, operation: str, params: dict[str, Any]) -> list[tupl
         return [(f"dynamodb:{operation}", resource)]
     if service == "secretsmanager":
         name = params.get("Name") or params.get("SecretId", "")
-        resource = name if name.startswith("arn:") else f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+        resource = (
+            name if name.startswith("arn:") else f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+        )
         needed = [(f"secretsmanager:{operation}", resource)]
         if operation == "CreateSecret" and params.get("Tags"):
             needed.append(("secretsmanager:TagResource", resource))
@@ -525,12 +602,19 @@ def test_the_role_allows_every_call_of_an_enrolment_lifecycle(
     tenant_admin = {"Authorization": f"Bearer {token['token']}", "Content-Type": "application/json"}
     key = ec.generate_private_key(ec.SECP256R1())
     cert = ok(client.http.put("/acme/seacat/enroll", headers=octet, body=build_cr(key, application="iam")))
-    ok(client.http.put("/acme/seacat/nginx_authenticate", headers={"Content-Type": "text/plain", "X-SSL-Client-Verify": "SUCCESS"},
-                       body=_pem(cert.body)))
+    ok(
+        client.http.put(
+            "/acme/seacat/nginx_authenticate",
+            headers={"Content-Type": "text/plain", "X-SSL-Client-Verify": "SUCCESS"},
+            body=_pem(cert.body),
+        )
+    )
     # manual approval: the pending index
     ok(client.http.put("/tenants/acme", headers=tenant_admin, body=json.dumps({"manualApproval": True})))
     other = ec.generate_private_key(ec.SECP256R1())
-    cr_id = ok(client.http.put("/acme/seacat/enroll", headers=octet, body=build_cr(other, application="iam")), 202).json_body["id"]
+    cr_id = ok(
+        client.http.put("/acme/seacat/enroll", headers=octet, body=build_cr(other, application="iam")), 202
+    ).json_body["id"]
     ok(client.http.get("/acme/seacat/cr?state=pending", headers=tenant_admin))
     ok(client.http.put(f"/acme/seacat/cr/{cr_id}/approve", headers=tenant_admin))
     identity = _identity(cert.body)
@@ -543,16 +627,24 @@ def test_the_role_allows_every_call_of_an_enrolment_lifecycle(
     ok(client.http.delete(f"/tokens/{token['tokenId']}", headers=admin))
 
     statements = _role_policy()
-    needed = {pair for service, op, params in recorded_calls if service != "iam" for pair in _required(service, op, params)}
+    needed = {
+        pair for service, op, params in recorded_calls if service != "iam" for pair in _required(service, op, params)
+    }
     denied = sorted(pair for pair in needed if not _allowed(statements, *pair))
     assert not denied, f"the service role does not allow {denied}"
     # the flow did exercise what the policy is for (otherwise this test proves nothing)
     actions = {action for action, _ in needed}
     assert {
-        "secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "dynamodb:GetItem", "dynamodb:PutItem",
-        "dynamodb:UpdateItem", "dynamodb:Query",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
     } <= actions, actions
-    assert any(r.endswith("/index/pending-index") for _, r in needed) and any(r.endswith("/index/revoked-index") for _, r in needed)
+    assert any(r.endswith("/index/pending-index") for _, r in needed) and any(
+        r.endswith("/index/revoked-index") for _, r in needed
+    )
     assert not any(a.startswith("kms:") for a in actions), "the service must reach KMS only through Secrets Manager"
 
 

@@ -19,10 +19,11 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -37,7 +38,7 @@ OCTET = {"Content-Type": "application/octet-stream"}
 PUBLIC = PUBLIC_ROUTES
 OPERATOR_ONLY = {("POST", "/tokens"), ("DELETE", "/tokens/{token_id}")}
 # the last hour of the audit trail: the events these tests wrote
-RECENT = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+RECENT = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def auth(token: str | None) -> dict[str, str]:
@@ -73,16 +74,25 @@ def world() -> Iterator[World]:
         issued: dict[str, str] = {}
         for name in ("alpha", "beta"):
             # the same CA name in both tenants: only the keys tell them apart
-            assert client.http.put(f"/tenants/{name}", headers=auth(OPERATOR), body='{"manualApproval": true}').status_code == 201
-            assert client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC).status_code == 201
+            assert (
+                client.http.put(f"/tenants/{name}", headers=auth(OPERATOR), body='{"manualApproval": true}').status_code
+                == 201
+            )
+            assert (
+                client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC).status_code
+                == 201
+            )
             key = ec.generate_private_key(ec.SECP256R1())
-            cr_id = client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")).json_body["id"]
+            cr_id = client.http.put(
+                f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")
+            ).json_body["id"]
             assert client.http.put(f"/{name}/seacat/cr/{cr_id}/approve", headers=auth(OPERATOR)).status_code == 200
             r = client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso"))
             assert r.status_code == 200
             certs[name] = r.body
             pending = client.http.put(
-                f"/{name}/seacat/enroll", headers=OCTET,
+                f"/{name}/seacat/enroll",
+                headers=OCTET,
                 body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="iso"),
             )
             assert pending.status_code == 202
@@ -115,16 +125,25 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("POST", "/{tenant}/gateway/credential"): ("/{tenant}/gateway/credential", None),
     ("DELETE", "/{tenant}/gateway/credential"): ("/{tenant}/gateway/credential", None),
     ("GET", "/{tenant}/x509/cert/{cert_id}"): ("/{tenant}/x509/cert/{cert_id}", None),
-    ("PUT", "/{tenant}/x509/cert/{cert_id}/revoke"): ("/{tenant}/x509/cert/{cert_id}/revoke", '{"reason": "keyCompromise"}'),
+    ("PUT", "/{tenant}/x509/cert/{cert_id}/revoke"): (
+        "/{tenant}/x509/cert/{cert_id}/revoke",
+        '{"reason": "keyCompromise"}',
+    ),
     ("GET", "/{tenant}/seacat/cr"): ("/{tenant}/seacat/cr?state=pending", None),
     ("GET", "/{tenant}/seacat/cr/{cr_id}"): ("/{tenant}/seacat/cr/{pending_cr_id}", None),
     ("PUT", "/{tenant}/seacat/cr/{cr_id}/approve"): ("/{tenant}/seacat/cr/{pending_cr_id}/approve", None),
     ("PUT", "/{tenant}/seacat/cr/{cr_id}/reject"): ("/{tenant}/seacat/cr/{pending_cr_id}/reject", None),
     ("GET", "/{tenant}/seacat/identity/{identity}"): ("/{tenant}/seacat/identity/{identity}", None),
-    ("GET", "/{tenant}/seacat/identity/{identity}/certificates"): ("/{tenant}/seacat/identity/{identity}/certificates", None),
+    ("GET", "/{tenant}/seacat/identity/{identity}/certificates"): (
+        "/{tenant}/seacat/identity/{identity}/certificates",
+        None,
+    ),
     ("PUT", "/{tenant}/seacat/identity/{identity}/block"): ("/{tenant}/seacat/identity/{identity}/block", None),
     ("PUT", "/{tenant}/seacat/identity/{identity}/unblock"): ("/{tenant}/seacat/identity/{identity}/unblock", None),
-    ("PUT", "/{tenant}/seacat/identity/{identity}/revoke"): ("/{tenant}/seacat/identity/{identity}/revoke", '{"reason": "keyCompromise"}'),
+    ("PUT", "/{tenant}/seacat/identity/{identity}/revoke"): (
+        "/{tenant}/seacat/identity/{identity}/revoke",
+        '{"reason": "keyCompromise"}',
+    ),
 }
 
 
@@ -231,12 +250,18 @@ def test_own_paths_with_another_tenants_ids_answer_404_and_change_nothing(world:
 def test_page_tokens_do_not_cross_tenants(world: World) -> None:
     client = world.client
     for name in ("alpha", "beta"):  # a second pending request each, so the first page has a next
-        client.http.put(f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="p"))
+        client.http.put(
+            f"/{name}/seacat/enroll",
+            headers=OCTET,
+            body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="p"),
+        )
     page = client.http.get("/beta/seacat/cr?state=pending&limit=1", headers=auth(world.beta_token)).json_body
     assert page["next"]
     r = client.http.get(f"/alpha/seacat/cr?state=pending&limit=1&next={page['next']}", headers=auth(world.alpha_token))
     assert r.status_code == 400 and r.json_body["field"] == "next"
-    listed = client.http.get(f"/beta/seacat/identity/{world.ids['beta']['identity']}/certificates?limit=1", headers=auth(world.beta_token))
+    listed = client.http.get(
+        f"/beta/seacat/identity/{world.ids['beta']['identity']}/certificates?limit=1", headers=auth(world.beta_token)
+    )
     assert listed.status_code == 200
 
 
@@ -264,7 +289,11 @@ def test_admin_routes_without_a_valid_token_answer_401(world: World, who: str) -
 def test_own_token_still_works_on_every_admin_route(world: World) -> None:
     """The cases above are not 404/401 for want of a valid request: beta's token reaches each one."""
     for case in sorted(CASES):
-        if case in OPERATOR_ONLY or case[1].endswith(("/revoke", "/block", "/approve", "/reject", "/self-signed")) or case[0] in ("PUT", "POST"):
+        if (
+            case in OPERATOR_ONLY
+            or case[1].endswith(("/revoke", "/block", "/approve", "/reject", "/self-signed"))
+            or case[0] in ("PUT", "POST")
+        ):
             continue  # read-only check here; the writes are exercised elsewhere
         method, path, body = concrete(case, world.ids["beta"])
         r = world.client.http.request(method, path, headers=auth(world.beta_token), body=body)
@@ -276,7 +305,9 @@ def test_tenant_tokens_cannot_reach_operator_scope(world: World) -> None:
     assert client.http.get("/audit?tenant=_", headers=auth(world.alpha_token)).status_code == 403
     assert client.http.post("/tokens", headers=auth(world.alpha_token), body=b'{"tenant": "alpha"}').status_code == 403
     assert client.http.delete(f"/tokens/{world.beta_token_id}", headers=auth(world.alpha_token)).status_code == 403
-    assert client.http.get("/tenants/beta", headers=auth(world.beta_token)).status_code == 200  # beta's token still valid
+    assert (
+        client.http.get("/tenants/beta", headers=auth(world.beta_token)).status_code == 200
+    )  # beta's token still valid
 
 
 def test_nginx_authenticate_refuses_another_tenants_certificate(world: World) -> None:
@@ -290,7 +321,9 @@ def test_nginx_authenticate_refuses_another_tenants_certificate(world: World) ->
         assert client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers=headers, body=own).status_code == 200
         # without NGINX's verdict nothing passes, whichever tenant's certificate it is
         for body in (pem, own):
-            r = client.http.put(f"/{tenant}/seacat/nginx_authenticate", headers={"Content-Type": "text/plain"}, body=body)
+            r = client.http.put(
+                f"/{tenant}/seacat/nginx_authenticate", headers={"Content-Type": "text/plain"}, body=body
+            )
             assert r.status_code == 401 and "X-SeaCat-Identity" not in r.headers, (tenant, r.body)
         # the same identity looked up in the wrong tenant: absent
         assert client.http.get(f"/{tenant}/seacat/get/{world.ids[other]['identity']}").status_code == 404
@@ -303,13 +336,22 @@ def test_a_key_enrolled_in_two_tenants_is_two_independent_identities(world: Worl
     client = world.client
     key = ec.generate_private_key(ec.SECP256R1())
     identity = identity_of(key)
-    assert client.http.put(f"/alpha/seacat/identity/{identity}/block", headers=auth(world.alpha_token)).status_code == 200
+    assert (
+        client.http.put(f"/alpha/seacat/identity/{identity}/block", headers=auth(world.alpha_token)).status_code == 200
+    )
     pending = client.http.put("/beta/seacat/enroll", headers=OCTET, body=build_cr(key, application="two"))
     assert pending.status_code == 202  # beta decides by hand; alpha's block does not reach it
-    assert client.http.put(f"/beta/seacat/cr/{pending.json_body['id']}/approve", headers=auth(world.beta_token)).status_code == 200
+    assert (
+        client.http.put(
+            f"/beta/seacat/cr/{pending.json_body['id']}/approve", headers=auth(world.beta_token)
+        ).status_code
+        == 200
+    )
     issued = client.http.put("/beta/seacat/enroll", headers=OCTET, body=build_cr(key, application="two"))
     assert issued.status_code == 200
-    assert client.http.put("/alpha/seacat/enroll", headers=OCTET, body=build_cr(key, application="two")).status_code == 403
+    assert (
+        client.http.put("/alpha/seacat/enroll", headers=OCTET, body=build_cr(key, application="two")).status_code == 403
+    )
     pem = x509.load_der_x509_certificate(issued.body).public_bytes(serialization.Encoding.PEM)
     headers = {"X-SSL-Client-Verify": "SUCCESS"}
     assert client.http.put("/beta/seacat/nginx_authenticate", headers=headers, body=pem).status_code == 200
@@ -348,9 +390,25 @@ def run_pytest(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     test = tmp_path / "test_leaky.py"
     test.write_text(textwrap.dedent(source))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.secret_scan", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         "--basetemp", str(tmp_path / "inner"), str(test)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.secret_scan",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "--basetemp",
+            str(tmp_path / "inner"),
+            str(test),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -41,8 +42,21 @@ def _make(*args: str) -> subprocess.CompletedProcess[str]:
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
     )
     return subprocess.run(
-        ["make", "--no-print-directory", "-o", f"{venv}/.installed", f"VENV={venv}", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            f"{venv}/.installed-run",
+            "-o",
+            f"{venv}/.installed-dev",
+            f"VENV={venv}",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -53,7 +67,10 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     run = _make("package", f"STAGE={STAGE}", f"OUT={out}")
     assert run.returncode == 0, run.stdout + run.stderr
     zip_size = (out / "deployment.zip").stat().st_size
-    print(f"\nmake package: {time.monotonic() - started:.1f} s, deployment.zip {zip_size / 2**20:.1f} MiB", file=sys.stderr)
+    print(
+        f"\nmake package: {time.monotonic() - started:.1f} s, deployment.zip {zip_size / 2**20:.1f} MiB",
+        file=sys.stderr,
+    )
     yield out
 
 
@@ -72,9 +89,19 @@ def _listed(value: Any) -> list[Any]:
 
 def test_cfn_lint_finds_nothing(packaged: Path) -> None:
     lint = subprocess.run(
-        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())",
-         "--regions", "eu-west-1", "us-east-1", "--", str(packaged / "sam.yaml")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+            "--regions",
+            "eu-west-1",
+            "us-east-1",
+            "--",
+            str(packaged / "sam.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     # exit code bits: 2 errors, 4 warnings, 8 informational
     assert lint.returncode == 0, lint.stdout + lint.stderr
@@ -135,7 +162,11 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     assert secrets["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
     }
-    assert sorted(secrets["Action"]) == ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:TagResource"]
+    assert sorted(secrets["Action"]) == [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:TagResource",
+    ]
     # a secret is replaced only where it is the webhook's signing key, never a CA key
     assert _listed(rotation["Action"]) == ["secretsmanager:PutSecretValue"]
     assert rotation["Resource"] == {
@@ -175,10 +206,18 @@ def test_exactly_the_service_role_and_the_key_policy_administrators_can_read_ca_
     wildcards expanded), from the key policy and from the IAM policies it lets the account delegate."""
     from tests.integration.test_infra import EXPECTED_DECRYPT_PATHS, decrypt_paths
 
-    assert decrypt_paths(template) == EXPECTED_DECRYPT_PATHS == {
-        ("ServiceRole", "kms:Decrypt", "through Secrets Manager in the stack's region, for secrets under seacat/<stage>/"),
-        ("the account (IAM principals its IAM policies allow)", "kms:PutKeyPolicy", "unconditionally"),
-    }
+    assert (
+        decrypt_paths(template)
+        == EXPECTED_DECRYPT_PATHS
+        == {
+            (
+                "ServiceRole",
+                "kms:Decrypt",
+                "through Secrets Manager in the stack's region, for secrets under seacat/<stage>/",
+            ),
+            ("the account (IAM principals its IAM policies allow)", "kms:PutKeyPolicy", "unconditionally"),
+        }
+    )
 
 
 def test_the_template_deploys_only_as_the_packaged_stage(template: dict[str, Any]) -> None:
@@ -214,15 +253,23 @@ def test_api_throttling(template: dict[str, Any]) -> None:
     params = template["Parameters"]
     settings = {(s["ResourcePath"], s["HttpMethod"]): s for s in api["MethodSettings"]}
     stage_wide = settings.pop(("/*", "*"))
-    assert (stage_wide["ThrottlingRateLimit"], stage_wide["ThrottlingBurstLimit"]) == ({"Ref": "ApiRateLimit"}, {"Ref": "ApiBurstLimit"})
-    public = {("/{tenant}/seacat/enroll", "POST"), ("/{tenant}/seacat/enroll", "PUT"), ("/{tenant}/seacat/get/{identity}", "GET")}
+    assert (stage_wide["ThrottlingRateLimit"], stage_wide["ThrottlingBurstLimit"]) == (
+        {"Ref": "ApiRateLimit"},
+        {"Ref": "ApiBurstLimit"},
+    )
+    public = {
+        ("/{tenant}/seacat/enroll", "POST"),
+        ("/{tenant}/seacat/enroll", "PUT"),
+        ("/{tenant}/seacat/get/{identity}", "GET"),
+    }
     # ResourcePath: "/" then the route with its slashes written "~1" (API Gateway's encoding)
     assert all(path.startswith("/~1") for path, _ in settings)
     assert {(path[1:].replace("~1", "/"), method) for path, method in settings} == public
     for (path, method), setting in settings.items():
         assert method.lower() in paths[path[1:].replace("~1", "/")], (path, method)  # a real route of the API
         assert (setting["ThrottlingRateLimit"], setting["ThrottlingBurstLimit"]) == (
-            {"Ref": "PublicRateLimit"}, {"Ref": "PublicBurstLimit"}
+            {"Ref": "PublicRateLimit"},
+            {"Ref": "PublicBurstLimit"},
         )
     assert params["PublicRateLimit"]["Default"] <= params["ApiRateLimit"]["Default"]
     assert params["PublicBurstLimit"]["Default"] <= params["ApiBurstLimit"]["Default"]
@@ -262,7 +309,10 @@ def test_make_deploy_uploads_and_deploys_the_packaged_template() -> None:
     assert run.returncode == 0, run.stderr
     commands = " ".join(run.stdout.replace("\\\n", " ").split())
     assert "--merge-template dist/prod/merge-template.yaml dist/prod" in commands
-    assert "aws cloudformation package" in commands and "--template-file dist/prod/sam.yaml --s3-bucket example-bucket" in commands
+    assert (
+        "aws cloudformation package" in commands
+        and "--template-file dist/prod/sam.yaml --s3-bucket example-bucket" in commands
+    )
     assert re.search(
         r"aws cloudformation deploy .*--template-file dist/prod/packaged\.yaml --stack-name seacat-pki-prod "
         r"--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --parameter-overrides Stage=prod",

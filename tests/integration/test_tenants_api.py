@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,7 +39,7 @@ def test_reference_flow(client: Any, operator_token: str) -> None:
     assert again.status_code == 200
     assert again.json_body["keyFingerprint"] == r.json_body["keyFingerprint"]
 
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     r = client.http.put("/TENANT/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
     assert r.status_code == 201, r.body
     body = r.json_body
@@ -173,7 +173,9 @@ def test_key_is_in_a_kms_encrypted_secret(client: Any, operator_token: str) -> N
         ("good", {"approve": "https://hook.exämple.com/validate_cr"}, 400, "approve"),
     ],
 )
-def test_put_tenant_bad_input(client: Any, operator_token: str, tenant: str, body: dict[str, Any], status: int, field: str) -> None:
+def test_put_tenant_bad_input(
+    client: Any, operator_token: str, tenant: str, body: dict[str, Any], status: int, field: str
+) -> None:
     r = put_tenant(client, operator_token, tenant, body)
     assert r.status_code == status, r.body
     assert r.json_body["field"] == field
@@ -220,7 +222,10 @@ def test_the_active_ca_must_be_able_to_issue(client: Any, operator_token: str) -
     r = attempt({"subject": {"CN": "x"}, "validity": {"notAfter": {"days": 400}}})
     assert r.status_code == 400 and r.json_body["field"] == "extensions.basicConstraints"
     spec = json.loads(REFERENCE_SPEC)
-    spec["extensions"] = [{"basicConstraints": {"CA": True, "pathLen": 0}, "critical": True}, {"keyUsage": ["keyCertSign"]}]
+    spec["extensions"] = [
+        {"basicConstraints": {"CA": True, "pathLen": 0}, "critical": True},
+        {"keyUsage": ["keyCertSign"]},
+    ]
     r = attempt(spec)
     assert r.status_code == 400 and r.json_body["field"] == "extensions.keyUsage"  # no cRLSign
     spec = json.loads(REFERENCE_SPEC)
@@ -246,7 +251,9 @@ def test_an_unacceptable_accept_creates_no_ca(client: Any, operator_token: str) 
 
 def test_a_certificate_id_with_a_percent_encoded_tenant_prefix(client: Any, operator_token: str) -> None:
     put_tenant(client, operator_token, "acme")
-    ca_cert = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).json_body["ca_cert"]
+    ca_cert = client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).json_body[
+        "ca_cert"
+    ]
     hex_id = ca_cert.split(":")[1]
     for form in (hex_id, f"acme:{hex_id}", f"acme%3A{hex_id}", f"acme%3a{hex_id.upper()}"):
         r = client.http.get(f"/acme/x509/cert/{form}", headers=auth(operator_token))
@@ -272,7 +279,10 @@ def test_tokens_and_isolation(client: Any, operator_token: str) -> None:
     client.http.put("/beta/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC)
 
     assert client.http.get("/tenants/alpha").status_code == 401
-    assert client.http.get("/tenants/alpha", headers=auth("sct_0123456789abcdef_wrongwrongwrongwrongwrong")).status_code == 401
+    assert (
+        client.http.get("/tenants/alpha", headers=auth("sct_0123456789abcdef_wrongwrongwrongwrongwrong")).status_code
+        == 401
+    )
     assert client.http.get("/tenants/alpha", headers={"Authorization": "Basic abc"}).status_code == 401
 
     r = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha"}))
@@ -303,7 +313,9 @@ def test_tokens_are_stored_hashed(client: Any, operator_token: str) -> None:
     import boto3
 
     put_tenant(client, operator_token, "alpha")
-    token = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha"})).json_body["token"]
+    token = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha"})).json_body[
+        "token"
+    ]
     items = boto3.client("dynamodb").scan(TableName="seacat-test-tokens")["Items"]
     dump = json.dumps(items)
     assert token not in dump and operator_token not in dump
@@ -335,8 +347,10 @@ def reference_with(*extra: dict[str, Any], validity: dict[str, Any] | None = Non
         (reference_with({"subjectAltName": ["DNS:*.google.com"]}), "extensions[2].subjectAltName[0]"),
         (reference_with({"subjectAltName": ["IP:8.8.8.8"]}), "extensions[2].subjectAltName[0]"),
         (reference_with({"subjectAltName": ["URI:https://google.com/"]}), "extensions[2].subjectAltName[0]"),
-        (reference_with(validity={"notBefore": "1950-01-01T00:00:00Z", "notAfter": "2040-01-01T00:00:00Z"}),
-         "validity.notBefore"),
+        (
+            reference_with(validity={"notBefore": "1950-01-01T00:00:00Z", "notAfter": "2040-01-01T00:00:00Z"}),
+            "validity.notBefore",
+        ),
         (reference_with(validity={"notBefore": "now", "notAfter": "9999-12-31T23:59:59Z"}), "validity.notAfter"),
         (reference_with(validity={"notAfter": {"years": 31}}), "validity.notAfter"),
         # the issue's example, all at once: the first field at fault is named
@@ -355,9 +369,13 @@ def reference_with(*extra: dict[str, Any], validity: dict[str, Any] | None = Non
         ),
     ],
 )
-def test_a_tenant_token_can_make_only_a_client_ca(client: Any, operator_token: str, spec: dict[str, Any], field: str) -> None:
+def test_a_tenant_token_can_make_only_a_client_ca(
+    client: Any, operator_token: str, spec: dict[str, Any], field: str
+) -> None:
     put_tenant(client, operator_token, "acme")
-    token = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "acme"})).json_body["token"]
+    token = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "acme"})).json_body[
+        "token"
+    ]
     r = client.http.put("/acme/x509/self-signed", headers=auth(token), body=json.dumps(spec))
     assert r.status_code == 400, r.body
     assert r.json_body["error"] == "InvalidInput" and r.json_body["field"] == field, r.json_body
@@ -370,7 +388,7 @@ def test_a_tenant_token_can_make_only_a_client_ca(client: Any, operator_token: s
 def test_the_widest_client_ca(client: Any, operator_token: str) -> None:
     """Everything the profile allows: clientAuth, an email contact, 30 years, a start a day back."""
     put_tenant(client, operator_token, "acme")
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=23)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=23)
     spec = reference_with(
         {"extendedKeyUsage": ["clientAuth"]},
         {"subjectAltName": ["email:pki@example.com"]},
@@ -394,7 +412,9 @@ def test_the_widest_client_ca(client: Any, operator_token: str) -> None:
 # -- caches keyed by what callers send are bounded ---------------------------------------------------
 
 
-def test_invented_tenant_ids_fill_a_bounded_cache_and_never_evict_real_tenants(client: Any, operator_token: str) -> None:
+def test_invented_tenant_ids_fill_a_bounded_cache_and_never_evict_real_tenants(
+    client: Any, operator_token: str
+) -> None:
     from chalicelib.service import tenants
 
     put_tenant(client, operator_token, "acme")
@@ -422,7 +442,9 @@ def test_the_tenant_cache_is_bounded(client: Any, operator_token: str, monkeypat
     assert tenants.cached_tenant("later") is not None and "later" not in tenants._missing
 
 
-def test_parsed_ca_and_crl_caches_are_bounded(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parsed_ca_and_crl_caches_are_bounded(
+    client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from chalicelib.service import enrollment, revocation
 
     monkeypatch.setattr(enrollment, "CA_CERT_CACHE_MAX", 2)

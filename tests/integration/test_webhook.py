@@ -20,9 +20,10 @@ import re
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,7 +36,20 @@ OCTET = {"Content-Type": "application/octet-stream"}
 HOST = "hook.example.com"
 PUBLIC = "93.184.216.34"
 # The reference's approve payload, and nothing more: the signature travels in a header.
-PAYLOAD_KEYS = {"_c", "_id", "_m", "_v", "data", "family", "info", "label", "seacat_application", "seacat_identity", "tenant", "type"}
+PAYLOAD_KEYS = {
+    "_c",
+    "_id",
+    "_m",
+    "_v",
+    "data",
+    "family",
+    "info",
+    "label",
+    "seacat_application",
+    "seacat_identity",
+    "tenant",
+    "type",
+}
 
 
 def auth(token: str) -> dict[str, str]:
@@ -102,20 +116,28 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     leaf = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -145,7 +167,9 @@ def tls_hook(tls_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Ite
 @pytest.fixture
 def tenant(client: Any, operator_token: str) -> str:
     assert client.http.put("/tenants/acme", headers=auth(operator_token), body="{}").status_code == 201
-    assert client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+    assert (
+        client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).status_code == 201
+    )
     return "acme"
 
 
@@ -172,7 +196,13 @@ class Network:
                 return real_resolve(host, port, *args, **kwargs)
             self.looked_up.append(host)
             return [
-                (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port, 0, 0) if ":" in a else (a, port))
+                (
+                    socket.AF_INET6 if ":" in a else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    6,
+                    "",
+                    (a, port, 0, 0) if ":" in a else (a, port),
+                )
                 for a in self.addresses
             ]
 
@@ -319,7 +349,7 @@ def logs() -> Iterator[LogRecords]:
         lg.addHandler(handler)
         lg.setLevel(logging.DEBUG)
     yield handler
-    for lg, level in zip(loggers, levels):
+    for lg, level in zip(loggers, levels, strict=False):
         lg.removeHandler(handler)
         lg.setLevel(level)
 
@@ -345,7 +375,7 @@ def test_each_call_is_signed_with_the_secret_shown_once(
 
     r, cr = enroll(client)
     assert r.status_code == 200, r.body
-    (headers, body), = hook.received
+    ((headers, body),) = hook.received
     assert verify(secret, headers["X-SeaCat-Signature"], body)
     assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", headers["X-SeaCat-Signature"])
     payload = json.loads(body)
@@ -461,7 +491,9 @@ def test_the_secret_scan_knows_webhook_secrets() -> None:
     shown = "whsec_" + key.hex()
     assert scanner.find(f"secret={shown}")
     assert scanner.find(f"key {key.hex().upper()}")
-    assert scanner.find(base64.b64encode(key).decode()) and scanner.find(base64.urlsafe_b64encode(key).decode().rstrip("="))
+    assert scanner.find(base64.b64encode(key).decode()) and scanner.find(
+        base64.urlsafe_b64encode(key).decode().rstrip("=")
+    )
     assert scanner.find("whsec_" + "ab" * 32)  # one it did not see made
     assert not scanner.find(json.dumps({"webhookSecret": shown}), allowed=frozenset({shown}))
     body = json.dumps({"tenant": "acme", "webhookSecret": shown}).encode()

@@ -6,7 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID, Si
 from chalicelib.ca import builder, keys, spec
 from chalicelib.errors import InvalidInput
 
-UTC = timezone.utc
+UTC = UTC
 OPENSSL = shutil.which("openssl") or "openssl"
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "seacat-cr-vectors.json").read_text())
 CERT_VECTORS = {v["name"]: v for v in VECTORS["certificate_vectors"]}
@@ -30,8 +30,15 @@ REFERENCE_BODY = """{"serialNumber": 1, "subject": {"O": "My Org", "CN": "Root C
 NOW = datetime(2019, 12, 1, 0, 0, 0, tzinfo=UTC)
 
 KU_DIGITAL_SIGNATURE = x509.KeyUsage(
-    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-    key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
 )
 
 
@@ -93,13 +100,22 @@ def test_reference_ca_fields() -> None:
     ku = ext(cert, ExtensionOID.KEY_USAGE)
     assert ku.critical  # our documented default when "critical" is absent (RFC 5280 SHOULD)
     assert ku.value == x509.KeyUsage(
-        digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+        digital_signature=False,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
     )
     ski = ext(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER)
     assert ski.value == x509.SubjectKeyIdentifier.from_public_key(CA_KEY.public_key()) and not ski.critical
     assert [e.oid for e in cert.extensions] == [
-        ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+        ExtensionOID.BASIC_CONSTRAINTS,
+        ExtensionOID.KEY_USAGE,
+        ExtensionOID.SUBJECT_KEY_IDENTIFIER,
     ]
 
 
@@ -152,8 +168,16 @@ def test_self_signed_rich_extensions_round_trip() -> None:
             {"basicConstraints": {"CA": True}},
             {"keyUsage": ["digitalSignature", "keyCertSign", "cRLSign"]},
             {"extendedKeyUsage": ["serverAuth", "clientAuth", "1.3.6.1.4.1.99999.1"]},
-            {"subjectAltName": ["DNS:ca.example.com", "IP:10.0.0.1", "IP:::1", "email:ca@example.com",
-                                "URI:https://example.com/ca", {"dns": "*.example.com"}]},
+            {
+                "subjectAltName": [
+                    "DNS:ca.example.com",
+                    "IP:10.0.0.1",
+                    "IP:::1",
+                    "email:ca@example.com",
+                    "URI:https://example.com/ca",
+                    {"dns": "*.example.com"},
+                ]
+            },
             {"crlDistributionPoints": ["http://crl.example.com/ca.crl"]},
         ],
     }
@@ -170,7 +194,9 @@ def test_self_signed_rich_extensions_round_trip() -> None:
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.1", "::1"]
     eku = ext(cert, ExtensionOID.EXTENDED_KEY_USAGE).value
     assert list(eku) == [  # type: ignore[call-overload]
-        ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"),
     ]
     cdp = ext(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS).value
     assert isinstance(cdp, x509.CRLDistributionPoints)
@@ -242,12 +268,16 @@ def test_client_crl_distribution_point() -> None:
     cert = client_cert(crl_url="https://pki.example.com/acme/x509/crl")
     cdp = ext(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
     assert not cdp.critical
-    assert cdp.value == x509.CRLDistributionPoints([
-        x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier("https://pki.example.com/acme/x509/crl")],
-            relative_name=None, reasons=None, crl_issuer=None,
-        )
-    ])
+    assert cdp.value == x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier("https://pki.example.com/acme/x509/crl")],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
 
 
 def test_client_last_utctime_second_is_allowed_2050_is_not() -> None:
@@ -272,19 +302,34 @@ def test_client_argument_errors() -> None:
     client_cert(ca)  # the issuer's key is checked once and remembered: a wrong key is still refused
     with pytest.raises(ValueError, match="does not match"):
         builder.build_client_certificate(
-            public_key=sample_public_key(), identity="X", issuer=ca, issuer_key=keys.generate_ca_key(),
-            serial=5, not_before=NOW, not_after=NOW + timedelta(days=1),
+            public_key=sample_public_key(),
+            identity="X",
+            issuer=ca,
+            issuer_key=keys.generate_ca_key(),
+            serial=5,
+            not_before=NOW,
+            not_after=NOW + timedelta(days=1),
         )
     for serial in (0, -1, 1 << 159, True):
         with pytest.raises(ValueError, match="serial"):
             builder.build_client_certificate(
-                public_key=sample_public_key(), identity="X", issuer=reference_ca(), issuer_key=CA_KEY,
-                serial=serial, not_before=NOW, not_after=NOW + timedelta(days=1),
+                public_key=sample_public_key(),
+                identity="X",
+                issuer=reference_ca(),
+                issuer_key=CA_KEY,
+                serial=serial,
+                not_before=NOW,
+                not_after=NOW + timedelta(days=1),
             )
     with pytest.raises(ValueError, match="identity"):
         builder.build_client_certificate(
-            public_key=sample_public_key(), identity="", issuer=reference_ca(), issuer_key=CA_KEY,
-            serial=5, not_before=NOW, not_after=NOW + timedelta(days=1),
+            public_key=sample_public_key(),
+            identity="",
+            issuer=reference_ca(),
+            issuer_key=CA_KEY,
+            serial=5,
+            not_before=NOW,
+            not_after=NOW + timedelta(days=1),
         )
 
 
@@ -297,18 +342,38 @@ def test_openssl_verifies_client_cert_for_client_auth(tmp_path: Path) -> None:
     (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     attime = str(int((now + timedelta(days=1)).timestamp()))
     result = subprocess.run(
-        [OPENSSL, "verify", "-purpose", "sslclient", "-attime", attime,
-         "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "leaf.pem")],
-        capture_output=True, text=True,
+        [
+            OPENSSL,
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-attime",
+            attime,
+            "-CAfile",
+            str(tmp_path / "ca.pem"),
+            str(tmp_path / "leaf.pem"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "leaf.pem: OK" in result.stdout
     # And openssl refuses it outside its validity: the check is real.
     late = str(int((not_after + timedelta(days=1)).timestamp()))
     expired = subprocess.run(
-        [OPENSSL, "verify", "-purpose", "sslclient", "-attime", late,
-         "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "leaf.pem")],
-        capture_output=True, text=True,
+        [
+            OPENSSL,
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-attime",
+            late,
+            "-CAfile",
+            str(tmp_path / "ca.pem"),
+            str(tmp_path / "leaf.pem"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert expired.returncode != 0
 

@@ -21,7 +21,9 @@ CA_KEY_PEM: str = VECTORS["test_private_keys_pem"]["seacat-test-ca"]
 OPENSSL = shutil.which("openssl") or "openssl"
 
 
-def _pem(key: object, fmt: serialization.PrivateFormat, enc: serialization.KeySerializationEncryption | None = None) -> bytes:
+def _pem(
+    key: object, fmt: serialization.PrivateFormat, enc: serialization.KeySerializationEncryption | None = None
+) -> bytes:
     assert isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey))
     return key.private_bytes(serialization.Encoding.PEM, fmt, enc or serialization.NoEncryption())
 
@@ -74,7 +76,8 @@ def test_load_openssl_ecparam_genkey_with_parameters_block(tmp_path: Path) -> No
     out = tmp_path / "ca.key"
     subprocess.run(
         [OPENSSL, "ecparam", "-name", "prime256v1", "-genkey", "-out", str(out)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     text = out.read_text()
     assert "BEGIN EC PARAMETERS" in text and "BEGIN EC PRIVATE KEY" in text
@@ -91,14 +94,18 @@ def test_load_openssl_ecparam_genkey_noout(tmp_path: Path) -> None:
     out = tmp_path / "ca.key"
     subprocess.run(
         [OPENSSL, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(out)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     assert isinstance(keys.load_ca_private_key_pem(out.read_bytes()).curve, ec.SECP256R1)
 
 
 def test_load_tolerates_surrounding_text_and_crlf() -> None:
     text = "my old CA key\r\n" + CA_KEY_PEM.replace("\n", "\r\n") + "\r\n"
-    assert keys.load_ca_private_key_pem(text).private_numbers() == keys.load_ca_private_key_pem(CA_KEY_PEM).private_numbers()
+    assert (
+        keys.load_ca_private_key_pem(text).private_numbers()
+        == keys.load_ca_private_key_pem(CA_KEY_PEM).private_numbers()
+    )
 
 
 def test_fingerprint_is_sha256_of_spki_lowercase_hex() -> None:
@@ -142,18 +149,14 @@ def test_refuses_encrypted_sec1() -> None:
     _refused(pem, "encrypted")
 
 
-@pytest.mark.parametrize(
-    "fmt", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL]
-)
+@pytest.mark.parametrize("fmt", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL])
 def test_refuses_p384(fmt: serialization.PrivateFormat) -> None:
     pem = _pem(ec.generate_private_key(ec.SECP384R1()), fmt)
     err = _refused(pem, "P-256")
     assert "secp384r1" in err.message
 
 
-@pytest.mark.parametrize(
-    "fmt", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL]
-)
+@pytest.mark.parametrize("fmt", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL])
 def test_refuses_rsa(fmt: serialization.PrivateFormat) -> None:
     pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024), fmt)
     err = _refused(pem, "RSA")
@@ -177,7 +180,9 @@ def test_refuses_truncated_key() -> None:
 
 def test_refuses_public_key_and_certificate() -> None:
     key = keys.generate_ca_key()
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     _refused(public_pem, "public key")
     cert_pem = VECTORS["certificate_vectors"][0]["pem"]
     _refused(cert_pem, "certificate")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from chalicelib.ca.spec import (
 )
 from chalicelib.errors import InvalidInput
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2024, 5, 1, 12, 34, 56, 789000, tzinfo=UTC)
 NOW_S = NOW.replace(microsecond=0)
 
@@ -86,19 +86,27 @@ def refused(b: object, field: str | None, fragment: str = "") -> InvalidInput:
 def test_reference_body_parses() -> None:
     spec = parse(json.loads(REFERENCE_BODY))
     assert spec.serial_number == 1
-    assert spec.subject == x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "My Org"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "Root CA"),
-    ])
+    assert spec.subject == x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "My Org"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Root CA"),
+        ]
+    )
     assert spec.not_before == NOW_S
     assert spec.not_after == NOW_S + timedelta(weeks=1040)
     assert spec.extensions == (
         ExtensionSpec(x509.BasicConstraints(ca=True, path_length=0), True),
         ExtensionSpec(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             True,
         ),
@@ -145,8 +153,16 @@ def test_serial_accepted(serial: int) -> None:
 
 @pytest.mark.parametrize(
     ("serial", "fragment"),
-    [(0, "positive"), (-5, "positive"), (2**159, "20 octets"), (True, "integer"), (1.0, "integer"),
-     ("1", "integer"), ([1], "integer"), ({}, "integer")],
+    [
+        (0, "positive"),
+        (-5, "positive"),
+        (2**159, "20 octets"),
+        (True, "integer"),
+        (1.0, "integer"),
+        ("1", "integer"),
+        ([1], "integer"),
+        ({}, "integer"),
+    ],
 )
 def test_serial_refused(serial: object, fragment: str) -> None:
     refused(body(serialNumber=serial), "serialNumber", fragment)
@@ -157,21 +173,55 @@ def test_serial_refused(serial: object, fragment: str) -> None:
 
 def test_subject_all_attributes_in_order() -> None:
     subject = {
-        "C": "CZ", "ST": "Praha", "L": "Praha 1", "O": "TeskaLabs", "OU": "PKI", "CN": "Root",
-        "emailAddress": "pki@example.com", "serialNumber": "ABC-123", "DC": ["example", "com"],
-        "street": "Main 1", "title": "CA", "GN": "Jan", "givenName": "Jana", "SN": "Novak", "surname": "Novakova",
-        "initials": "JN", "pseudonym": "jn", "generationQualifier": "Jr.", "UID": "jnovak", "postalCode": "11000",
-        "dnQualifier": "q1", "name": "Jan Novak",
+        "C": "CZ",
+        "ST": "Praha",
+        "L": "Praha 1",
+        "O": "TeskaLabs",
+        "OU": "PKI",
+        "CN": "Root",
+        "emailAddress": "pki@example.com",
+        "serialNumber": "ABC-123",
+        "DC": ["example", "com"],
+        "street": "Main 1",
+        "title": "CA",
+        "GN": "Jan",
+        "givenName": "Jana",
+        "SN": "Novak",
+        "surname": "Novakova",
+        "initials": "JN",
+        "pseudonym": "jn",
+        "generationQualifier": "Jr.",
+        "UID": "jnovak",
+        "postalCode": "11000",
+        "dnQualifier": "q1",
+        "name": "Jan Novak",
     }
     spec = parse(body(subject=subject))
     oids = [attr.oid for attr in spec.subject]
     assert oids == [
-        NameOID.COUNTRY_NAME, NameOID.STATE_OR_PROVINCE_NAME, NameOID.LOCALITY_NAME, NameOID.ORGANIZATION_NAME,
-        NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.COMMON_NAME, NameOID.EMAIL_ADDRESS, NameOID.SERIAL_NUMBER,
-        NameOID.DOMAIN_COMPONENT, NameOID.DOMAIN_COMPONENT, NameOID.STREET_ADDRESS, NameOID.TITLE,
-        NameOID.GIVEN_NAME, NameOID.GIVEN_NAME, NameOID.SURNAME, NameOID.SURNAME, NameOID.INITIALS,
-        NameOID.PSEUDONYM, NameOID.GENERATION_QUALIFIER, NameOID.USER_ID, NameOID.POSTAL_CODE,
-        NameOID.DN_QUALIFIER, x509.ObjectIdentifier("2.5.4.41"),
+        NameOID.COUNTRY_NAME,
+        NameOID.STATE_OR_PROVINCE_NAME,
+        NameOID.LOCALITY_NAME,
+        NameOID.ORGANIZATION_NAME,
+        NameOID.ORGANIZATIONAL_UNIT_NAME,
+        NameOID.COMMON_NAME,
+        NameOID.EMAIL_ADDRESS,
+        NameOID.SERIAL_NUMBER,
+        NameOID.DOMAIN_COMPONENT,
+        NameOID.DOMAIN_COMPONENT,
+        NameOID.STREET_ADDRESS,
+        NameOID.TITLE,
+        NameOID.GIVEN_NAME,
+        NameOID.GIVEN_NAME,
+        NameOID.SURNAME,
+        NameOID.SURNAME,
+        NameOID.INITIALS,
+        NameOID.PSEUDONYM,
+        NameOID.GENERATION_QUALIFIER,
+        NameOID.USER_ID,
+        NameOID.POSTAL_CODE,
+        NameOID.DN_QUALIFIER,
+        x509.ObjectIdentifier("2.5.4.41"),
     ]
     # One attribute per RDN, DC values in list order.
     assert all(len(rdn) == 1 for rdn in spec.subject.rdns)
@@ -235,15 +285,27 @@ def test_subject_absent() -> None:
         ({"notAfter": {"days": 1}}, NOW_S, NOW_S + timedelta(days=1)),
         ({"notAfter": {"years": 10}}, NOW_S, NOW_S + timedelta(days=3650)),  # a year is 365 days
         ({"notAfter": {"years": 0.5}}, NOW_S, NOW_S + timedelta(days=182, hours=12)),
-        ({"notAfter": {"days": 1, "hours": 2, "minutes": 3, "seconds": 4.9}}, NOW_S,
-         NOW_S + timedelta(days=1, hours=2, minutes=3, seconds=4)),
+        (
+            {"notAfter": {"days": 1, "hours": 2, "minutes": 3, "seconds": 4.9}},
+            NOW_S,
+            NOW_S + timedelta(days=1, hours=2, minutes=3, seconds=4),
+        ),
         ({"notBefore": {"hours": 1}, "notAfter": {"hours": 1}}, NOW_S + timedelta(hours=1), NOW_S + timedelta(hours=2)),
-        ({"notBefore": "2024-01-01", "notAfter": "2030-01-01"},
-         datetime(2024, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)),
-        ({"notBefore": "2024-01-01T10:00:00", "notAfter": "2030-01-01T00:00:00Z"},
-         datetime(2024, 1, 1, 10, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)),
-        ({"notBefore": "2024-01-01T10:00:00.999+02:00", "notAfter": {"days": 3650}},
-         datetime(2024, 1, 1, 8, tzinfo=UTC), datetime(2024, 1, 1, 8, tzinfo=UTC) + timedelta(days=3650)),
+        (
+            {"notBefore": "2024-01-01", "notAfter": "2030-01-01"},
+            datetime(2024, 1, 1, tzinfo=UTC),
+            datetime(2030, 1, 1, tzinfo=UTC),
+        ),
+        (
+            {"notBefore": "2024-01-01T10:00:00", "notAfter": "2030-01-01T00:00:00Z"},
+            datetime(2024, 1, 1, 10, tzinfo=UTC),
+            datetime(2030, 1, 1, tzinfo=UTC),
+        ),
+        (
+            {"notBefore": "2024-01-01T10:00:00.999+02:00", "notAfter": {"days": 3650}},
+            datetime(2024, 1, 1, 8, tzinfo=UTC),
+            datetime(2024, 1, 1, 8, tzinfo=UTC) + timedelta(days=3650),
+        ),
         ({"notAfter": "9999-12-31T23:59:59Z"}, NOW_S, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
     ],
 )
@@ -311,8 +373,11 @@ def test_no_extensions() -> None:
         ([{"critical": True}], "extensions[0]", "names no extension"),
         ([{"keyUsage": ["cRLSign"], "extendedKeyUsage": ["clientAuth"]}], "extensions[0]", "exactly one"),
         ([{"nameConstraints": {}}], "extensions[0].nameConstraints", "unknown extension"),
-        ([{"keyUsage": ["digitalSignature"]}, {"keyUsage": ["digitalSignature"]}],
-         "extensions[1].keyUsage", "duplicate"),
+        (
+            [{"keyUsage": ["digitalSignature"]}, {"keyUsage": ["digitalSignature"]}],
+            "extensions[1].keyUsage",
+            "duplicate",
+        ),
         ([{"keyUsage": ["digitalSignature"], "critical": "yes"}], "extensions[0].critical", "true or false"),
         ([{"keyUsage": ["digitalSignature"], "critical": 1}], "extensions[0].critical", "true or false"),
         ([{"keyUsage": ["digitalSignature"]}] * 33, "extensions", "more than"),
@@ -336,8 +401,9 @@ def test_extension_structure_refused(extensions: object, field: str, fragment: s
         ({"CA": True, "pathLen": 3}, None, x509.BasicConstraints(ca=True, path_length=3), True),
     ],
 )
-def test_basic_constraints(value: dict[str, Any], critical: bool | None, expected: x509.BasicConstraints,
-                           expected_critical: bool) -> None:
+def test_basic_constraints(
+    value: dict[str, Any], critical: bool | None, expected: x509.BasicConstraints, expected_critical: bool
+) -> None:
     entry: dict[str, Any] = {"basicConstraints": value}
     if critical is not None:
         entry["critical"] = critical
@@ -387,8 +453,17 @@ def test_key_usage_each_name(name: str) -> None:
 
 
 def test_key_usage_all_nine_bits_and_explicit_non_critical() -> None:
-    all_nine = ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement",
-                "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"]
+    all_nine = [
+        "digitalSignature",
+        "nonRepudiation",
+        "keyEncipherment",
+        "dataEncipherment",
+        "keyAgreement",
+        "keyCertSign",
+        "cRLSign",
+        "encipherOnly",
+        "decipherOnly",
+    ]
     spec = with_ext({"basicConstraints": {"CA": True}}, {"keyUsage": all_nine, "critical": False})
     ku = spec.extensions[1]
     assert ku.critical is False
@@ -408,8 +483,11 @@ def test_key_usage_all_nine_bits_and_explicit_non_critical() -> None:
         ([{"keyUsage": ["digitalSignature", "decipherOnly"]}], "extensions[0].keyUsage[1]", "keyAgreement"),
         ([{"keyUsage": ["keyCertSign"]}], "extensions[0].keyUsage", "CA true"),
         ([{"basicConstraints": {"CA": False}}, {"keyUsage": ["keyCertSign"]}], "extensions[1].keyUsage", "CA true"),
-        ([{"basicConstraints": {"CA": True, "pathLen": 0}}, {"keyUsage": ["cRLSign"]}],
-         "extensions[0].basicConstraints.pathLen", "keyCertSign"),
+        (
+            [{"basicConstraints": {"CA": True, "pathLen": 0}}, {"keyUsage": ["cRLSign"]}],
+            "extensions[0].basicConstraints.pathLen",
+            "keyCertSign",
+        ),
     ],
 )
 def test_key_usage_refused(entries: list[object], field: str, fragment: str) -> None:
@@ -420,15 +498,30 @@ def test_key_usage_refused(entries: list[object], field: str, fragment: str) -> 
 
 
 def test_extended_key_usage_names_and_oids() -> None:
-    names = ["serverAuth", "clientAuth", "codeSigning", "emailProtection", "timeStamping", "OCSPSigning",
-             "anyExtendedKeyUsage", "1.3.6.1.4.1.311.20.2.2"]
+    names = [
+        "serverAuth",
+        "clientAuth",
+        "codeSigning",
+        "emailProtection",
+        "timeStamping",
+        "OCSPSigning",
+        "anyExtendedKeyUsage",
+        "1.3.6.1.4.1.311.20.2.2",
+    ]
     eku = only_ext({"extendedKeyUsage": names})
     assert not eku.critical
-    assert eku.value == x509.ExtendedKeyUsage([
-        ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.CODE_SIGNING,
-        ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.TIME_STAMPING, ExtendedKeyUsageOID.OCSP_SIGNING,
-        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE, x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.2"),
-    ])
+    assert eku.value == x509.ExtendedKeyUsage(
+        [
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            ExtendedKeyUsageOID.CLIENT_AUTH,
+            ExtendedKeyUsageOID.CODE_SIGNING,
+            ExtendedKeyUsageOID.EMAIL_PROTECTION,
+            ExtendedKeyUsageOID.TIME_STAMPING,
+            ExtendedKeyUsageOID.OCSP_SIGNING,
+            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+            x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.2"),
+        ]
+    )
     assert only_ext({"extendedKeyUsage": ["clientAuth"], "critical": True}).critical
 
 
@@ -485,19 +578,37 @@ def test_key_identifier_refused(entry: object, field: str, fragment: str) -> Non
 
 
 def test_subject_alt_name_forms() -> None:
-    san = only_ext({"subjectAltName": [
-        "DNS:example.com", "dns:*.example.com", "IP:192.0.2.1", "IP:2001:db8::1", "email:a@example.com",
-        "URI:https://example.com/x?y=1", {"dns": "xn--bcher-kva.example"}, {"ip": "10.0.0.1"},
-        {"email": "b@example.com"}, {"URI": "urn:uuid:123e4567-e89b-12d3-a456-426614174000"},
-    ]})
+    san = only_ext(
+        {
+            "subjectAltName": [
+                "DNS:example.com",
+                "dns:*.example.com",
+                "IP:192.0.2.1",
+                "IP:2001:db8::1",
+                "email:a@example.com",
+                "URI:https://example.com/x?y=1",
+                {"dns": "xn--bcher-kva.example"},
+                {"ip": "10.0.0.1"},
+                {"email": "b@example.com"},
+                {"URI": "urn:uuid:123e4567-e89b-12d3-a456-426614174000"},
+            ]
+        }
+    )
     assert not san.critical
-    assert san.value == x509.SubjectAlternativeName([
-        x509.DNSName("example.com"), x509.DNSName("*.example.com"),
-        x509.IPAddress(ipaddress.ip_address("192.0.2.1")), x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
-        x509.RFC822Name("a@example.com"), x509.UniformResourceIdentifier("https://example.com/x?y=1"),
-        x509.DNSName("xn--bcher-kva.example"), x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-        x509.RFC822Name("b@example.com"), x509.UniformResourceIdentifier("urn:uuid:123e4567-e89b-12d3-a456-426614174000"),
-    ])
+    assert san.value == x509.SubjectAlternativeName(
+        [
+            x509.DNSName("example.com"),
+            x509.DNSName("*.example.com"),
+            x509.IPAddress(ipaddress.ip_address("192.0.2.1")),
+            x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
+            x509.RFC822Name("a@example.com"),
+            x509.UniformResourceIdentifier("https://example.com/x?y=1"),
+            x509.DNSName("xn--bcher-kva.example"),
+            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+            x509.RFC822Name("b@example.com"),
+            x509.UniformResourceIdentifier("urn:uuid:123e4567-e89b-12d3-a456-426614174000"),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -536,10 +647,12 @@ def test_subject_alt_name_refused(value: object, field: str, fragment: str) -> N
 def test_crl_distribution_points() -> None:
     cdp = only_ext({"crlDistributionPoints": ["http://crl.example.com/a.crl", "https://b.example/c.crl"]})
     assert not cdp.critical
-    assert cdp.value == x509.CRLDistributionPoints([
-        x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None)
-        for u in ("http://crl.example.com/a.crl", "https://b.example/c.crl")
-    ])
+    assert cdp.value == x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None)
+            for u in ("http://crl.example.com/a.crl", "https://b.example/c.crl")
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -561,27 +674,79 @@ def test_crl_distribution_points_refused(value: object, field: str, fragment: st
 # --- property tests: only InvalidInput, and whatever parses also builds ---------------------------
 
 _VOCAB = [
-    "serialNumber", "subject", "validity", "extensions", "notBefore", "notAfter", "years", "weeks", "days",
-    "hours", "minutes", "seconds", "C", "CN", "O", "DC", "emailAddress", "critical", "basicConstraints", "CA",
-    "pathLen", "keyUsage", "extendedKeyUsage", "subjectKeyIdentifier", "authorityKeyIdentifier",
-    "subjectAltName", "crlDistributionPoints", "dns", "ip", "email", "uri",
+    "serialNumber",
+    "subject",
+    "validity",
+    "extensions",
+    "notBefore",
+    "notAfter",
+    "years",
+    "weeks",
+    "days",
+    "hours",
+    "minutes",
+    "seconds",
+    "C",
+    "CN",
+    "O",
+    "DC",
+    "emailAddress",
+    "critical",
+    "basicConstraints",
+    "CA",
+    "pathLen",
+    "keyUsage",
+    "extendedKeyUsage",
+    "subjectKeyIdentifier",
+    "authorityKeyIdentifier",
+    "subjectAltName",
+    "crlDistributionPoints",
+    "dns",
+    "ip",
+    "email",
+    "uri",
 ]
 _STRINGS = _VOCAB + [
-    "now", "hash", "2030-01-01", "2030-01-01T00:00:00Z", "1950-01-01", "9999-12-31T23:59:59+00:00",
-    "keyCertSign", "cRLSign", "digitalSignature", "keyAgreement", "encipherOnly", "clientAuth", "1.2.3.4",
-    "DNS:example.com", "IP:1.2.3.4", "IP:::1", "email:a@b", "URI:http://x", "http://crl.example/x", "CZ", "",
-    "\ud800", "a\x00", "é", "*.x",
+    "now",
+    "hash",
+    "2030-01-01",
+    "2030-01-01T00:00:00Z",
+    "1950-01-01",
+    "9999-12-31T23:59:59+00:00",
+    "keyCertSign",
+    "cRLSign",
+    "digitalSignature",
+    "keyAgreement",
+    "encipherOnly",
+    "clientAuth",
+    "1.2.3.4",
+    "DNS:example.com",
+    "IP:1.2.3.4",
+    "IP:::1",
+    "email:a@b",
+    "URI:http://x",
+    "http://crl.example/x",
+    "CZ",
+    "",
+    "\ud800",
+    "a\x00",
+    "é",
+    "*.x",
 ]
 _leaf = (
-    st.none() | st.booleans()
+    st.none()
+    | st.booleans()
     | st.integers(min_value=-(2**200), max_value=2**200)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from(_STRINGS) | st.text(max_size=12)
+    | st.sampled_from(_STRINGS)
+    | st.text(max_size=12)
 )
 _json = st.recursive(
     _leaf,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(_VOCAB) | st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(_VOCAB) | st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=12,
 )
 _BUILD_KEY = keys.generate_ca_key()
@@ -650,8 +815,23 @@ def test_mutated_reference_only_raises_invalid_input_and_parsed_specs_build(valu
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.sampled_from(["C", "ST", "L", "O", "OU", "CN", "emailAddress", "serialNumber", "DC", "UID", "dnQualifier",
-                     "postalCode", "name"]),
+    st.sampled_from(
+        [
+            "C",
+            "ST",
+            "L",
+            "O",
+            "OU",
+            "CN",
+            "emailAddress",
+            "serialNumber",
+            "DC",
+            "UID",
+            "dnQualifier",
+            "postalCode",
+            "name",
+        ]
+    ),
     st.text(st.characters(), min_size=0, max_size=70),
 )
 def test_any_accepted_subject_value_builds(attribute: str, value: str) -> None:
@@ -720,7 +900,11 @@ def test_client_ca_may_carry(extra: dict[str, Any]) -> None:
         ({"extendedKeyUsage": ["serverAuth"]}, "extensions[2].extendedKeyUsage[0]", "serverAuth is not"),
         ({"extendedKeyUsage": ["clientAuth", "serverAuth"]}, "extensions[2].extendedKeyUsage[1]", "only be clientAuth"),
         ({"extendedKeyUsage": ["anyExtendedKeyUsage"]}, "extensions[2].extendedKeyUsage[0]", "any purpose"),
-        ({"extendedKeyUsage": ["clientAuth", "anyExtendedKeyUsage"]}, "extensions[2].extendedKeyUsage[1]", "any purpose"),
+        (
+            {"extendedKeyUsage": ["clientAuth", "anyExtendedKeyUsage"]},
+            "extensions[2].extendedKeyUsage[1]",
+            "any purpose",
+        ),
         ({"extendedKeyUsage": ["codeSigning"]}, "extensions[2].extendedKeyUsage[0]", "codeSigning"),
         ({"extendedKeyUsage": ["1.2.3.4"]}, "extensions[2].extendedKeyUsage[0]", "1.2.3.4"),
         ({"subjectAltName": ["DNS:*.google.com"]}, "extensions[2].subjectAltName[0]", "names no host"),
@@ -771,8 +955,11 @@ def test_client_ca_validity_bounds() -> None:
     ("validity", "field", "fragment"),
     [
         ({"notBefore": "1950-01-01T00:00:00Z", "notAfter": "2030-01-01"}, "validity.notBefore", "one day"),
-        ({"notBefore": (NOW_S - CA_MAX_BACKDATE - timedelta(seconds=1)).isoformat(), "notAfter": {"years": 1}},
-         "validity.notBefore", "one day"),
+        (
+            {"notBefore": (NOW_S - CA_MAX_BACKDATE - timedelta(seconds=1)).isoformat(), "notAfter": {"years": 1}},
+            "validity.notBefore",
+            "one day",
+        ),
         ({"notAfter": "9999-12-31T23:59:59Z"}, "validity.notAfter", "30 years"),
         ({"notAfter": {"years": 31}}, "validity.notAfter", "30 years"),
         ({"notAfter": {"days": CA_MAX_LIFETIME.days, "seconds": 1}}, "validity.notAfter", "10958 days"),
@@ -785,7 +972,9 @@ def test_client_ca_validity_refused(validity: dict[str, Any], field: str, fragme
 def test_extension_paths_are_recorded_but_not_compared() -> None:
     spec = parse(client_ca_body({"extendedKeyUsage": ["clientAuth"]}))
     assert [e.path for e in spec.extensions] == [
-        "extensions[0].basicConstraints", "extensions[1].keyUsage", "extensions[2].extendedKeyUsage",
+        "extensions[0].basicConstraints",
+        "extensions[1].keyUsage",
+        "extensions[2].extendedKeyUsage",
     ]
     assert spec.extensions[0] == ExtensionSpec(x509.BasicConstraints(ca=True, path_length=0), True)
 
@@ -794,7 +983,8 @@ def test_a_ca_made_elsewhere_is_checked_for_extensions_not_its_start() -> None:
     """A CA certificate from another PKI (e.g. one migrated with its fleet) started long ago:
     its extensions follow the profile, its validity rules are for CAs this service makes."""
     old = parse_certificate_spec(
-        client_ca_body(validity={"notBefore": "2001-01-01", "notAfter": "2045-01-01"}), now=datetime(2001, 1, 1, tzinfo=UTC)
+        client_ca_body(validity={"notBefore": "2001-01-01", "notAfter": "2045-01-01"}),
+        now=datetime(2001, 1, 1, tzinfo=UTC),
     )
     cert = builder.build_self_signed(old, _BUILD_KEY)
     made_elsewhere = [ExtensionSpec(e.value, e.critical, "certificate") for e in cert.extensions]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -12,7 +12,7 @@ from chalicelib.ca import builder, crl, keys, spec
 from chalicelib.errors import InvalidInput
 from tests.conftest import REFERENCE_SPEC
 
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
 def ca() -> tuple[x509.Certificate, object]:
@@ -33,9 +33,16 @@ def test_a_crl_of_100000_revoked_certificates() -> None:
     issuer, key = ca()
     serials = [builder.random_serial() for _ in range(100_000)]
     reasons = list(crl.REASONS)
-    entries = [crl.RevokedEntry(s, NOW - timedelta(minutes=i % 1000), reasons[i % len(reasons)]) for i, s in enumerate(serials)]
+    entries = [
+        crl.RevokedEntry(s, NOW - timedelta(minutes=i % 1000), reasons[i % len(reasons)]) for i, s in enumerate(serials)
+    ]
     result = crl.build_crl(
-        issuer=issuer, issuer_key=key, entries=entries, number=42, this_update=NOW, next_update=NOW + timedelta(days=1)  # type: ignore[arg-type]
+        issuer=issuer,
+        issuer_key=key,
+        entries=entries,
+        number=42,
+        this_update=NOW,
+        next_update=NOW + timedelta(days=1),  # type: ignore[arg-type]
     )
     assert result.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
     assert len(result) == 100_000

@@ -11,9 +11,10 @@ docs state wrongly fails here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,9 @@ def api_md_routes() -> tuple[DocRoute, ...]:
             if match:
                 method, target = match.groups()
             else:
-                assert previous is not None and re.fullmatch(r"/[^/\s?]+", span), f"docs/api.md: cannot read {span!r} in {line}"
+                assert previous is not None and re.fullmatch(r"/[^/\s?]+", span), (
+                    f"docs/api.md: cannot read {span!r} in {line}"
+                )
                 method, target = previous.method, previous.path.rsplit("/", 1)[0] + span
             path, _, query = target.partition("?")
             pairs = tuple((k, v) for k, _, v in (p.partition("=") for p in query.split("&") if p))
@@ -110,7 +113,9 @@ def app_routes() -> dict[tuple[str, str], tuple[str, Any]]:
 def test_api_md_lists_every_route_of_the_app_with_its_method_and_nothing_else() -> None:
     documented = api_md_routes()
     keys = [(r.method, shape(r.path)) for r in documented]
-    assert len(keys) == len(set(keys)), f"docs/api.md names a route twice: {sorted(k for k in keys if keys.count(k) > 1)}"
+    assert len(keys) == len(set(keys)), (
+        f"docs/api.md names a route twice: {sorted(k for k in keys if keys.count(k) > 1)}"
+    )
     in_app = set(app_routes())
     missing = in_app - set(keys)
     stale = set(keys) - in_app
@@ -161,7 +166,7 @@ def reliability_table() -> dict[tuple[str, str, str], str]:
             break
         cells = _cells(line)
         (row,) = [r for r in ROWS if cells[0] == r or cells[0].startswith(r + ":")]
-        for column, cell in zip(COLUMNS, cells[1:]):
+        for column, cell in zip(COLUMNS, cells[1:], strict=False):
             assert cell == "answered" or re.fullmatch(r"[1-5]\d\d", cell), f"docs/reliability.md: {cell!r} in {line}"
             table[(row, *COLUMNS[column])] = cell
     assert {key[0] for key in table} == set(ROWS), "docs/reliability.md: the token table's rows changed"
@@ -193,7 +198,10 @@ def world() -> Iterator[World]:
                 operator = {"Authorization": f"Bearer {OPERATOR}"}
                 json_type = {"Content-Type": "application/json"}
                 for tenant in ("alpha", "beta"):
-                    assert client.http.put(f"/tenants/{tenant}", headers={**operator, **json_type}, body=b"{}").status_code == 201
+                    assert (
+                        client.http.put(f"/tenants/{tenant}", headers={**operator, **json_type}, body=b"{}").status_code
+                        == 201
+                    )
 
                 def token() -> dict[str, str]:
                     made = client.http.post("/tokens", headers={**operator, **json_type}, body=b'{"tenant": "alpha"}')
@@ -203,18 +211,21 @@ def world() -> Iterator[World]:
                 alpha, revoked = token(), token()
                 assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=operator).status_code == 200
                 forged = alpha["token"][:-1] + ("A" if alpha["token"][-1] != "A" else "B")
-                yield World(client, {
-                    "none": [{}],
-                    "invalid": [
-                        {"Authorization": f"Bearer {revoked['token']}"},
-                        {"Authorization": "Bearer sct_zz_not-a-token"},
-                        {"Authorization": f"Bearer {forged}"},
-                        {"Authorization": f"Basic {alpha['token']}"},
-                        {"Authorization": "Bearer "},
-                    ],
-                    "a tenant's": [{"Authorization": f"Bearer {alpha['token']}"}],
-                    "the operator's": [operator],
-                })
+                yield World(
+                    client,
+                    {
+                        "none": [{}],
+                        "invalid": [
+                            {"Authorization": f"Bearer {revoked['token']}"},
+                            {"Authorization": "Bearer sct_zz_not-a-token"},
+                            {"Authorization": f"Bearer {forged}"},
+                            {"Authorization": f"Basic {alpha['token']}"},
+                            {"Authorization": "Bearer "},
+                        ],
+                        "a tenant's": [{"Authorization": f"Bearer {alpha['token']}"}],
+                        "the operator's": [operator],
+                    },
+                )
         finally:
             wiring.use_aws()
             reset_caches()
@@ -244,7 +255,11 @@ def request_for(route: tuple[str, str], whose: str) -> tuple[str, str, dict[str,
 
 
 def _unauthenticated(r: Any) -> bool:
-    return r.status_code == 401 and r.headers.get("Content-Type", "").startswith("application/json") and r.json_body.get("error") == "Unauthenticated"
+    return (
+        r.status_code == 401
+        and r.headers.get("Content-Type", "").startswith("application/json")
+        and r.json_body.get("error") == "Unauthenticated"
+    )
 
 
 def test_every_route_answers_each_kind_of_token_as_reliability_md_says(world: World) -> None:
@@ -268,14 +283,21 @@ def test_every_route_answers_each_kind_of_token_as_reliability_md_says(world: Wo
                 r = world.client.http.request(method, path, headers={**headers, **token}, body=body)
                 checked += 1
                 if expected == "answered":
-                    ok = r.status_code == baseline.status_code if access == "public" else r.status_code not in (401, 403)
+                    ok = (
+                        r.status_code == baseline.status_code if access == "public" else r.status_code not in (401, 403)
+                    )
                 else:
                     ok = r.status_code == int(expected)
                     if ok and r.status_code in (401, 403, 404):  # the API's error for it, not another one
-                        ok = r.json_body.get("error") == {401: "Unauthenticated", 403: "Forbidden", 404: "NotFound"}[r.status_code]
+                        ok = (
+                            r.json_body.get("error")
+                            == {401: "Unauthenticated", 403: "Forbidden", 404: "NotFound"}[r.status_code]
+                        )
                 if not ok:
-                    failures.append(f"{method} {path} with {row} token {token.get('Authorization', '')[:12]!r}: "
-                                    f"{r.status_code} {r.body[:120]!r}, docs/reliability.md says {expected}")
+                    failures.append(
+                        f"{method} {path} with {row} token {token.get('Authorization', '')[:12]!r}: "
+                        f"{r.status_code} {r.body[:120]!r}, docs/reliability.md says {expected}"
+                    )
     assert not failures, "\n".join(failures)
     assert checked >= len(classes) * 2
 

@@ -100,7 +100,9 @@ def test_worker_user(
     assert gateway.worker_user(user, group) == expected
 
 
-@pytest.mark.parametrize("user, group", [("no body", None), ("nobody;", None), ("nobody", "no;group"), ("nobody", ""), ("", None)])
+@pytest.mark.parametrize(
+    "user, group", [("no body", None), ("nobody;", None), ("nobody", "no;group"), ("nobody", ""), ("", None)]
+)
 def test_worker_user_refuses_what_could_break_the_directive(user: str, group: str | None) -> None:
     with pytest.raises(gateway.GatewayError):
         gateway.worker_user(user, group)
@@ -109,10 +111,15 @@ def test_worker_user_refuses_what_could_break_the_directive(user: str, group: st
 def ca_bundle() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Root CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -122,8 +129,19 @@ def ca_bundle() -> bytes:
 def render(monkeypatch: pytest.MonkeyPatch, out: Path, *extra: str) -> str:
     bundle = ca_bundle()
     monkeypatch.setattr(gateway, "fetch_ca_bundle", lambda pki_url, tenant: bundle)
-    argv = ["render", "--tenant", "acme", "--pki-url", "http://127.0.0.1:9", "--out", str(out),
-            "--listen", "127.0.0.1:8443", "--self-signed-server-cert", *extra]
+    argv = [
+        "render",
+        "--tenant",
+        "acme",
+        "--pki-url",
+        "http://127.0.0.1:9",
+        "--out",
+        str(out),
+        "--listen",
+        "127.0.0.1:8443",
+        "--self-signed-server-cert",
+        *extra,
+    ]
     assert gateway.main(argv) == 0
     return (out / "nginx.conf").read_text()
 
@@ -136,7 +154,9 @@ def test_render_default_user_on_debian(monkeypatch: pytest.MonkeyPatch, tmp_path
     fake_system(monkeypatch, DEBIAN)
     assert user_lines(render(monkeypatch, tmp_path / "default")) == ["user nobody nogroup;"]
     assert user_lines(render(monkeypatch, tmp_path / "www", "--user", "www-data")) == ["user www-data;"]
-    assert user_lines(render(monkeypatch, tmp_path / "both", "--user", "www-data", "--group", "nogroup")) == ["user www-data nogroup;"]
+    assert user_lines(render(monkeypatch, tmp_path / "both", "--user", "www-data", "--group", "nogroup")) == [
+        "user www-data nogroup;"
+    ]
 
 
 def test_render_default_user_with_a_group_nobody(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -168,15 +188,32 @@ def new_credential() -> str:
 
 
 def run(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: Path, *extra: str, stdin: str | None = None
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    out: Path,
+    *extra: str,
+    stdin: str | None = None,
 ) -> tuple[int, str, str]:
     """main(render ...) with a stand-in CA bundle: (exit status, stdout, stderr)."""
     bundle = ca_bundle()
     monkeypatch.setattr(gateway, "fetch_ca_bundle", lambda pki_url, tenant: bundle)
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    argv = ["render", "--tenant", "acme", "--pki-url", "http://127.0.0.1:9", "--out", str(out),
-            "--listen", "127.0.0.1:8443", "--self-signed-server-cert", "--user", "root", *extra]
+    argv = [
+        "render",
+        "--tenant",
+        "acme",
+        "--pki-url",
+        "http://127.0.0.1:9",
+        "--out",
+        str(out),
+        "--listen",
+        "127.0.0.1:8443",
+        "--self-signed-server-cert",
+        "--user",
+        "root",
+        *extra,
+    ]
     status = gateway.main(argv)
     captured = capsys.readouterr()
     return status, captured.out, captured.err
@@ -277,10 +314,14 @@ def test_render_with_credential_from_environment_or_stdin(
         monkeypatch.setenv(gateway.CREDENTIAL_ENV, credential)
         status, stdout, stderr = run(monkeypatch, capsys, tmp_path)
     else:
-        status, stdout, stderr = run(monkeypatch, capsys, tmp_path, "--gateway-credential-file", "-", stdin=credential + "\n")
+        status, stdout, stderr = run(
+            monkeypatch, capsys, tmp_path, "--gateway-credential-file", "-", stdin=credential + "\n"
+        )
     assert status == 0, stderr
     conf = tmp_path / "nginx.conf"
-    assert header_lines(location(conf.read_text(), "= /_seacat_pki_auth")) == [f'proxy_set_header {HEADER} "{credential}";']
+    assert header_lines(location(conf.read_text(), "= /_seacat_pki_auth")) == [
+        f'proxy_set_header {HEADER} "{credential}";'
+    ]
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     assert credential not in stdout + stderr
 
@@ -375,5 +416,7 @@ def test_credential_file_and_environment_together_are_refused(
     status, _, stderr = run(monkeypatch, capsys, tmp_path / "out", "--gateway-credential-file", str(secret))
     assert status == 1 and "not both" in stderr
     monkeypatch.delenv(gateway.CREDENTIAL_ENV)
-    status, _, stderr = run(monkeypatch, capsys, tmp_path / "out2", "--gateway-credential-file", str(tmp_path / "missing"))
+    status, _, stderr = run(
+        monkeypatch, capsys, tmp_path / "out2", "--gateway-credential-file", str(tmp_path / "missing")
+    )
     assert status == 1 and "cannot read" in stderr

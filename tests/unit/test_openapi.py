@@ -4,8 +4,9 @@ GET /openapi.json (404 with the JSON error body where the file is not deployed).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -141,7 +142,9 @@ def test_certificate_downloads_negotiate_json_pem_der(spec: dict[str, Any]) -> N
     assert set(enroll["responses"]["202"]["content"]) == {"application/json"}
 
 
-def test_the_spec_is_served_as_json_and_is_404_where_it_is_not_deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: dict[str, Any]) -> None:
+def test_the_spec_is_served_as_json_and_is_404_where_it_is_not_deployed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: dict[str, Any]
+) -> None:
     from chalice.test import Client
 
     from app import app

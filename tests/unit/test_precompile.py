@@ -18,7 +18,9 @@ def test_every_module_gets_unchecked_bytecode(tmp_path: Path) -> None:
         z.writestr("pkg/__init__.py", "")
         z.writestr("pkg/broken.py", "print 'python 2'\n")
         z.writestr("data.json", "{}")
-    run = subprocess.run([sys.executable, "infra/precompile.py", str(archive)], cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "infra/precompile.py", str(archive)], cwd=ROOT, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
@@ -32,6 +34,9 @@ def test_every_module_gets_unchecked_bytecode(tmp_path: Path) -> None:
     extract = tmp_path / "task"
     zipfile.ZipFile(archive).extractall(extract)
     check = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app; print(app.VALUE)"], cwd=extract, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", "-c", "import app; print(app.VALUE)"],
+        cwd=extract,
+        capture_output=True,
+        text=True,
     )
     assert check.stdout.strip() == "42"

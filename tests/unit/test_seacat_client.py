@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seacat_client
+from chalicelib.errors import InvalidInput
+from chalicelib.seacat import codec
 from seacat_client import miniasn1
 from seacat_client.__main__ import main
 from seacat_client.cr import build_cr, build_tbs, default_attributes, format_cr_time
@@ -41,15 +43,12 @@ from seacat_client.identity import (
     renewal_starts,
 )
 
-from chalicelib.errors import InvalidInput
-from chalicelib.seacat import codec
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VECTORS: dict[str, Any] = json.loads((REPO_ROOT / "tests" / "vectors" / "seacat-cr-vectors.json").read_text())
 CR_VECTORS: list[dict[str, Any]] = VECTORS["cr_vectors"]
 SYNTHETIC = [v for v in CR_VECTORS if "test_private_key_label" in v]
 SAMPLE = next(v for v in CR_VECTORS if v["name"] == "sample_cr")
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def _test_key(label: str) -> ec.EllipticCurvePrivateKey:
@@ -127,9 +126,15 @@ def test_server_decodes_client_built_crs(application: str, attributes: list[tupl
     assert request.attributes == tuple(attributes)
     assert request.identity == identity_of_public_key(key.public_key())
     offset = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
-    assert request.tbs == der[offset : offset + len(request.tbs)] == build_tbs(
-        key.public_key(), application=application, attributes=attributes,
-        created_at=datetime.datetime.strptime(request.created_at_raw, "%y%m%d%H%M%SZ"),
+    assert (
+        request.tbs
+        == der[offset : offset + len(request.tbs)]
+        == build_tbs(
+            key.public_key(),
+            application=application,
+            attributes=attributes,
+            created_at=datetime.datetime.strptime(request.created_at_raw, "%y%m%d%H%M%SZ"),
+        )
     )
     if len(der) > 255:
         assert der[1] == 0x82
@@ -192,8 +197,17 @@ def test_lengths_are_minimal() -> None:
 
 @pytest.mark.parametrize(
     ("value", "hex_"),
-    [(0, "020100"), (127, "02017f"), (128, "02020080"), (255, "020200ff"), (256, "02020100"),
-     (6402, "02021902"), (-1, "0201ff"), (-128, "020180"), (-129, "0202ff7f")],
+    [
+        (0, "020100"),
+        (127, "02017f"),
+        (128, "02020080"),
+        (255, "020200ff"),
+        (256, "02020100"),
+        (6402, "02021902"),
+        (-1, "0201ff"),
+        (-128, "020180"),
+        (-129, "0202ff7f"),
+    ],
 )
 def test_integer(value: int, hex_: str) -> None:
     assert miniasn1.integer(value).hex() == hex_
@@ -335,7 +349,7 @@ def _make_handler(pki: FakePki) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _reply(self, status: int, body: bytes, content_type: str) -> None:
@@ -345,7 +359,7 @@ def _make_handler(pki: FakePki) -> type[http.server.BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_PUT(self) -> None:  # noqa: N802 - http.server API
+        def do_PUT(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             pki.requests.append(("PUT", self.path, dict(self.headers.items())))
             if self.path != "/acme/seacat/enroll":
@@ -354,7 +368,9 @@ def _make_handler(pki: FakePki) -> type[http.server.BaseHTTPRequestHandler]:
             try:
                 request = codec.decode_cr(body)
             except InvalidInput as error:
-                self._reply(400, json.dumps({"result": "INVALID", "reason": error.message}).encode(), "application/json")
+                self._reply(
+                    400, json.dumps({"result": "INVALID", "reason": error.message}).encode(), "application/json"
+                )
                 return
             pki.enrolls.append(request)
             if pki.mode == "403":
@@ -381,7 +397,7 @@ def _make_handler(pki: FakePki) -> type[http.server.BaseHTTPRequestHandler]:
             pki.issued[request.identity] = der
             self._reply(200, der, "application/pkix-cert")
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             pki.requests.append(("GET", self.path, dict(self.headers.items())))
             prefix = "/acme/seacat/get/"
             identity = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
@@ -520,7 +536,9 @@ def test_enroll_function_raises_with_status(pki: FakePki, tmp_path: Path) -> Non
 
 def test_stale_certificate_of_another_key_triggers_enrolment(pki: FakePki, tmp_path: Path) -> None:
     assert _enroll_cli(pki, tmp_path) == 0
-    foreign = _certificate(T0, T0 + datetime.timedelta(days=3650), subject_key=ec.generate_private_key(ec.SECP256R1()).public_key())
+    foreign = _certificate(
+        T0, T0 + datetime.timedelta(days=3650), subject_key=ec.generate_private_key(ec.SECP256R1()).public_key()
+    )
     (tmp_path / CERT_FILE).write_bytes(foreign.public_bytes(serialization.Encoding.DER))
     assert _enroll_cli(pki, tmp_path) == 0
     assert len(pki.enrolls) == 2
@@ -552,7 +570,10 @@ def test_cli_unreachable_server(no_proxy: None, tmp_path: Path, capsys: pytest.C
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # nothing listens on the port any more
-    assert main(["enroll", "--api-url", f"http://127.0.0.1:{port}/t/seacat", "--dir", str(tmp_path), "--timeout", "2"]) == 1
+    assert (
+        main(["enroll", "--api-url", f"http://127.0.0.1:{port}/t/seacat", "--dir", str(tmp_path), "--timeout", "2"])
+        == 1
+    )
     assert "failed" in capsys.readouterr().err
 
 
@@ -609,8 +630,13 @@ def tls_pki(no_proxy: None, tmp_path: Path) -> Iterator[tuple[FakePki, Path]]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Local test TLS CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
@@ -618,9 +644,13 @@ def tls_pki(no_proxy: None, tmp_path: Path) -> Iterator[tuple[FakePki, Path]]:
     )
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(2)
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
@@ -631,7 +661,9 @@ def tls_pki(no_proxy: None, tmp_path: Path) -> Iterator[tuple[FakePki, Path]]:
     (tls_dir / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (tls_dir / "server.pem").write_bytes(
         server_cert.public_bytes(serialization.Encoding.PEM)
-        + server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls_dir / "server.pem")

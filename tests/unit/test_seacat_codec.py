@@ -139,9 +139,10 @@ def test_vector_decodes_to_expected_fields(vector: dict[str, Any]) -> None:
     assert expected["curve"] == ec.EllipticCurveOID.SECP256R1.dotted_string
     assert isinstance(request.public_key.curve, ec.SECP256R1)
     assert request.point.hex() == expected["public_key_point_hex"]
-    assert request.public_key.public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    ) == request.point
+    assert (
+        request.public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        == request.point
+    )
     assert request.attributes == tuple(tuple(pair) for pair in expected["attributes"])
     assert request.signature.hex() == expected["signature_hex"]
     assert expected["signature_algorithm"] == "1.2.840.10045.4.3.2"
@@ -174,9 +175,7 @@ def test_request_is_frozen_and_accepts_bytes_like() -> None:
 
 def test_local_builder_reproduces_android_vector() -> None:
     """Sanity check of the test helper: with the vector's inputs it yields the vector bytes."""
-    rebuilt = make_cr(
-        attributes=[(bytes(k, "ascii"), bytes(v, "ascii")) for k, v in ANDROID["expected"]["attributes"]]
-    )
+    rebuilt = make_cr(attributes=[(bytes(k, "ascii"), bytes(v, "ascii")) for k, v in ANDROID["expected"]["attributes"]])
     assert rebuilt.hex() == ANDROID["der_hex"]
 
 
@@ -308,7 +307,10 @@ def test_helper_builds_a_valid_cr() -> None:
         ({"curve": OID_PRIME192V1}, "unsupported curve (expected prime256v1)"),
         ({"curve": OID_SECP384R1}, "unsupported curve (expected prime256v1)"),
         ({"curve": None}, "unsupported curve (expected prime256v1)"),
-        ({"key_algorithm": bytes.fromhex("2a864886f70d010101")}, "unsupported public key algorithm (expected ecPublicKey)"),
+        (
+            {"key_algorithm": bytes.fromhex("2a864886f70d010101")},
+            "unsupported public key algorithm (expected ecPublicKey)",
+        ),
         (
             {"bit_string": b"\x00" + ANDROID_POINT[:-1] + bytes([ANDROID_POINT[-1] ^ 0x02])},
             "public key point is not on the P-256 curve",
@@ -318,12 +320,24 @@ def test_helper_builds_a_valid_cr() -> None:
             {"bit_string": b"\x00" + bytes([2 + (ANDROID_POINT[-1] & 1)]) + ANDROID_POINT[1:33]},
             "public key must be an uncompressed P-256 point (65 bytes, 04...)",
         ),
-        ({"bit_string": b"\x00" + b"\x06" + ANDROID_POINT[1:]}, "public key must be an uncompressed P-256 point (65 bytes, 04...)"),
-        ({"bit_string": b"\x00" + ANDROID_POINT + b"\x00"}, "public key must be an uncompressed P-256 point (65 bytes, 04...)"),
-        ({"bit_string": b"\x00" + ANDROID_POINT[:-1]}, "public key must be an uncompressed P-256 point (65 bytes, 04...)"),
+        (
+            {"bit_string": b"\x00" + b"\x06" + ANDROID_POINT[1:]},
+            "public key must be an uncompressed P-256 point (65 bytes, 04...)",
+        ),
+        (
+            {"bit_string": b"\x00" + ANDROID_POINT + b"\x00"},
+            "public key must be an uncompressed P-256 point (65 bytes, 04...)",
+        ),
+        (
+            {"bit_string": b"\x00" + ANDROID_POINT[:-1]},
+            "public key must be an uncompressed P-256 point (65 bytes, 04...)",
+        ),
         ({"bit_string": b"\x00"}, "public key must be an uncompressed P-256 point (65 bytes, 04...)"),
         # DER-valid BIT STRING with 2 unused (zero) bits: hazmat.asn1 accepts it, codec must not
-        ({"bit_string": b"\x02" + ANDROID_POINT[:-1] + bytes([ANDROID_POINT[-1] & 0xFC])}, "public key BIT STRING must have 0 unused bits"),
+        (
+            {"bit_string": b"\x02" + ANDROID_POINT[:-1] + bytes([ANDROID_POINT[-1] & 0xFC])},
+            "public key BIT STRING must have 0 unused bits",
+        ),
         ({"sig_algorithm": OID_ECDSA_SHA384}, "unsupported signature algorithm (expected ecdsa-with-SHA256)"),
         ({"sig_parameters": OID_PRIME256V1}, "signature algorithm must not have parameters"),
         ({"signature": b""}, "signature does not verify"),
@@ -521,7 +535,9 @@ def test_decoded_fields_are_bounded(fields: dict[str, Any], reason: str) -> None
 
 
 def test_device_strings_reach_logs_and_the_console_as_printable_text() -> None:
-    request = decode_cr(make_cr(application="app\x1b[31m\u00e9\x00".encode() + b"\xff", attributes=[(b"k\x00", b"v\x1b\xc3\xa9")]))
+    request = decode_cr(
+        make_cr(application="app\x1b[31m\u00e9\x00".encode() + b"\xff", attributes=[(b"k\x00", b"v\x1b\xc3\xa9")])
+    )
     assert request.application == "app?[31m\u00e9?\ufffd"
     assert request.attributes == (("k?", "v???"),)
     assert decode_cr(make_cr(application=b"a" * 255)).application == "a" * 255

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -58,7 +59,9 @@ def test_enrol_renew_revoke_authenticate(memory: Any) -> None:
     from chalicelib.service import enrollment
 
     cert = x509.load_der_x509_certificate(first.body)
-    renewed = enrollment.enroll("acme", build_cr(key, application="m"), now=cert.not_valid_before_utc + timedelta(days=200))
+    renewed = enrollment.enroll(
+        "acme", build_cr(key, application="m"), now=cert.not_valid_before_utc + timedelta(days=200)
+    )
     assert renewed.outcome == "renewed" and renewed.der != first.body
 
     # the first certificate is still valid now (the renewal above was dated 200 days ahead)
@@ -66,14 +69,27 @@ def test_enrol_renew_revoke_authenticate(memory: Any) -> None:
     auth = client.http.put("/acme/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=pem)
     assert auth.status_code == 200, auth.body
     cert_id = hashlib.sha384(first.body).hexdigest()
-    r = client.http.put(f"/acme/x509/cert/{cert_id}/revoke", headers=admin(), body=json.dumps({"reason": "keyCompromise"}))
+    r = client.http.put(
+        f"/acme/x509/cert/{cert_id}/revoke", headers=admin(), body=json.dumps({"reason": "keyCompromise"})
+    )
     assert r.status_code == 200 and r.json_body["status"] == "revoked"
-    assert client.http.put("/acme/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=pem).status_code == 403
+    assert (
+        client.http.put(
+            "/acme/seacat/nginx_authenticate", headers={"X-SSL-Client-Verify": "SUCCESS"}, body=pem
+        ).status_code
+        == 403
+    )
     crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number)
 
     events = [e.event for e in backend.shared.audit]
-    for expected in ("tenant.created", "ca.created", "certificate.issued", "certificate.renewed", "certificate.revoked"):
+    for expected in (
+        "tenant.created",
+        "ca.created",
+        "certificate.issued",
+        "certificate.renewed",
+        "certificate.revoked",
+    ):
         assert expected in events
     # the in-memory store keeps the same invariants: a serial claimed once, versions moving
     assert len(backend.certificates.serials) == 2
@@ -93,7 +109,17 @@ def test_manual_approval_and_conflicts(memory: Any) -> None:
     assert client.http.put(f"/acme/seacat/cr/{cr_id}/reject", headers=admin()).status_code == 409
     assert client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m")).status_code == 200
     # a different key for an existing tenant is refused
-    other = client.http.put("/tenants/acme", headers=admin(), body=json.dumps({
-        "privateKey": ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()}))
+    other = client.http.put(
+        "/tenants/acme",
+        headers=admin(),
+        body=json.dumps(
+            {
+                "privateKey": ec.generate_private_key(ec.SECP256R1())
+                .private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+                .decode()
+            }
+        ),
+    )
     assert other.status_code == 409
