@@ -132,7 +132,7 @@ def cold_start() -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     from bench import inproc
-    from chalicelib import wiring
+    from chalicelib import context
     from scripts.emulator import deploy_stack
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per emulator call is noise
@@ -143,7 +143,7 @@ def cold_start() -> dict[str, Any]:
     saved = os.environ.get("AWS_ENDPOINT_URL")
     try:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
-        wiring.use_aws()
+        context.reset()
         reset_container()
         deploy_stack(STAGE, endpoint)
         from chalicelib.service import tokens

@@ -330,39 +330,15 @@ def total(delta: collections.Counter[tuple[str, str]], services: tuple[str, ...]
 
 def reset_container() -> None:
     """Forget everything a Lambda container keeps between requests (clients, caches, settings), as a
-    new container would; the same list as the tests' reset_caches. Tolerant of renamed internals."""
-    import importlib
-
-    def call(module: str, name: str) -> None:
-        try:
-            target = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            return
-        target()
-
-    def clear(module: str, name: str, value: Any = None, *, dict_clear: bool = False) -> None:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            return
-        if not hasattr(mod, name):
-            return
-        if dict_clear:
-            getattr(mod, name).clear()
-        else:
-            setattr(mod, name, value)
-
+    new container would; the installed context (in-memory or AWS) stays, with empty caches."""
+    from chalicelib import aws, context
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
-    call("chalicelib.aws", "reset")
-    call("chalicelib.keystore.secretsmanager", "forget")
-    call("chalicelib.service.tenants", "forget_cached")
-    call("chalicelib.service.gateway", "forget")
-    clear("chalicelib.service.enrollment", "_ca_certs", dict_clear=True)
-    clear("chalicelib.service.revocation", "_crl_cache", dict_clear=True)
-    clear("chalicelib.store.models", "_bound")
-    clear("chalicelib.store.common", "_connection")
+    aws.reset()
+    if "chalicelib.store.common" in sys.modules:  # only once the DynamoDB adapter was used
+        sys.modules["chalicelib.store.common"].reset()
+    context.current().caches.clear()
 
 
 def set_env(**values: str | None) -> None:

@@ -1,6 +1,6 @@
 """The real Chalice handlers in one process, one request at a time (a warm Lambda container):
 enrol (new identity, renewal, duplicate) and nginx_authenticate (revocation-cache hit and miss),
-once on the in-memory store (``wiring.use_memory()``: the service's own cost) and once on moto
+once on the in-memory store (``context.use_memory()``: the service's own cost) and once on moto
 in-process (``mock_aws``: the service plus the emulator's DynamoDB/Secrets Manager).
 
 The handlers are invoked as Lambda invokes them, ``app(event, context)`` with an API Gateway proxy
@@ -445,9 +445,9 @@ def _bootstrap() -> None:
 
 def run_memory(count: int, seconds: float, runs: int = 3) -> dict[str, Any]:
     """Every metric on one in-memory backend: no AWS client is ever created."""
-    from chalicelib import wiring
+    from chalicelib import context
 
-    wiring.use_memory()
+    context.use_memory()
     reset_container()
     try:
         _bootstrap()
@@ -461,7 +461,7 @@ def run_memory(count: int, seconds: float, runs: int = 3) -> dict[str, Any]:
             profiles = profile()
         return {"rates": rates, "client": client, "profile": profiles, "aws_calls": total(calls)}
     finally:
-        wiring.use_aws()
+        context.reset()
         reset_container()
 
 
@@ -471,10 +471,10 @@ def fresh_emulator() -> Iterator[None]:
     CA, and a container that has made its first enrolment (key read, clients made)."""
     from moto import mock_aws
 
-    from chalicelib import wiring
+    from chalicelib import context
     from scripts.emulator import deploy_stack, item_level_rollback
 
-    wiring.use_aws()
+    context.reset()
     item_level_rollback()  # the emulator as make run and the tests have it
     with mock_aws():
         reset_container()

@@ -95,7 +95,7 @@ def main() -> int:
     with contextlib.redirect_stdout(sink):
         memory = (
             _phase(
-                "handlers, in-memory store (wiring.use_memory)",
+                "handlers, in-memory store (context.use_memory)",
                 errors,
                 lambda: inproc.run_memory(MEMORY_COUNT, MEMORY_SECONDS, MEMORY_RUNS),
             )

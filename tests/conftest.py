@@ -38,21 +38,10 @@ TEST_ENV = {
 
 
 def reset_caches() -> None:
-    from chalicelib import aws
-    from chalicelib.keystore import secretsmanager
-    from chalicelib.service import enrollment, gateway, revocation, tenants
-    from chalicelib.settings import get_settings
-    from chalicelib.store import common, models
+    """A fresh context (ports, caches), settings and AWS connections, as a new container has."""
+    from chalicelib import context
 
-    get_settings.cache_clear()
-    aws.reset()
-    secretsmanager.forget()
-    tenants.forget_cached()
-    enrollment._ca_certs.clear()
-    gateway.forget()
-    revocation._crl_cache.clear()
-    models._bound = None
-    common._connection = None
+    context.reset()
 
 
 def deploy_resources(stage: str, endpoint_url: str | None = None) -> dict[str, str]:

@@ -11,7 +11,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import observability, wiring
+from chalicelib import observability
+from chalicelib.context import current
 from chalicelib.errors import InvalidInput
 
 log = logging.getLogger("seacat.audit")
@@ -50,7 +51,7 @@ def entry(
     actor: str | None = None,
 ) -> Any:
     """An audit item to write with the change it records (an opaque store object)."""
-    store = wiring.audit()
+    store = current().audit
 
     assert event in EVENTS, event
     who = actor or observability.context().get("actor") or "anonymous"
@@ -69,7 +70,7 @@ def record(
     actor: str | None = None,
 ) -> None:
     """Write an event that has no state change of its own (an authentication denied)."""
-    store = wiring.audit()
+    store = current().audit
 
     store.put(entry(event, tenant, subject, outcome, details, actor))
 
@@ -101,7 +102,7 @@ def search(
     limit: int,
     next_token: str | None,
 ) -> tuple[list[dict[str, object]], str | None]:
-    store = wiring.audit()
+    store = current().audit
 
     since = _time(start, "from")
     until = _time(end, "to") or datetime.now(UTC)

@@ -9,14 +9,13 @@ optimistic locking and the loser answers with the winner's certificate.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cryptography import x509
 
-from chalicelib import wiring
+from chalicelib.cache import Missing
+from chalicelib.context import current
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, Tenant, new_identity
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from chalicelib.seacat.codec import SeaCatRequest, decode_cr
@@ -35,24 +34,13 @@ class EnrollResult:
     outcome: str  # issued | renewed | existing | pending
 
 
-# Bounded LRU: a container may serve many tenants over its life, each with up to 32 CAs.
-CA_CERT_CACHE_MAX = 1024
-_ca_certs: OrderedDict[str, x509.Certificate] = OrderedDict()
-_ca_lock = threading.Lock()
-
-
 def ca_certificate(cert_id: str, der: bytes) -> x509.Certificate:
     """Parsed CA certificates, kept in the container (they never change once made)."""
-    with _ca_lock:
-        cert = _ca_certs.get(cert_id)
-        if cert is not None:
-            _ca_certs.move_to_end(cert_id)
-            return cert
-    cert = x509.load_der_x509_certificate(der)
-    with _ca_lock:
-        _ca_certs[cert_id] = cert
-        while len(_ca_certs) > CA_CERT_CACHE_MAX:
-            _ca_certs.popitem(last=False)
+    cache = current().caches.ca_certs
+    cert = cache.get(cert_id)
+    if isinstance(cert, Missing):
+        cert = x509.load_der_x509_certificate(der)
+        cache.put(cert_id, cert)
     return cert
 
 
@@ -94,7 +82,7 @@ def _request_record(
 
 
 def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime) -> None:
-    store = wiring.certificates()
+    store = current().certificates
 
     try:
         event = audit.entry(
@@ -108,7 +96,7 @@ def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, 
         if existing is not None and existing.state == "issued":
             # The same CR sent again after its certificate was issued (then blocked or revoked):
             # its record keeps the issue and its certificate; the refusal goes to the audit trail.
-            wiring.audit().put(event)
+            current().audit.put(event)
         else:
             store.save_request(_request_record(tenant_id, cr, state, reason, now), [event])
     except Exception:  # the refusal stands even if its record cannot be written
@@ -143,7 +131,7 @@ def webhook_payload(tenant_id: str, cr: SeaCatRequest, now: datetime) -> dict[st
 def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> EnrollResult:
     from chalicelib.ca.builder import in_renewal_window
 
-    store = wiring.certificates()
+    store = current().certificates
 
     tenant = seacat_tenant(tenant_id)
     cr = decode_cr(body)
@@ -182,7 +170,7 @@ def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None,
     """Run the tenant's approval step; returns a pending result, raises on refusal, None to issue."""
     from chalicelib.service import webhook
 
-    store = wiring.certificates()
+    store = current().certificates
 
     config = tenant.config
     if config.manual_approval and not (identity is not None and identity.approved):
@@ -226,8 +214,8 @@ def _issue(
 
     from chalicelib.ca import builder
 
-    keystore = wiring.keystore()
-    store = wiring.certificates()
+    keystore = current().keystore
+    store = current().certificates
 
     ca_entry = tenant.active_ca_cert()
     assert ca_entry is not None  # seacat_tenant() checked
@@ -316,7 +304,7 @@ def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
     """DER of the identity's newest valid certificate (public: the Android PeerProvider)."""
     from chalicelib.seacat.codec import IDENTITY_RE
 
-    store = wiring.certificates()
+    store = current().certificates
 
     seacat_tenant(tenant_id)
     if not IDENTITY_RE.fullmatch(identity):

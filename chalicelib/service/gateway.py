@@ -15,9 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from chalicelib import wiring
+from chalicelib.cache import Missing
+from chalicelib.context import current
 from chalicelib.domain import IdentityRecord, Tenant
 from chalicelib.service.tenants import TENANT_RE
-from chalicelib.settings import get_settings
 
 log = logging.getLogger("seacat.gateway")
 
@@ -85,78 +82,50 @@ class _Verified:
     not_after: datetime
 
 
-# Path validation (the ECDSA signature check above all) is the cost of this route. Its result is
-# kept per exact certificate body and per set of tenant CAs, as TLS stacks cache verifications:
-# a certificate seen again (the gateway asks again when its own cache entry expires) skips the
-# signature check; its validity period, revocation and block are still checked on every call.
-# What it remembers is the certificate as issued (serial, TBS digest, key), so another encoding of
-# the same certificate meets the same revocation state.
-MAX_VERIFIED = 4096
-_verified: OrderedDict[tuple[tuple[str, ...], bytes], _Verified] = OrderedDict()
-_stores: dict[str, tuple[tuple[str, ...], Any]] = {}
-_identities: OrderedDict[tuple[str, str], tuple[float, IdentityRecord | None]] = OrderedDict()
-MAX_IDENTITIES = 16384
-# Certificates other than an identity's current one that the store confirmed it issued to that
-# identity (tenant, serial, TBS digest): a fact that never changes, so it is kept without a TTL.
-_issued: OrderedDict[tuple[str, int, bytes], str] = OrderedDict()
-MAX_ISSUED = 4096
-# Audit items for denied certificates: at most one per certificate and reason per container in this
-# window, so replaying a (public) revoked certificate cannot turn into a stream of writes.
-AUDIT_WINDOW_SECONDS = 300.0
-MAX_AUDITED = 4096
-_audited: OrderedDict[tuple[str, str, str], float] = OrderedDict()
-_lock = threading.Lock()
-
+# The caches (bounds and lifetimes in chalicelib/context.py):
+# - verified: path validation (the ECDSA signature check above all) is the cost of this route. Its
+#   result is kept per exact certificate body and per set of tenant CAs, as TLS stacks cache
+#   verifications: a certificate seen again skips the signature check; its validity period,
+#   revocation and block are still checked on every call. What it remembers is the certificate as
+#   issued (serial, TBS digest, key), so another encoding of it meets the same revocation state.
+# - identities: the identity records read, within SEACAT_REVOCATION_CACHE_SECONDS.
+# - issued: earlier certificates of an identity the store confirmed it issued (never changes).
+# - audited: the last audit item per tenant, identity and reason (at most one per window).
 GATEWAY_CREDENTIAL_HEADER = "x-seacat-gateway-credential"
 
 
 def forget(tenant_id: str | None = None) -> None:
     """Drop cached revocation state (this container's; others expire by their window)."""
-    with _lock:
-        if tenant_id is None:
-            _identities.clear()
-            _stores.clear()
-            _verified.clear()
-            _issued.clear()
-            _audited.clear()
-        else:
-            for key in [k for k in _identities if k[0] == tenant_id]:
-                del _identities[key]
+    caches = current().caches
+    if tenant_id is None:
+        for cache in (caches.identities, caches.trust_stores, caches.verified, caches.issued, caches.audited):
+            cache.clear()
+    else:
+        caches.identities.discard(lambda key: key[0] == tenant_id)
 
 
 def _trust_store(tenant: Tenant) -> Any:
     from chalicelib.ca.verify import trust_store
     from chalicelib.service.enrollment import ca_certificate
 
+    stores = current().caches.trust_stores
     ids = tuple(ca.cert_id for ca in tenant.cas)
-    with _lock:
-        hit = _stores.get(tenant.tenant_id)
-    if hit is not None and hit[0] == ids:
+    hit = stores.get(tenant.tenant_id)
+    if not isinstance(hit, Missing) and hit[0] == ids:
         return hit[1]
     store = trust_store([ca_certificate(ca.cert_id, ca.der) for ca in tenant.cas])
-    with _lock:
-        _stores[tenant.tenant_id] = (ids, store)
+    stores.put(tenant.tenant_id, (ids, store))
     return store
 
 
 def _identity_record(tenant_id: str, identity: str) -> IdentityRecord | None:
-    store = wiring.certificates()
-
-    window = get_settings().revocation_cache_seconds
+    context = current()
     key = (tenant_id, identity)
-    now = time.monotonic()
-    if window > 0:
-        with _lock:
-            hit = _identities.get(key)
-        if hit is not None and now - hit[0] < window:
-            return hit[1]
-    record = store.get_identity(tenant_id, identity)
-    if window > 0:
-        with _lock:
-            _identities[key] = (now, record)
-            _identities.move_to_end(key)
-            while len(_identities) > MAX_IDENTITIES:
-                _identities.popitem(last=False)
+    hit = context.caches.identities.get(key)
+    if not isinstance(hit, Missing):
+        return hit
+    record = context.certificates.get_identity(tenant_id, identity)
+    context.caches.identities.put(key, record)
     return record
 
 
@@ -235,15 +204,10 @@ def _audit_denial(tenant_id: str, verdict: Verdict) -> None:
     """One audit item for a certificate the tenant's CA signed (a revoked, blocked or unknown
     identity presenting it); anything else is a log line and a metric only, never a write."""
     key = (tenant_id, verdict.identity or "", verdict.code)
-    now = time.monotonic()
-    with _lock:
-        last = _audited.get(key)
-        if last is not None and now - last < AUDIT_WINDOW_SECONDS:
-            return
-        _audited[key] = now
-        _audited.move_to_end(key)
-        while len(_audited) > MAX_AUDITED:
-            _audited.popitem(last=False)
+    audited = current().caches.audited
+    if not isinstance(audited.get(key), Missing):
+        return  # audited within the window (AUDIT_WINDOW_SECONDS in chalicelib/context.py)
+    audited.put(key, True)
     try:
         from chalicelib.service import audit
 
@@ -299,11 +263,9 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_
         return Verdict(401, None, "gateway credential missing or wrong", "gateway_credential")
     now = datetime.now(UTC)
     cache_key = (tuple(ca.cert_id for ca in tenant.cas), hashlib.sha256(body).digest())
-    with _lock:
-        seen = _verified.get(cache_key)
-        if seen is not None:
-            _verified.move_to_end(cache_key)
-    if seen is None:
+    verified = current().caches.verified
+    seen = verified.get(cache_key)
+    if isinstance(seen, Missing):
         try:
             # NGINX's $ssl_client_raw_cert is PEM; the older $ssl_client_cert indents lines with tabs.
             pem = body.replace(b"\n\t", b"\n").strip()
@@ -329,10 +291,7 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_
         seen = _Verified(
             identity, issued.serial, issued.tbs_sha256, issued.spki, cert.not_valid_before_utc, cert.not_valid_after_utc
         )
-        with _lock:
-            _verified[cache_key] = seen
-            while len(_verified) > MAX_VERIFIED:
-                _verified.popitem(last=False)
+        verified.put(cache_key, seen)
     elif now < seen.not_before:
         return Verdict(403, seen.identity, NOT_YET_VALID, "not_yet_valid")
     elif now > seen.not_after:
@@ -357,26 +316,22 @@ def _issued_to(tenant_id: str, record: IdentityRecord, seen: _Verified) -> Verdi
     identity = record.identity
     if record.cert_der is None:
         return Verdict(403, identity, "unknown identity", "unknown_identity", chained=True)
-    current = issued_facts(record.cert_der)
-    if current.spki != seen.spki:
+    enrolled = issued_facts(record.cert_der)
+    if enrolled.spki != seen.spki:
         # The identity is an 80-bit truncated hash of the key: compare the key itself.
         return Verdict(403, identity, NOT_ENROLLED_KEY, "wrong_key", chained=True)
-    if current.tbs_sha256 == seen.tbs_sha256:
+    if enrolled.tbs_sha256 == seen.tbs_sha256:
         return Verdict(200, identity, "ok")
     key = (tenant_id, seen.serial, seen.tbs_sha256)
-    with _lock:
-        known = _issued.get(key)
-    if known != identity:
+    issued = current().caches.issued
+    if issued.get(key) != identity:
         # An earlier certificate of this identity (renewed since): the store says whether it issued it.
-        stored = wiring.certificates().get_certificate_by_serial(tenant_id, seen.serial)
+        stored = current().certificates.get_certificate_by_serial(tenant_id, seen.serial)
         if stored is None or stored.identity != identity or stored.kind != "seacat":
             return Verdict(403, identity, NOT_ISSUED_HERE, "not_issued_here", chained=True)
         if stored.revoked_at is not None:
             return Verdict(403, identity, "certificate is revoked", "certificate_revoked", chained=True)
         if issued_facts(stored.der).tbs_sha256 != seen.tbs_sha256:
             return Verdict(403, identity, NOT_ISSUED_HERE, "not_issued_here", chained=True)
-        with _lock:
-            _issued[key] = identity
-            while len(_issued) > MAX_ISSUED:
-                _issued.popitem(last=False)
+        issued.put(key, identity)
     return Verdict(200, identity, "ok")

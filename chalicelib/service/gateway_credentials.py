@@ -14,7 +14,7 @@ import hashlib
 import secrets
 from dataclasses import replace
 
-from chalicelib import wiring
+from chalicelib.context import current
 from chalicelib.domain import Tenant
 from chalicelib.errors import Conflict
 from chalicelib.service import audit
@@ -28,13 +28,13 @@ def _update(tenant_id: str, change: str, hashes: tuple[str, ...] | None, new: st
 
     for _ in range(5):
         tenant = get_tenant(tenant_id)
-        current = tenant.config.gateway_credentials
-        target = hashes if hashes is not None else ((new,) + current)[:MAX_VALID] if new else current
-        if target == current:
+        valid = tenant.config.gateway_credentials
+        target = hashes if hashes is not None else ((new,) + valid)[:MAX_VALID] if new else valid
+        if target == valid:
             return tenant
         event = audit.entry(f"gateway_credential.{change}", tenant_id, tenant_id, change, {"valid": len(target)})
         try:
-            updated = wiring.tenants().update_config(
+            updated = current().tenants.update_config(
                 tenant, replace(tenant.config, gateway_credentials=target), [event]
             )
         except Conflict:

@@ -1,5 +1,5 @@
 """The storage ports the services use. The DynamoDB store modules and the in-memory store
-(chalicelib/store/memory.py) both implement them; chalicelib/wiring.py picks one.
+(chalicelib/store/memory.py) both implement them; chalicelib/context.py builds the context that holds one of each.
 
 Audit entries are opaque values made by ``AuditStore.item`` and handed to the write they record,
 so they are committed in the same transaction.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from chalicelib import wiring
+from chalicelib.context import current
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, new_identity
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service import audit
@@ -36,7 +36,7 @@ def list_requests(
 ) -> tuple[list[RequestRecord], str | None]:
     from chalicelib.service.tenants import get_tenant
 
-    store = wiring.certificates()
+    store = current().certificates
 
     get_tenant(tenant_id)
     if state != "pending":
@@ -47,7 +47,7 @@ def list_requests(
 def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
     from chalicelib.service.tenants import get_tenant
 
-    store = wiring.certificates()
+    store = current().certificates
 
     get_tenant(tenant_id)
     cr_id = cr_id.lower()
@@ -62,14 +62,14 @@ def get_request(tenant_id: str, cr_id: str) -> RequestRecord:
 def request_with_certificate(tenant_id: str, cr_id: str) -> tuple[RequestRecord, CertificateRecord | None]:
     """A CR and the certificate issued for it, if any (its revocation shows in the CR's metadata)."""
     record = get_request(tenant_id, cr_id)
-    certificate = wiring.certificates().get_certificate(tenant_id, record.cert_id) if record.cert_id else None
+    certificate = current().certificates.get_certificate(tenant_id, record.cert_id) if record.cert_id else None
     return record, certificate
 
 
 def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tuple[RequestRecord, IdentityRecord]:
     """Approve or reject a pending CR. Approval applies to the CR's identity: the client's next
     PUT with the same key gets its certificate. Deciding the same way twice answers the state."""
-    store = wiring.certificates()
+    store = current().certificates
 
     target = "approved" if approve else "rejected"
     for _ in range(3):
@@ -102,7 +102,7 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
 def identity_status(tenant_id: str, identity: str) -> IdentityRecord:
     from chalicelib.service.tenants import get_tenant
 
-    store = wiring.certificates()
+    store = current().certificates
 
     get_tenant(tenant_id)
     record = store.get_identity(tenant_id, _identity(identity))
@@ -114,7 +114,7 @@ def identity_status(tenant_id: str, identity: str) -> IdentityRecord:
 def list_identity_certificates(
     tenant_id: str, identity: str, limit: int, next_token: str | None
 ) -> tuple[list[CertificateRecord], str | None]:
-    store = wiring.certificates()
+    store = current().certificates
 
     identity_status(tenant_id, identity)
     return store.list_identity_certificates(tenant_id, identity, limit=limit, next_token=next_token)
@@ -124,7 +124,7 @@ def set_blocked(tenant_id: str, identity: str, blocked: bool) -> IdentityRecord:
     """Block or unblock an identity; blocking one not seen yet pre-empts its enrolment."""
     from chalicelib.service.tenants import get_tenant
 
-    store = wiring.certificates()
+    store = current().certificates
 
     get_tenant(tenant_id)
     _identity(identity)

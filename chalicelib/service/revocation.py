@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from chalicelib import wiring
+from chalicelib.cache import Missing
+from chalicelib.context import current
 from chalicelib.domain import CertificateRecord, IdentityRecord
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.service import audit
 
 CRL_VALIDITY = timedelta(days=1)
-CRL_CACHE_SECONDS = 60.0
 
 
 def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> CertificateRecord:
@@ -22,7 +19,7 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
     from chalicelib.ca.crl import parse_reason
     from chalicelib.service.tenants import get_certificate
 
-    store = wiring.certificates()
+    store = current().certificates
 
     name = parse_reason(reason)
     record = get_certificate(tenant_id, cert_id)
@@ -59,7 +56,7 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     from chalicelib.ca.crl import parse_reason
     from chalicelib.service.requests import identity_status
 
-    store = wiring.certificates()
+    store = current().certificates
 
     name = parse_reason(reason)
     record = identity_status(tenant_id, identity)
@@ -95,16 +92,8 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     return identity_status(tenant_id, identity), revoked
 
 
-# Keyed by (tenant, ca_id) from the URL: a bounded LRU (only CRLs that were built are kept).
-CRL_CACHE_MAX = 1024
-_crl_cache: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
-_crl_lock = threading.Lock()
-
-
 def _forget_crl(tenant_id: str) -> None:
-    with _crl_lock:
-        for key in [k for k in _crl_cache if k[0] == tenant_id]:
-            del _crl_cache[key]
+    current().caches.crls.discard(lambda key: key[0] == tenant_id)
 
 
 def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
@@ -121,21 +110,19 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
 
     from chalicelib.ca.crl import RevokedEntry, build_crl
 
-    keystore = wiring.keystore()
+    keystore = current().keystore
     from chalicelib.service.enrollment import ca_certificate
     from chalicelib.service.tenants import cached_tenant, get_tenant, validate_cert_id
 
-    store = wiring.certificates()
+    store = current().certificates
 
     if ca_id is not None:
         ca_id = validate_cert_id(tenant_id, ca_id, field="ca_id")
     cache_key = (tenant_id, ca_id or "")
-    now_mono = time.monotonic()
-    with _crl_lock:
-        hit = _crl_cache.get(cache_key)
-        if hit is not None and now_mono - hit[0] < CRL_CACHE_SECONDS:
-            _crl_cache.move_to_end(cache_key)
-            return hit[1]
+    crls = current().caches.crls  # kept a minute: CRL_CACHE_SECONDS in chalicelib/context.py
+    hit = crls.get(cache_key)
+    if not isinstance(hit, Missing):
+        return hit
     tenant = cached_tenant(tenant_id)
     if tenant is None:
         raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
@@ -167,9 +154,5 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
         next_update=now + CRL_VALIDITY,
     )
     der = crl.public_bytes(Encoding.DER)
-    with _crl_lock:
-        _crl_cache[cache_key] = (now_mono, der)
-        _crl_cache.move_to_end(cache_key)
-        while len(_crl_cache) > CRL_CACHE_MAX:
-            _crl_cache.popitem(last=False)
+    crls.put(cache_key, der)
     return der

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import wiring
+from chalicelib.cache import Missing
+from chalicelib.context import current
 from chalicelib.domain import DEFAULT_LIFETIME_DAYS, CertificateRecord, Tenant, TenantConfig
 from chalicelib.errors import Conflict, InvalidInput, NotFound, SecretAlreadyExists
 from chalicelib.service import audit
-from chalicelib.settings import get_settings
 
 TENANT_RE = re.compile(r"^[a-zA-Z0-9_-]{2,64}$")
 CERT_ID_RE = re.compile(r"^[0-9a-f]{96}$")
@@ -149,8 +146,8 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
     """
     from chalicelib.ca import keys
 
-    keystore = wiring.keystore()
-    store = wiring.tenants()
+    keystore = current().keystore
+    store = current().tenants
 
     validate_tenant_id(tenant_id)
     unknown = sorted(set(body) - _CONFIG_KEYS - {"privateKey"})
@@ -202,7 +199,7 @@ def put_tenant(tenant_id: str, body: dict[str, Any]) -> tuple[Tenant, bool]:
 
 
 def get_tenant(tenant_id: str) -> Tenant:
-    store = wiring.tenants()
+    store = current().tenants
 
     validate_tenant_id(tenant_id)
     tenant = store.get(tenant_id)
@@ -211,57 +208,38 @@ def get_tenant(tenant_id: str) -> Tenant:
     return tenant
 
 
-# Hot paths (enrol, /get, the CA bundle, nginx_authenticate) read the tenant through a short
-# in-container cache: configuration changes take effect within SEACAT_TENANT_CACHE_SECONDS.
-# The id comes from the URL, so both maps are bounded LRUs; "no such tenant" answers have their
-# own, so a flood of invented ids only evicts other invented ids, never a tenant that exists.
-TENANT_CACHE_MAX = 4096
-TENANT_MISSING_CACHE_MAX = 1024
-_cache: OrderedDict[str, tuple[float, Tenant]] = OrderedDict()
-_missing: OrderedDict[str, float] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
 def cached_tenant(tenant_id: str) -> Tenant | None:
-    store = wiring.tenants()
-
+    """The tenant as hot paths (enrol, /get, the CA bundle, nginx_authenticate) read it: through the
+    context's tenant caches, so configuration changes take effect within SEACAT_TENANT_CACHE_SECONDS.
+    The id comes from the URL: "no such tenant" answers have a cache of their own, so a flood of
+    invented ids only pushes out other invented ids, never a tenant that exists."""
+    context = current()
+    caches = context.caches
     if not TENANT_RE.fullmatch(tenant_id or ""):
         return None
-    ttl = get_settings().tenant_cache_seconds
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(tenant_id)
-        if hit is not None and now - hit[0] < ttl:
-            _cache.move_to_end(tenant_id)
-            return hit[1]
-        missed = _missing.get(tenant_id)
-        if missed is not None and now - missed < ttl:
-            return None
-    tenant = store.get(tenant_id, consistent=False)
-    with _cache_lock:
-        if tenant is None:
-            _cache.pop(tenant_id, None)
-            _missing[tenant_id] = now
-            _missing.move_to_end(tenant_id)
-            while len(_missing) > TENANT_MISSING_CACHE_MAX:
-                _missing.popitem(last=False)
-        else:
-            _missing.pop(tenant_id, None)
-            _cache[tenant_id] = (now, tenant)
-            _cache.move_to_end(tenant_id)
-            while len(_cache) > TENANT_CACHE_MAX:
-                _cache.popitem(last=False)
+    hit = caches.tenants.get(tenant_id)
+    if not isinstance(hit, Missing):
+        return hit
+    if not isinstance(caches.missing_tenants.get(tenant_id), Missing):
+        return None
+    tenant = context.tenants.get(tenant_id, consistent=False)
+    if tenant is None:
+        caches.tenants.pop(tenant_id)
+        caches.missing_tenants.put(tenant_id, True)
+    else:
+        caches.missing_tenants.pop(tenant_id)
+        caches.tenants.put(tenant_id, tenant)
     return tenant
 
 
 def forget_cached(tenant_id: str | None = None) -> None:
-    with _cache_lock:
-        if tenant_id is None:
-            _cache.clear()
-            _missing.clear()
-        else:
-            _cache.pop(tenant_id, None)
-            _missing.pop(tenant_id, None)
+    caches = current().caches
+    if tenant_id is None:
+        caches.tenants.clear()
+        caches.missing_tenants.clear()
+    else:
+        caches.tenants.pop(tenant_id)
+        caches.missing_tenants.pop(tenant_id)
 
 
 def tenant_json(tenant: Tenant) -> dict[str, object]:
@@ -288,8 +266,8 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
 
     from chalicelib.ca import builder, spec
 
-    keystore = wiring.keystore()
-    store = wiring.tenants()
+    keystore = current().keystore
+    store = current().tenants
 
     tenant = get_tenant(tenant_id)
     if len(tenant.cas) >= MAX_CA_CERTIFICATES:
@@ -377,7 +355,7 @@ def get_certificate(tenant_id: str, cert_id: str) -> CertificateRecord:
 
     validate_tenant_id(tenant_id)
     cert_id = validate_cert_id(tenant_id, cert_id)
-    record = wiring.certificates().get_certificate(tenant_id, cert_id)
+    record = current().certificates.get_certificate(tenant_id, cert_id)
     if record is None:
         raise NotFound("no such certificate", field="id")
     return record

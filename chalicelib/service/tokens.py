@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 
-from chalicelib import wiring
+from chalicelib.context import current
 from chalicelib.domain import Principal
 from chalicelib.errors import NotFound, Unauthenticated
 from chalicelib.service import audit
@@ -37,7 +37,7 @@ def authenticate(authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 512:
         raise Unauthenticated("an Authorization: Bearer <token> header is required")
-    stored = wiring.tokens().get(token_id_of(token))
+    stored = current().tokens.get(token_id_of(token))
     # Compare even when nothing is stored, so timing does not tell which ids exist.
     expected = stored.token_hash if stored is not None else _hash("")
     if not hmac.compare_digest(_hash(token), expected) or stored is None or stored.revoked_at is not None:
@@ -50,7 +50,7 @@ def issue(tenant_id: str | None, label: str | None = None) -> tuple[str, str]:
     token_id = secrets.token_hex(8)
     token = f"sct_{token_id}_{secrets.token_urlsafe(32)}"
     event = audit.entry("token.created", tenant_id, token_id, "created", {"label": label})
-    wiring.tokens().put(token_id, _hash(token), tenant_id, label, audit=[event])
+    current().tokens.put(token_id, _hash(token), tenant_id, label, audit=[event])
     return token_id, token
 
 
@@ -60,14 +60,14 @@ def install_operator_token(token: str) -> str:
     event = audit.entry(
         "token.created", None, token_id, "operator", {"label": "operator (bootstrap)"}, actor="bootstrap"
     )
-    wiring.tokens().put(token_id, _hash(token), None, "operator (bootstrap)", overwrite=True, audit=[event])
+    current().tokens.put(token_id, _hash(token), None, "operator (bootstrap)", overwrite=True, audit=[event])
     return token_id
 
 
 def revoke(token_id: str) -> dict[str, object]:
     if not re.fullmatch(r"[0-9a-f]{16}|operator", token_id):
         raise NotFound(f"no token {token_id}", field="tokenId")
-    store = wiring.tokens()
+    store = current().tokens
     stored = store.get(token_id)
     if stored is not None and stored.revoked_at is None:
         stored = store.revoke(token_id, [audit.entry("token.revoked", stored.tenant_id, token_id, "revoked")])

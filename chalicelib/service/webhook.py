@@ -112,11 +112,11 @@ def shown_secret(key: bytes) -> str:
 
 def rotate_secret(tenant_id: str) -> str:
     """Create or replace the tenant's signing key; returns it in its shown form (the only time it is)."""
-    from chalicelib import wiring
+    from chalicelib.context import current
     from chalicelib.service import audit
 
     key = new_secret()
-    wiring.keystore().put_secret(tenant_id, SECRET_KIND, key, replace=True)
+    current().keystore.put_secret(tenant_id, SECRET_KIND, key, replace=True)
     # After the write: an answer of 201 always has its event; a failed one is retried (a new key).
     audit.record("tenant.updated", tenant_id, tenant_id, "updated", {"changed": {"webhookSecret": "rotated"}})
     return shown_secret(key)
@@ -125,10 +125,10 @@ def rotate_secret(tenant_id: str) -> str:
 def create_secret_if_missing(tenant_id: str) -> str | None:
     """Make the tenant's signing key if it has none; returns it shown, or None when one exists (it
     was shown when it was made; rotating makes a new one)."""
-    from chalicelib import wiring
+    from chalicelib.context import current
     from chalicelib.service import audit
 
-    keystore = wiring.keystore()
+    keystore = current().keystore
     if keystore.load_secret(tenant_id, SECRET_KIND) is not None:
         return None
     key = new_secret()
@@ -143,9 +143,9 @@ def create_secret_if_missing(tenant_id: str) -> str | None:
 def signing_key(tenant_id: str) -> bytes:
     """The tenant's signing key, made now if it has none (its URL was set before calls were signed,
     or the key could not be stored then): no call goes out unsigned."""
-    from chalicelib import wiring
+    from chalicelib.context import current
 
-    keystore = wiring.keystore()
+    keystore = current().keystore
     key = keystore.load_secret(tenant_id, SECRET_KIND)
     if key is not None:
         return key

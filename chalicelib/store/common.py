@@ -80,6 +80,13 @@ def connection() -> Connection:
     return _connection
 
 
+def reset() -> None:
+    """Drop the connections and the models' binding: the next call binds anew (tests switch emulators)."""
+    global _connection
+    _connection = None
+    models.unbind()
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -240,3 +240,11 @@ def bind(settings: Settings) -> None:
         # A connection is cached per model class; drop it so the new binding takes effect.
         model._connection = None
     _bound = settings
+
+
+def unbind() -> None:
+    """Forget the binding and the models' connections (the next ``bind`` sets them up anew)."""
+    global _bound
+    for model in MODELS.values():
+        model._connection = None
+    _bound = None

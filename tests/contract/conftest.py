@@ -50,8 +50,7 @@ def dynamodb_adapter() -> Iterator[Adapter]:
     """DynamoDB and Secrets Manager on moto, the stack deployed from infra/resources.yaml."""
     from moto import mock_aws
 
-    from chalicelib import wiring
-    from chalicelib.keystore import secretsmanager
+    from chalicelib import context
 
     with pytest.MonkeyPatch.context() as mp:
         for name, value in TEST_ENV.items():
@@ -59,15 +58,15 @@ def dynamodb_adapter() -> Iterator[Adapter]:
         with mock_aws():
             reset_caches()
             deploy_resources("test")
-            wiring.use_aws()  # the ports as production wires them
+            ports = context.aws_context()  # the ports as production builds them
             yield Adapter(
                 "dynamodb",
-                wiring.tenants(),
-                wiring.tokens(),
-                wiring.certificates(),
-                wiring.audit(),
-                wiring.keystore(),
-                forget=secretsmanager.forget,
+                ports.tenants,
+                ports.tokens,
+                ports.certificates,
+                ports.audit,
+                ports.keystore,
+                forget=ports.caches.clear,
             )
         reset_caches()
 

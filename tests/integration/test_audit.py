@@ -285,7 +285,7 @@ def trail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     from chalice.test import Client
 
     from app import app
-    from chalicelib import wiring
+    from chalicelib import context
     from chalicelib.service import tokens
     from chalicelib.store import audit as store
     from tests.conftest import ROOT, TEST_ENV, reset_caches
@@ -293,7 +293,7 @@ def trail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
     reset_caches()
-    backend = wiring.use_memory()
+    backend = context.use_memory()
     tokens.install_operator_token(MEMORY_TOKEN)
 
     def put(tenant: str, at: datetime, subject: str, shard: int | None, event: str) -> tuple[str, str]:
@@ -306,7 +306,7 @@ def trail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
             client.http.put("/tenants/acme", headers=auth(MEMORY_TOKEN), body="{}")
             yield Trail(client, MEMORY_TOKEN, put)
     finally:
-        wiring.use_aws()
+        context.reset()
         reset_caches()
 
 
@@ -639,7 +639,7 @@ def test_shard_queries_share_one_client(aws: None, monkeypatch: pytest.MonkeyPat
     from chalicelib.store import audit as store
     from chalicelib.store import models
 
-    models._bound = None  # a fresh binding: no audit client yet, as in a new container
+    models.unbind()  # a fresh binding: no audit client yet, as in a new container
     created: list[str] = []
     original = botocore.session.Session.create_client
 

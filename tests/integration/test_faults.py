@@ -187,14 +187,9 @@ def tenant(client: Any, name: str, **config: Any) -> str:
 
 def cold_start() -> None:
     """A new Lambda container: no CA key, no parsed CA, no cached tenant or revocation state."""
-    from chalicelib.keystore import secretsmanager
-    from chalicelib.service import enrollment, gateway, revocation, tenants
+    from chalicelib import context
 
-    secretsmanager.forget()
-    tenants.forget_cached()
-    enrollment._ca_certs.clear()
-    gateway.forget()
-    revocation._crl_cache.clear()
+    context.current().caches.clear()
 
 
 def enrol(client: Any, name: str, key: ec.EllipticCurvePrivateKey, application: str = "faults") -> Any:

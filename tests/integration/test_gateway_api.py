@@ -250,12 +250,12 @@ def test_revoke_identity_revokes_every_certificate(aws: None, client: Any, tenan
 def test_revoke_identity_revokes_the_newest_certificate_the_index_has_not_seen(
     aws: None, client: Any, tenants: None, operator_token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import wiring
+    from chalicelib import context
 
     _, cert = enrol(client)
     identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     # the identity index is eventually consistent: simulate it lagging behind the issue
-    monkeypatch.setattr(wiring.certificates(), "list_identity_certificates", lambda *a, **k: ([], None))
+    monkeypatch.setattr(context.current().certificates, "list_identity_certificates", lambda *a, **k: ([], None))
     r = client.http.put(f"/acme/seacat/identity/{identity}/revoke", headers=auth(operator_token), body="{}")
     assert r.status_code == 200, r.body
     assert [c["status"] for c in r.json_body["certificates"]] == ["revoked"]
@@ -266,11 +266,11 @@ def test_revoke_identity_revokes_the_newest_certificate_the_index_has_not_seen(
 def test_a_revocation_survives_an_identity_write_that_read_before_it(
     aws: None, client: Any, tenants: None, operator_token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import wiring
+    from chalicelib import context
 
     key, cert = enrol(client)
     identity = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    store = wiring.certificates()
+    store = context.current().certificates
     real_get = store.get_identity
     raced: list[int] = []
 
@@ -300,10 +300,10 @@ def test_a_revocation_survives_an_identity_write_that_read_before_it(
 def test_a_revoke_that_meets_a_concurrent_write_retries_and_never_answers_unrevoked(
     aws: None, client: Any, tenants: None, operator_token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import wiring
+    from chalicelib import context
     from chalicelib.errors import Conflict
 
-    store = wiring.certificates()
+    store = context.current().certificates
     real_revoke = store.revoke
     calls: list[int] = []
 
@@ -393,6 +393,7 @@ def test_revocation_cache_window_avoids_reads(client: Any, tenants: None, monkey
 
 def test_crl_reads_every_page_and_skips_expired(aws: None, tenants: None) -> None:
     """Revocation entries are one item each; the CRL follows every page of the index."""
+    from chalicelib import context
     from chalicelib.service import revocation
     from chalicelib.store import common, models
     from chalicelib.store.certificates import iter_revoked
@@ -418,7 +419,7 @@ def test_crl_reads_every_page_and_skips_expired(aws: None, tenants: None) -> Non
             )
     assert sum(1 for _ in iter_revoked("acme", page_size=100)) == 1200
     assert sum(1 for _ in iter_revoked("other")) == 0
-    revocation._crl_cache.clear()
+    context.current().caches.crls.clear()
     result = x509.load_der_x509_crl(revocation.crl_der("acme"))
     assert {e.serial_number for e in result} == set(range(1, 1001))
 

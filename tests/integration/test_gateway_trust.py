@@ -173,10 +173,10 @@ def test_no_reencoding_of_a_revoked_certificate_passes(
 
 
 def _ca_key() -> ec.EllipticCurvePrivateKey:
-    from chalicelib import wiring
+    from chalicelib import context
     from chalicelib.service.tenants import get_tenant
 
-    return wiring.keystore().load(get_tenant("acme").key_secret)
+    return context.current().keystore.load(get_tenant("acme").key_secret)
 
 
 def _sign_like(cert: x509.Certificate, public_key: ec.EllipticCurvePublicKey, serial: int) -> x509.Certificate:
@@ -247,12 +247,12 @@ def test_an_earlier_certificate_of_the_identity_passes_until_revoked(
 ) -> None:
     """After a renewal the previous certificate is still valid: it is found by its serial and passes,
     with the same revocation state for every encoding of it."""
-    from chalicelib import wiring
+    from chalicelib import context
 
     key, first = enrol(client)
     identity = authenticate(client, pem(first)).headers["X-SeaCat-Identity"]
     # a renewal: make the current certificate due, then enrol again
-    store = wiring.certificates()
+    store = context.current().certificates
     record = store.get_identity("acme", identity)
     assert record is not None and record.cert_not_after is not None
     from dataclasses import replace

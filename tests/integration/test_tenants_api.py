@@ -415,40 +415,45 @@ def test_the_widest_client_ca(client: Any, operator_token: str) -> None:
 def test_invented_tenant_ids_fill_a_bounded_cache_and_never_evict_real_tenants(
     client: Any, operator_token: str
 ) -> None:
+    from chalicelib import context
     from chalicelib.service import tenants
 
+    caches = context.current().caches
     put_tenant(client, operator_token, "acme")
     assert tenants.cached_tenant("acme") is not None
-    n = tenants.TENANT_MISSING_CACHE_MAX
+    n = caches.missing_tenants.maxsize
     for i in range(n + 100):
         assert tenants.cached_tenant(f"invented-{i}") is None
-    assert len(tenants._missing) <= n
-    assert "invented-0" not in tenants._missing and f"invented-{n + 99}" in tenants._missing  # oldest go first
-    assert "acme" in tenants._cache and len(tenants._cache) == 1
+    assert len(caches.missing_tenants) <= n
+    assert "invented-0" not in caches.missing_tenants and f"invented-{n + 99}" in caches.missing_tenants
+    assert "acme" in caches.tenants and len(caches.tenants) == 1
 
 
 def test_the_tenant_cache_is_bounded(client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib import context
     from chalicelib.service import tenants
 
-    monkeypatch.setattr(tenants, "TENANT_CACHE_MAX", 2)
+    caches = context.current().caches
+    monkeypatch.setattr(caches.tenants, "maxsize", 2)
     for name in ("one", "two", "three"):
         put_tenant(client, operator_token, name)
         assert tenants.cached_tenant(name) is not None
-    assert list(tenants._cache) == ["two", "three"]
+    assert caches.tenants.keys() == ["two", "three"]
     # a tenant made after its "not found" was cached is found once that entry is forgotten
     assert tenants.cached_tenant("later") is None
     put_tenant(client, operator_token, "later")
     tenants.forget_cached("later")
-    assert tenants.cached_tenant("later") is not None and "later" not in tenants._missing
+    assert tenants.cached_tenant("later") is not None and "later" not in caches.missing_tenants
 
 
 def test_parsed_ca_and_crl_caches_are_bounded(
     client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.service import enrollment, revocation
+    from chalicelib import context
 
-    monkeypatch.setattr(enrollment, "CA_CERT_CACHE_MAX", 2)
-    monkeypatch.setattr(revocation, "CRL_CACHE_MAX", 2)
+    caches = context.current().caches
+    monkeypatch.setattr(caches.ca_certs, "maxsize", 2)
+    monkeypatch.setattr(caches.crls, "maxsize", 2)
     put_tenant(client, operator_token, "acme")
     ids = [
         client.http.put("/acme/x509/self-signed", headers=auth(operator_token), body=REFERENCE_SPEC).json_body["_id"]
@@ -457,5 +462,5 @@ def test_parsed_ca_and_crl_caches_are_bounded(
     for ca_id in ids:
         assert client.http.get(f"/acme/x509/crl/{ca_id}").status_code == 200
     assert client.http.get("/acme/x509/crl").status_code == 200
-    assert len(revocation._crl_cache) == 2 and ("acme", "") in revocation._crl_cache
-    assert len(enrollment._ca_certs) == 2
+    assert len(caches.crls) == 2 and ("acme", "") in caches.crls
+    assert len(caches.ca_certs) == 2

@@ -444,12 +444,12 @@ def test_a_tenant_without_a_secret_still_signs_with_one_made_at_the_call(
     """A URL set before calls were signed: the first call makes the secret; rotating shows one."""
     import boto3
 
-    from chalicelib.keystore import secretsmanager
+    from chalicelib import context
 
     configure(client, operator_token, approve=hook.url)
     sm = boto3.client("secretsmanager")
     sm.delete_secret(SecretId="seacat/test/acme/webhook-secret", ForceDeleteWithoutRecovery=True)
-    secretsmanager.forget()
+    context.current().caches.clear()
     r, _ = enroll(client)
     assert r.status_code == 200, r.body
     headers, body = hook.received[-1]
@@ -463,15 +463,15 @@ def test_a_tenant_without_a_secret_still_signs_with_one_made_at_the_call(
 def test_no_call_is_made_when_the_secret_cannot_be_read(
     client: Any, tenant: str, operator_token: str, hook: Hook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from chalicelib import context
     from chalicelib.errors import Unavailable
-    from chalicelib.keystore import secretsmanager
 
     configure(client, operator_token, approve=hook.url)
 
     def unavailable(*args: Any, **kwargs: Any) -> bytes:
         raise Unavailable("the key store is not available")
 
-    monkeypatch.setattr(secretsmanager, "load_secret", unavailable)
+    monkeypatch.setattr(context.current().keystore, "load_secret", unavailable)
     r, cr = enroll(client)
     assert r.status_code == 503 and "Retry-After" in r.headers
     assert hook.received == []

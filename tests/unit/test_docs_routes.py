@@ -184,14 +184,14 @@ def world() -> Iterator[World]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib import wiring
+    from chalicelib import context
     from chalicelib.service import tokens
 
     with pytest.MonkeyPatch.context() as mp:
         for name, value in TEST_ENV.items():
             mp.setenv(name, value)
         reset_caches()
-        wiring.use_memory()
+        context.use_memory()
         tokens.install_operator_token(OPERATOR)
         try:
             with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
@@ -227,7 +227,7 @@ def world() -> Iterator[World]:
                     },
                 )
         finally:
-            wiring.use_aws()
+            context.reset()
             reset_caches()
 
 

@@ -25,20 +25,20 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib import wiring
+    from chalicelib import context
     from chalicelib.service import tokens
 
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
     reset_caches()
-    backend = wiring.use_memory()
+    backend = context.use_memory()
     tokens.install_operator_token(TOKEN)
     try:
         with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
             yield client, backend
     finally:
-        wiring.use_aws()
+        context.reset()
         reset_caches()
 
 

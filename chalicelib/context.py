@@ -1,0 +1,176 @@
+"""The composition root: one typed context holding the storage ports, the key store and every
+per-container cache, each cache with its bound and its time to live stated here.
+
+Services ask for the whole context (``current()``) instead of one port at a time, so what they
+depend on is visible and a test swaps everything at once: ``use_memory()`` for the in-memory
+adapters, ``reset()`` for a fresh AWS context (after the environment changed). The AWS adapters
+are imported when the first context is built, not at import time, to keep Lambda cold starts short.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.cache import Cache
+from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chalicelib.domain import IdentityRecord, Tenant
+    from chalicelib.service.ports import AuditStore, CertificateStore, KeyStore, TenantStore, TokenStore
+    from chalicelib.store.memory import MemoryBackend
+
+
+def _tenant_ttl() -> float:
+    return get_settings().tenant_cache_seconds
+
+
+def _revocation_ttl() -> float:
+    return get_settings().revocation_cache_seconds
+
+
+# Gateway audit items: at most one per tenant, identity and reason per container in this window, so
+# replaying a (public) revoked certificate cannot become a stream of writes.
+AUDIT_WINDOW_SECONDS = 300.0
+CRL_CACHE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Caches:
+    """Per-container state. Keys that come from callers (tenant ids, certificate bodies) are bounded
+    so a flood of invented ones only pushes out other entries."""
+
+    # Tenant items (hot paths read them here): configuration changes show within the TTL.
+    tenants: Cache[str, Tenant]
+    # "No such tenant" answers, apart: invented ids only push out other invented ids.
+    missing_tenants: Cache[str, bool]
+    # Parsed CA certificates by id (they never change once made).
+    ca_certs: Cache[str, x509.Certificate]
+    # The gateway's trust store per tenant, with the CA ids it was built from.
+    trust_stores: Cache[str, tuple[tuple[str, ...], Any]]
+    # Path validation results per certificate body and CA set (see service/gateway.py).
+    verified: Cache[tuple[tuple[str, ...], bytes], Any]
+    # Identity records the gateway read: revocation reaches this container within the TTL.
+    identities: Cache[tuple[str, str], IdentityRecord | None]
+    # Earlier certificates of an identity the store confirmed it issued (a fact that never changes).
+    issued: Cache[tuple[str, int, bytes], str]
+    # When a gateway denial was last audited.
+    audited: Cache[tuple[str, str, str], bool]
+    # CRLs (DER) per tenant and CA id.
+    crls: Cache[tuple[str, str], bytes]
+    # Decrypted CA keys by secret name (never replaced, so no TTL) and other tenant secrets (rotated).
+    keys: Cache[str, ec.EllipticCurvePrivateKey]
+    secrets: Cache[str, bytes]
+
+    @classmethod
+    def fresh(cls) -> Caches:
+        return cls(
+            tenants=Cache("tenants", 4096, _tenant_ttl),
+            missing_tenants=Cache("missing_tenants", 1024, _tenant_ttl),
+            ca_certs=Cache("ca_certs", 1024),
+            trust_stores=Cache("trust_stores", 1024),
+            verified=Cache("verified", 4096),
+            identities=Cache("identities", 16384, _revocation_ttl),
+            issued=Cache("issued", 4096),
+            audited=Cache("audited", 4096, AUDIT_WINDOW_SECONDS),
+            crls=Cache("crls", 1024, CRL_CACHE_SECONDS),
+            keys=Cache("keys", 1024),
+            secrets=Cache("secrets", 1024, _tenant_ttl),
+        )
+
+    def clear(self) -> None:
+        for f in fields(self):
+            getattr(self, f.name).clear()
+
+
+@dataclass(frozen=True)
+class Context:
+    tenants: TenantStore
+    tokens: TokenStore
+    certificates: CertificateStore
+    audit: AuditStore
+    keystore: KeyStore
+    caches: Caches
+
+
+def aws_context() -> Context:
+    """DynamoDB (pynamodb) and Secrets Manager, bound to the current settings at first use."""
+    from chalicelib.keystore.secretsmanager import SecretsManagerKeyStore
+    from chalicelib.store import audit, certificates, tenants, tokens
+
+    caches = Caches.fresh()
+    return Context(
+        tenants=tenants,
+        tokens=tokens,
+        certificates=certificates,
+        audit=audit,
+        keystore=SecretsManagerKeyStore(caches.keys, caches.secrets),
+        caches=caches,
+    )
+
+
+def memory_context() -> tuple[Context, MemoryBackend]:
+    """Every port in memory (no AWS at all): unit tests, benchmarks."""
+    from chalicelib.store.memory import MemoryBackend
+
+    backend = MemoryBackend()
+    context = Context(
+        tenants=backend.tenants,
+        tokens=backend.tokens,
+        certificates=backend.certificates,
+        audit=backend.audit,
+        keystore=backend.keystore,
+        caches=Caches.fresh(),
+    )
+    return context, backend
+
+
+_current: Context | None = None
+_lock = threading.Lock()
+
+
+def current() -> Context:
+    """The container's context: built once, on the first request that needs one."""
+    context = _current
+    if context is None:
+        with _lock:
+            context = _current
+            if context is None:
+                context = _install(aws_context())
+    return context
+
+
+def _install(context: Context) -> Context:
+    global _current
+    _current = context
+    return context
+
+
+def install(context: Context) -> None:
+    with _lock:
+        _install(context)
+
+
+def use_memory() -> MemoryBackend:
+    """Install a fresh in-memory context; returns its backend (to look at what was stored)."""
+    context, backend = memory_context()
+    install(context)
+    return backend
+
+
+def reset() -> None:
+    """Forget the context, the settings and the AWS connections: the next ``current()`` builds a fresh
+    one from the environment as it is then (tests switch emulators and settings between cases)."""
+    global _current
+    from chalicelib import aws
+    from chalicelib.store import common
+
+    with _lock:
+        _current = None
+    get_settings.cache_clear()
+    aws.reset()
+    common.reset()
