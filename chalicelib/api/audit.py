@@ -19,7 +19,7 @@ def audit_events() -> Response:
     """Admin: security events of one tenant, newest first. Query: ``tenant`` (required; operators may
     ask for ``_``, the events of no tenant), ``from``/``to`` (ISO-8601; default the last 24 hours,
     at most 31 days), ``type`` (an event name), ``limit`` (1-100), ``next`` (page token)."""
-    from chalicelib.service import audit, requests
+    from chalicelib.service import approvals, audit
 
     request = bp.current_request
     params: Mapping[str, str] = request.query_params or {}
@@ -29,7 +29,7 @@ def audit_events() -> Response:
     if tenant == "_":
         auth.require(request, operator=True)
     else:
-        from chalicelib.service.tenants import validate_tenant_id
+        from chalicelib.service.ids import validate_tenant_id
 
         validate_tenant_id(tenant)
         auth.require(request, tenant)
@@ -38,7 +38,7 @@ def audit_events() -> Response:
         params.get("from"),
         params.get("to"),
         params.get("type"),
-        requests.page_size(params.get("limit")),
+        approvals.page_size(params.get("limit")),
         params.get("next"),
     )
     return json_response({"items": items, "count": len(items), "next": next_token})

@@ -8,7 +8,7 @@ from chalicelib.api import auth
 from chalicelib.api.errors import json_errors, json_response
 from chalicelib.errors import InvalidInput
 from chalicelib.service import gateway_credentials as service
-from chalicelib.service.tenants import validate_tenant_id
+from chalicelib.service.ids import validate_tenant_id
 
 bp = Blueprint(__name__)
 

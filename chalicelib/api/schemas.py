@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
-from chalicelib.service.tenants import naive_iso
+from chalicelib.service.ids import naive_iso
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -65,13 +65,13 @@ def _page(items: list[dict[str, object]], next_token: str | None) -> Response:
 @json_errors
 def list_requests(tenant: str) -> Response:
     """Admin: certificate requests by state (``state=pending``), paginated with ``limit``/``next``."""
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     request = bp.current_request
     auth.require(request, tenant)
     params: Mapping[str, str] = request.query_params or {}
-    records, next_token = requests.list_requests(
-        tenant, params.get("state", "pending"), requests.page_size(params.get("limit")), params.get("next")
+    records, next_token = approvals.list_requests(
+        tenant, params.get("state", "pending"), approvals.page_size(params.get("limit")), params.get("next")
     )
     return _page([request_meta(r) for r in records], next_token)
 
@@ -80,18 +80,18 @@ def list_requests(tenant: str) -> Response:
 @json_errors
 def get_request(tenant: str, cr_id: str) -> Response:
     """Admin: one certificate request ("cryptomaterial meta")."""
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     auth.require(bp.current_request, tenant)
-    record, certificate = requests.request_with_certificate(tenant, cr_id)
+    record, certificate = approvals.request_with_certificate(tenant, cr_id)
     return json_response(request_meta(record, certificate))
 
 
 def _decide(tenant: str, cr_id: str, approve: bool) -> Response:
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     principal = auth.require(bp.current_request, tenant)
-    record, identity = requests.decide(tenant, cr_id, approve, principal.token_id)
+    record, identity = approvals.decide(tenant, cr_id, approve, principal.token_id)
     return json_response({"request": request_meta(record), "identity": identity_json(identity)})
 
 
@@ -113,23 +113,23 @@ def reject_request(tenant: str, cr_id: str) -> Response:
 @json_errors
 def get_identity(tenant: str, identity: str) -> Response:
     """Admin: an identity's status."""
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     auth.require(bp.current_request, tenant)
-    return json_response(identity_json(requests.identity_status(tenant, identity)))
+    return json_response(identity_json(approvals.identity_status(tenant, identity)))
 
 
 @bp.route("/{tenant}/seacat/identity/{identity}/certificates", methods=["GET"])
 @json_errors
 def list_identity_certificates(tenant: str, identity: str) -> Response:
     """Admin: an identity's certificates, newest first, paginated."""
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     request = bp.current_request
     auth.require(request, tenant)
     params: Mapping[str, str] = request.query_params or {}
-    records, next_token = requests.list_identity_certificates(
-        tenant, identity, requests.page_size(params.get("limit")), params.get("next")
+    records, next_token = approvals.list_identity_certificates(
+        tenant, identity, approvals.page_size(params.get("limit")), params.get("next")
     )
     return _page([certificate_meta(r) for r in records], next_token)
 
@@ -138,20 +138,20 @@ def list_identity_certificates(tenant: str, identity: str) -> Response:
 @json_errors
 def block_identity(tenant: str, identity: str) -> Response:
     """Admin: block an identity (403 on enrolment and renewal)."""
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     auth.require(bp.current_request, tenant)
-    return json_response(identity_json(requests.set_blocked(tenant, identity, True)))
+    return json_response(identity_json(approvals.set_blocked(tenant, identity, True)))
 
 
 @bp.route("/{tenant}/seacat/identity/{identity}/unblock", methods=["PUT"])
 @json_errors
 def unblock_identity(tenant: str, identity: str) -> Response:
     """Admin: unblock an identity."""
-    from chalicelib.service import requests
+    from chalicelib.service import approvals
 
     auth.require(bp.current_request, tenant)
-    return json_response(identity_json(requests.set_blocked(tenant, identity, False)))
+    return json_response(identity_json(approvals.set_blocked(tenant, identity, False)))
 
 
 @bp.route("/{tenant}/seacat/identity/{identity}/revoke", methods=["PUT"])

@@ -8,6 +8,7 @@ from chalicelib.api import auth, media
 from chalicelib.api.errors import json_errors, json_response
 from chalicelib.api.schemas import certificate_meta
 from chalicelib.ca.pem import der_to_pem
+from chalicelib.service import cas
 from chalicelib.service import tenants as service
 
 bp = Blueprint(__name__)
@@ -64,7 +65,7 @@ def self_signed(tenant: str) -> Response:
     auth.require(request, tenant)
     body = media.json_object(request)
     media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
-    record = service.create_self_signed(tenant, body)
+    record = cas.create_self_signed(tenant, body)
     meta = certificate_meta(record)
     meta["result"] = "OK"
     meta["ca_cert"] = f"{tenant}:{record.cert_id}"
@@ -77,7 +78,7 @@ def self_signed(tenant: str) -> Response:
 def ca_bundle(tenant: str) -> Response:
     """Public: every CA certificate of the tenant as a PEM bundle (NGINX ssl_client_certificate)."""
     service.validate_tenant_id(tenant)
-    body = service.ca_bundle(tenant)
+    body = cas.ca_bundle(tenant)
     return Response(
         body=body,
         status_code=200,
@@ -96,7 +97,7 @@ def get_certificate(tenant: str, cert_id: str) -> Response:
     request = bp.current_request
     service.validate_tenant_id(tenant)
     auth.require(request, tenant)
-    record = service.get_certificate(tenant, cert_id)
+    record = cas.get_certificate(tenant, cert_id)
     return media.certificate_response(request, record.der, certificate_meta(record))
 
 

@@ -7,17 +7,17 @@ function here is deterministic apart from the ECDSA signature and ``random_seria
 from __future__ import annotations
 
 import hashlib
-import secrets
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-if TYPE_CHECKING:  # spec.py imports random_serial from here; avoid the import cycle.
-    from chalicelib.ca.spec import CertificateSpec
+from chalicelib.ca.serial import SERIAL_LIMIT, random_serial
+from chalicelib.ca.spec import CertificateSpec
+
+__all__ = ["SERIAL_LIMIT", "random_serial"]  # and the builders below; serials live in ca/serial.py
 
 UTC = UTC
 
@@ -26,9 +26,6 @@ UTC = UTC
 # strictly before this instant.
 UTCTIME_LIMIT = datetime(2050, 1, 1, tzinfo=UTC)
 LATEST_CLIENT_NOT_AFTER = UTCTIME_LIMIT - timedelta(seconds=1)
-
-# RFC 5280 4.1.2.2: serials are positive and at most 20 octets.
-SERIAL_LIMIT = 1 << 159
 
 # SeaCat clients start renewing at most this long before expiry (see in_renewal_window).
 RENEWAL_MARGIN = timedelta(days=30)
@@ -44,16 +41,6 @@ _DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
     encipher_only=False,
     decipher_only=False,
 )
-
-
-def random_serial() -> int:
-    """A random serial in [2**127, 2**128): 127 random bits, always 17 DER octets.
-
-    Forcing the top bit keeps it far above 2**63 (the CA/B Forum's 64-bit entropy
-    floor) and gives every serial the same length; 128 bits stays well inside the
-    20-octet limit. Length matches the serials of the reference SeaCat PKI.
-    """
-    return (1 << 127) | secrets.randbits(127)
 
 
 def certificate_id(der: bytes) -> str:

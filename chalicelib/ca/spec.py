@@ -6,7 +6,7 @@ It is the trust boundary for that body: any JSON-shaped input yields either a sp
 
 Defaults and interpretations (documented for API users):
 
-- ``serialNumber`` absent: a random 128-bit serial (``builder.random_serial``).
+- ``serialNumber`` absent: a random 128-bit serial (``serial.random_serial``).
 - ``validity.notBefore`` absent: ``"now"``. ``validity.notAfter`` is required: a CA
   lifetime is a deliberate decision and there is no safe default.
 - Relative times ``{"years", "weeks", "days", "hours", "minutes", "seconds"}``: a year is
@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from chalicelib.ca.builder import SERIAL_LIMIT, random_serial
+from chalicelib.ca.serial import SERIAL_LIMIT, random_serial
 from chalicelib.errors import InvalidInput
 
 UTC = UTC

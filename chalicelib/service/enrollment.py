@@ -105,7 +105,7 @@ def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, 
 
 def webhook_payload(tenant_id: str, cr: SeaCatRequest, now: datetime) -> dict[str, object]:
     """The reference documentation's approve payload (the CR's "cryptomaterial meta")."""
-    from chalicelib.service.tenants import naive_iso
+    from chalicelib.service.ids import naive_iso
 
     info: dict[str, object] = {"application": cr.application, "identity": cr.identity}
     if cr.attributes:

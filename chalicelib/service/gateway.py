@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from chalicelib.cache import Missing
 from chalicelib.context import current
 from chalicelib.domain import IdentityRecord, Tenant
-from chalicelib.service.tenants import TENANT_RE
+from chalicelib.service.ids import TENANT_RE
 
 log = logging.getLogger("seacat.gateway")
 

@@ -17,7 +17,7 @@ CRL_VALIDITY = timedelta(days=1)
 def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> CertificateRecord:
     """Revoke one certificate. Idempotent: revoking again answers the recorded state."""
     from chalicelib.ca.crl import parse_reason
-    from chalicelib.service.tenants import get_certificate
+    from chalicelib.service.cas import get_certificate
 
     store = current().certificates
 
@@ -54,7 +54,7 @@ def revoke_identity(tenant_id: str, identity: str, reason: object) -> tuple[Iden
     """Revoke an identity: it stops authenticating, enrolling and renewing, and each of its
     certificates is revoked. Idempotent; a retry completes an interrupted revocation."""
     from chalicelib.ca.crl import parse_reason
-    from chalicelib.service.requests import identity_status
+    from chalicelib.service.approvals import identity_status
 
     store = current().certificates
 
@@ -112,7 +112,8 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
 
     keystore = current().keystore
     from chalicelib.service.enrollment import ca_certificate
-    from chalicelib.service.tenants import cached_tenant, get_tenant, validate_cert_id
+    from chalicelib.service.ids import validate_cert_id
+    from chalicelib.service.tenants import cached_tenant, get_tenant
 
     store = current().certificates
 

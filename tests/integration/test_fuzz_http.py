@@ -864,7 +864,7 @@ def test_an_oversized_ca_is_a_400(client: Any) -> None:
 def test_a_full_ca_list_is_a_409_and_leaves_the_state_whole(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    from chalicelib.service import tenants as service
+    from chalicelib.service import cas as service
 
     monkeypatch.setattr(service, "MAX_CA_CERTIFICATES", 3)  # the real bound (32) the same way, faster
     assert client.http.put("/tenants/full", headers=auth(), body="{}").status_code == 201
@@ -880,7 +880,7 @@ def test_a_full_ca_list_is_a_409_and_leaves_the_state_whole(client: Any, monkeyp
 
 
 def test_the_bounds_fit_one_item() -> None:
-    from chalicelib.service import tenants as service
+    from chalicelib.service import cas as service
 
     assert service.MAX_CA_CERTIFICATES * service.MAX_CA_DER < 300 * 1024  # of DynamoDB's 400 KB per item
 

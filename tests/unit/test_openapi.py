@@ -79,7 +79,7 @@ def test_operation_ids_are_unique(spec: dict[str, Any]) -> None:
 
 def test_path_parameters_are_declared_with_their_patterns(spec: dict[str, Any]) -> None:
     from chalicelib.seacat.codec import IDENTITY_RE
-    from chalicelib.service.tenants import TENANT_RE
+    from chalicelib.service.ids import TENANT_RE
 
     for method, path, item, op in operations(spec):
         declared = {
