@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 DEFAULT_LIFETIME_DAYS = 365
+
+
+class CertificateKind(StrEnum):
+    CA = "ca"  # a tenant's self-signed CA certificate
+    SEACAT = "seacat"  # a SeaCat client certificate
+
+
+class RequestState(StrEnum):
+    """A certificate request's outcome; only PENDING ones wait for a decision."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ISSUED = "issued"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ class Tenant:
 class CertificateRecord:
     tenant_id: str
     cert_id: str
-    kind: str  # "ca" | "seacat"
+    kind: CertificateKind
     serial: int
     der: bytes
     not_before: datetime
@@ -141,7 +157,7 @@ class RequestRecord:
     identity: str
     application: str
     der: bytes
-    state: str
+    state: RequestState
     created_at: datetime
     modified_at: datetime
     version: int

@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 
 from chalicelib.context import current
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, new_identity
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, RequestState, new_identity
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service import audit
 
@@ -71,7 +71,7 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
     PUT with the same key gets its certificate. Deciding the same way twice answers the state."""
     store = current().certificates
 
-    target = "approved" if approve else "rejected"
+    target = RequestState.APPROVED if approve else RequestState.REJECTED
     for _ in range(3):
         request = get_request(tenant_id, cr_id)
         identity = store.get_identity(tenant_id, request.identity) or new_identity(
@@ -79,7 +79,7 @@ def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tupl
         )
         if request.state == target:
             return request, identity
-        if request.state != "pending":
+        if request.state != RequestState.PENDING:
             raise Conflict(f"the request is {request.state}, not pending", field="id")
         decided = replace(request, state=target, decided_by=principal_id, reason=f"{target} by an administrator")
         decided_identity = replace(identity, approved=True) if approve else identity

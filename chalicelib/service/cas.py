@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.context import current
-from chalicelib.domain import CertificateRecord
+from chalicelib.domain import CertificateKind, CertificateRecord
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service import audit
 from chalicelib.service.ids import validate_cert_id, validate_tenant_id
@@ -43,7 +43,7 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
     record = CertificateRecord(
         tenant_id=tenant_id,
         cert_id=builder.certificate_id(der),
-        kind="ca",
+        kind=CertificateKind.CA,
         serial=cert.serial_number,
         der=der,
         not_before=cert.not_valid_before_utc,

@@ -16,7 +16,15 @@ from cryptography import x509
 
 from chalicelib.cache import Missing
 from chalicelib.context import current
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, Tenant, new_identity
+from chalicelib.domain import (
+    CertificateKind,
+    CertificateRecord,
+    IdentityRecord,
+    RequestRecord,
+    RequestState,
+    Tenant,
+    new_identity,
+)
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from chalicelib.seacat.codec import SeaCatRequest, decode_cr
 from chalicelib.service import audit
@@ -61,7 +69,7 @@ def seacat_tenant(tenant_id: str) -> Tenant:
 
 
 def _request_record(
-    tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime, cert_id: str | None = None
+    tenant_id: str, cr: SeaCatRequest, state: RequestState, reason: str, now: datetime, cert_id: str | None = None
 ) -> RequestRecord:
     return RequestRecord(
         tenant_id=tenant_id,
@@ -81,19 +89,19 @@ def _request_record(
     )
 
 
-def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: str, reason: str, now: datetime) -> None:
+def _record_outcome(tenant_id: str, cr: SeaCatRequest, state: RequestState, reason: str, now: datetime) -> None:
     store = current().certificates
 
     try:
         event = audit.entry(
-            "cr.rejected" if state == "rejected" else "cr.received",
+            "cr.rejected" if state == RequestState.REJECTED else "cr.received",
             tenant_id,
             cr.cr_id,
             state,
             {"identity": cr.identity, "application": cr.application, "reason": reason},
         )
         existing = store.get_request(tenant_id, cr.cr_id)
-        if existing is not None and existing.state == "issued":
+        if existing is not None and existing.state == RequestState.ISSUED:
             # The same CR sent again after its certificate was issued (then blocked or revoked):
             # its record keeps the issue and its certificate; the refusal goes to the audit trail.
             current().audit.put(event)
@@ -140,13 +148,13 @@ def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> Enrol
 
     why = identity.refusal() if identity is not None else None
     if why is not None:
-        _record_outcome(tenant_id, cr, "rejected", why, now)
+        _record_outcome(tenant_id, cr, RequestState.REJECTED, why, now)
         raise Forbidden(why)
     if identity is not None and identity.cert_der is not None and not same_key(identity.cert_der, cr.public_key):
         # The identity is an 80-bit truncation of the key's hash: a different key that truncates to
         # the same identity is not its owner, and gets neither its certificate nor a renewal.
         why = "not the key this identity enrolled with"
-        _record_outcome(tenant_id, cr, "rejected", why, now)
+        _record_outcome(tenant_id, cr, RequestState.REJECTED, why, now)
         raise Forbidden(why)
 
     renewal = identity is not None and identity.cert_der is not None
@@ -175,9 +183,9 @@ def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None,
     config = tenant.config
     if config.manual_approval and not (identity is not None and identity.approved):
         existing = store.get_request(tenant.tenant_id, cr.cr_id)
-        if existing is not None and existing.state == "rejected":
+        if existing is not None and existing.state == RequestState.REJECTED:
             raise Forbidden("request was rejected")
-        if existing is None or existing.state != "pending":
+        if existing is None or existing.state != RequestState.PENDING:
             event = audit.entry(
                 "cr.received",
                 tenant.tenant_id,
@@ -186,7 +194,7 @@ def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None,
                 {"identity": cr.identity, "application": cr.application},
             )
             store.save_request(
-                _request_record(tenant.tenant_id, cr, "pending", "awaiting manual approval", now), [event]
+                _request_record(tenant.tenant_id, cr, RequestState.PENDING, "awaiting manual approval", now), [event]
             )
         return EnrollResult(202, None, cr.identity, cr.cr_id, "pending")
     if config.approve and not config.manual_approval:
@@ -199,10 +207,10 @@ def _approve(tenant: Tenant, cr: SeaCatRequest, identity: IdentityRecord | None,
             extra={"tenant": tenant.tenant_id, "identity": cr.identity, "outcome": verdict.reason},
         )
         if verdict.failed:
-            _record_outcome(tenant.tenant_id, cr, "failed", verdict.reason, now)
+            _record_outcome(tenant.tenant_id, cr, RequestState.FAILED, verdict.reason, now)
             raise Unavailable("approval webhook failed", retry_after=30)
         if not verdict.approved:
-            _record_outcome(tenant.tenant_id, cr, "rejected", verdict.reason, now)
+            _record_outcome(tenant.tenant_id, cr, RequestState.REJECTED, verdict.reason, now)
             raise Forbidden("request refused by the approval webhook")
     return None
 
@@ -251,7 +259,7 @@ def _issue(
     record = CertificateRecord(
         tenant_id=tenant.tenant_id,
         cert_id=cert_id,
-        kind="seacat",
+        kind=CertificateKind.SEACAT,
         serial=serial,
         der=der,
         not_before=not_before,
@@ -275,7 +283,7 @@ def _issue(
         certificates=base.certificates + 1,
         modified_at=now,
     )
-    request = _request_record(tenant.tenant_id, cr, "issued", outcome, now, cert_id)
+    request = _request_record(tenant.tenant_id, cr, RequestState.ISSUED, outcome, now, cert_id)
     try:
         event = audit.entry(
             "certificate.renewed" if outcome == "renewed" else "certificate.issued",

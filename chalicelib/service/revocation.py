@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.cache import Missing
 from chalicelib.context import current
-from chalicelib.domain import CertificateRecord, IdentityRecord
+from chalicelib.domain import CertificateKind, CertificateRecord, IdentityRecord
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.service import audit
 
@@ -23,7 +23,7 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
 
     name = parse_reason(reason)
     record = get_certificate(tenant_id, cert_id)
-    if record.kind == "ca":
+    if record.kind == CertificateKind.CA:
         raise InvalidInput("CA certificates are not revoked here; create a new CA instead", field="id")
     for _ in range(5):
         if record.revoked_at is not None:

@@ -15,7 +15,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib.domain import CertificateKind, CertificateRecord, IdentityRecord, RequestRecord, RequestState
 from chalicelib.store import common
 from chalicelib.store.models import CertificateModel, IdentityModel, RequestModel
 
@@ -67,7 +67,7 @@ def _cert_to_domain(item: CertificateModel) -> CertificateRecord:
     return CertificateRecord(
         tenant_id=item.tenant_id,
         cert_id=item.cert_id or "",
-        kind=item.kind,
+        kind=CertificateKind(item.kind),
         serial=int(item.serial or "0", 16),
         der=bytes(item.der or b""),
         not_before=item.not_before,
@@ -249,7 +249,7 @@ def _request_to_domain(item: RequestModel) -> RequestRecord:
         identity=item.identity,
         application=item.application,
         der=bytes(item.der),
-        state=item.state,
+        state=RequestState(item.state),
         created_at=datetime.fromisoformat(item.created_at.replace("Z", "+00:00")),
         modified_at=datetime.fromisoformat(item.modified_at.replace("Z", "+00:00")),
         version=int(item.version or 0),
