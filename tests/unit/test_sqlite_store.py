@@ -185,6 +185,34 @@ def test_a_write_lock_held_past_the_timeout_is_unavailable_and_reads_go_on(path:
         assert [e.event for e in audit_events(_Trail(b), TENANT)] == []
 
 
+def test_writers_queued_past_the_timeout_are_unavailable(path: Path) -> None:
+    with SqliteBackend(path, busy_timeout=0.1) as b, SqliteBackend(path, busy_timeout=0.1) as other:
+        identity = new_identity(TENANT, "id-1", "app")
+        # Another process's writer (another open file: another flock) in its transaction.
+        with other.db.write():
+            with pytest.raises(Unavailable):
+                b.certificates.save_identity(identity)
+        # A writer of another thread of this process in its transaction.
+        inside, done = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with b.db.write():
+                inside.set()
+                done.wait(WAIT)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert inside.wait(WAIT)
+            with pytest.raises(Unavailable):
+                b.certificates.save_identity(identity)
+        finally:
+            done.set()
+            thread.join(WAIT)
+        assert b.certificates.save_identity(identity).version == 1
+        assert path.with_name(path.name + "-lock").stat().st_mode & 0o777 == 0o600
+
+
 class _Trail:  # what audit_events reads
     def __init__(self, b: SqliteBackend) -> None:
         self.audit = b.audit
