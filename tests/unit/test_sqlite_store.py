@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import new_identity
+from chalicelib.domain import TenantConfig, new_identity
 from chalicelib.errors import Conflict, Unavailable
 from chalicelib.store.sqlite import SCHEMA_VERSION, SchemaError, SqliteBackend, StoreClosed, schema
 from tests.conftest import ROOT
-from tests.contract.conftest import audit_events, issue, issue_args, now
+from tests.contract.conftest import audit_events, cert_record, issue, issue_args, now
 
 TENANT = "sq-tenant"
 SPAWN = multiprocessing.get_context("spawn")  # a child never inherits a parent's SQLite state
@@ -216,6 +216,17 @@ def test_writers_queued_past_the_timeout_are_unavailable(path: Path) -> None:
 class _Trail:  # what audit_events reads
     def __init__(self, b: SqliteBackend) -> None:
         self.audit = b.audit
+
+
+def test_revoked_certificates_sharing_a_serial_are_all_listed_page_by_page(backend: SqliteBackend) -> None:
+    tenant = backend.tenants.create(TENANT, TenantConfig(), "s", "fp", False)
+    ca = cert_record(TENANT, kind="ca", serial=7)  # a CA certificate claims no serial
+    backend.tenants.add_ca(tenant, ca)
+    client = issue(backend.certificates, TENANT, "id-1", serial=7).cert
+    backend.certificates.revoke(ca, "cACompromise", None)
+    backend.certificates.revoke(client, "superseded", None)
+    reasons = sorted(r[2] for r in backend.certificates.iter_revoked(TENANT, page_size=1))
+    assert reasons == ["cACompromise", "superseded"]
 
 
 # -- retention -----------------------------------------------------------------------------------

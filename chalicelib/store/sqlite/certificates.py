@@ -49,8 +49,9 @@ WHERE tenant_id = ? AND identity = ? AND (created_at, cert_id) < (?, ?)
 ORDER BY created_at DESC, cert_id DESC LIMIT ?"""
 _REVOKE_CERT = """UPDATE certificates SET revoked_at = ?, revocation_reason = ?, modified_at = ?, version = version + 1
 WHERE tenant_id = ? AND cert_id = ? AND revoked_at IS NULL"""
-_REVOKED = """SELECT serial, revoked_at, revocation_reason, not_after, ca_id FROM certificates
-WHERE tenant_id = ? AND revoked_at IS NOT NULL AND serial > ? ORDER BY serial LIMIT ?"""
+# By (serial, id): a CA certificate claims no serial, so one may share a client certificate's.
+_REVOKED = """SELECT serial, revoked_at, revocation_reason, not_after, ca_id, cert_id FROM certificates
+WHERE tenant_id = ? AND revoked_at IS NOT NULL AND (serial, cert_id) > (?, ?) ORDER BY serial, cert_id LIMIT ?"""
 
 
 def _cert_row(r: CertificateRecord) -> tuple[Any, ...]:
@@ -387,12 +388,12 @@ class SqliteCertificates:
     ) -> Iterator[tuple[int, datetime, str, datetime, str | None]]:
         """(serial, revoked at, reason, not after, issuing CA id) of every revoked certificate of the
         tenant, a page per statement (no statement stays open between two items)."""
-        after, size = "", max(1, page_size or REVOKED_PAGE)
+        after, size = ("", ""), max(1, page_size or REVOKED_PAGE)
         while True:
             with self._db.read() as conn:
-                rows = conn.execute(_REVOKED, (tenant_id, after, size)).fetchall()
-            for serial, revoked_at, reason, not_after, ca_id in rows:
+                rows = conn.execute(_REVOKED, (tenant_id, *after, size)).fetchall()
+            for serial, revoked_at, reason, not_after, ca_id, _ in rows:
                 yield int(serial, 16), time_of(revoked_at), reason or "unspecified", time_of(not_after), ca_id
             if len(rows) < size:
                 return
-            after = rows[-1][0]
+            after = (rows[-1][0], rows[-1][5])

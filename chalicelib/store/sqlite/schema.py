@@ -65,7 +65,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX certificates_by_identity ON certificates (tenant_id, identity, created_at, cert_id)
             WHERE identity IS NOT NULL""",
         # The CRL: revoked certificates only.
-        "CREATE INDEX certificates_revoked ON certificates (tenant_id, serial) WHERE revoked_at IS NOT NULL",
+        """CREATE INDEX certificates_revoked ON certificates (tenant_id, serial, cert_id)
+            WHERE revoked_at IS NOT NULL""",
         # Serial claims: a serial is never issued twice in a tenant (CA certificates claim none).
         """CREATE TABLE serials (
             tenant_id TEXT NOT NULL,
