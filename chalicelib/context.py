@@ -3,7 +3,8 @@ per-container cache, each cache with its bound and its time to live stated here.
 
 Services ask for the whole context (``current()``) instead of one port at a time, so what they
 depend on is visible and a test swaps everything at once: ``use_memory()`` for the in-memory
-adapters, ``reset()`` for a fresh AWS context (after the environment changed). The AWS adapters
+adapters, ``reset()`` for a fresh AWS context (after the environment changed). The embedded run
+installs ``sqlite_context()`` (the ports on a SQLite file, a key store of its choosing). The AWS adapters
 are imported when the first context is built, not at import time, to keep Lambda cold starts short.
 """
 

@@ -46,6 +46,7 @@ log = logging.getLogger("seacat.store")
 
 BUSY_TIMEOUT = 5.0  # seconds a writer waits for another's transaction before answering 503
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_KEY_IN_USE = {sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE}
 MIN_SQLITE = (3, 24, 0)  # upsert (INSERT ... ON CONFLICT DO UPDATE)
 _LOCK_POLL = (0.0002, 0.002)  # seconds between two tries of a taken flock: the first, the longest
 
@@ -148,6 +149,8 @@ class Database:
         """Close the database: this thread's connection now, every other thread's on its next call
         (or when the thread ends). Calls after this raise StoreClosed."""
         self._closed = True
+        if self._forks != _forks:  # a child's copy: what it inherited is the parent's, never closed here
+            return
         me = threading.get_ident()
         with self._lock:
             mine = [s for s in self._slots if s.thread == me]
@@ -250,15 +253,17 @@ def _busy(what: str) -> Unavailable:
 
 @contextlib.contextmanager
 def translated(conflict: str = "the item was changed concurrently") -> Iterator[None]:
-    """SQLite's errors as domain errors: a constraint to 409, a lock held past the busy timeout (or
+    """SQLite's errors as domain errors: a key in use to 409, a lock held past the busy timeout (or
     any other failure of the database, a full disk included) to a retryable 503. A misuse of the
-    API (ProgrammingError, a closed connection) stays what it is: a bug, a 500."""
+    API (ProgrammingError, a closed connection, another constraint) stays what it is: a bug, a 500."""
     try:
         yield
     except (PkiError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
         raise
-    except sqlite3.IntegrityError:
-        raise Conflict(conflict) from None
+    except sqlite3.IntegrityError as exc:
+        if getattr(exc, "sqlite_errorcode", None) in _KEY_IN_USE:
+            raise Conflict(conflict) from None
+        raise  # NOT NULL, a foreign key: a bug of ours, not a race
     except sqlite3.Error as exc:
         code = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_ERROR) & 0xFF
         if code in _BUSY:
