@@ -3,7 +3,8 @@ per-container cache, each cache with its bound and its time to live stated here.
 
 Services ask for the whole context (``current()``) instead of one port at a time, so what they
 depend on is visible and a test swaps everything at once: ``use_memory()`` for the in-memory
-adapters, ``reset()`` for a fresh AWS context (after the environment changed). The AWS adapters
+adapters, ``reset()`` for a fresh AWS context (after the environment changed). The embedded run
+installs ``sqlite_context()`` (the ports on a SQLite file, a key store of its choosing). The AWS adapters
 are imported when the first context is built, not at import time, to keep Lambda cold starts short.
 """
 
@@ -17,12 +18,15 @@ from chalicelib.cache import Cache
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from chalicelib.domain import IdentityRecord, Tenant
     from chalicelib.service.ports import AuditStore, CertificateStore, KeyStore, TenantStore, TokenStore
     from chalicelib.store.memory import MemoryBackend
+    from chalicelib.store.sqlite import SqliteBackend
 
 
 def _tenant_ttl() -> float:
@@ -127,6 +131,23 @@ def memory_context() -> tuple[Context, MemoryBackend]:
         caches=Caches.fresh(),
     )
     return context, backend
+
+
+def sqlite_context(path: Path | SqliteBackend, keystore: KeyStore) -> Context:
+    """The storage ports on an embedded SQLite database (no AWS at all): make run. A path opens the
+    database for the rest of the process; a ``SqliteBackend`` is used as given (its owner closes it).
+    Build it in the process that serves from it, after any fork (chalicelib/store/sqlite/)."""
+    from chalicelib.store.sqlite import SqliteBackend
+
+    backend = path if isinstance(path, SqliteBackend) else SqliteBackend(path)
+    return Context(
+        tenants=backend.tenants,
+        tokens=backend.tokens,
+        certificates=backend.certificates,
+        audit=backend.audit,
+        keystore=keystore,
+        caches=Caches.fresh(),
+    )
 
 
 _current: Context | None = None

@@ -10,23 +10,22 @@ continues the shard that holds the page back at most twice: at most 10 Queries a
 
 A page token is the hex of ``{"before": <sk>}``: the sort key below which the next page goes on
 (the page's last event, or the key down to which every shard was read), never past the range.
+The sort keys, the range and the tokens are ``chalicelib.store.keys``: every adapter shares them.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
-import re
 import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import AuditEvent
-from chalicelib.errors import InvalidInput
 from chalicelib.store import common
+from chalicelib.store.keys import RETENTION, bounds, page_token, sort_key
 from chalicelib.store.models import AuditModel
 
 # A partition key takes 1,000 write units a second; an event written in a transaction costs 2, a
@@ -34,17 +33,8 @@ from chalicelib.store.models import AuditModel
 SHARDS = 8
 MAX_QUERIES = 10  # a page: one Query per shard, then at most two continuations of the slowest shard
 FILTERED_PAGE = 200  # items a Query with a type filter evaluates at most (the filter runs after)
-RETENTION = timedelta(days=400)
 GLOBAL = "_"  # events that belong to no tenant
 SETTLE_SECONDS = 30  # the longest a failed page waits for its other shard queries (timeouts bound them)
-
-_MAX_TOKEN = 256  # characters: a token is the hex of about 60 bytes
-_CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[0-9a-f]{16}")
-_HEX = re.compile(r"(?:[0-9a-f]{2})+")
-
-
-def sort_key(at: datetime, event_id: str) -> str:
-    return f"{common.iso(at)}#{event_id}"
 
 
 def item(
@@ -89,53 +79,6 @@ def _to_event(entry: AuditModel) -> AuditEvent:
         details=entry.details,
         event_id=event_id,
     )
-
-
-# -- page tokens (the in-memory store hands out and accepts the same) -----------------------------
-
-
-def page_token(before: str) -> str:
-    return json.dumps({"before": before}).encode().hex()
-
-
-def page_cursor(token: str) -> str:
-    """The sort key a ``next`` token carries, or 400 naming ``next`` for anything this list did not
-    hand out (malformed, altered, or another list's token)."""
-    refused = "not a page token of this list"
-    if len(token) > _MAX_TOKEN or not _HEX.fullmatch(token):
-        raise InvalidInput(refused, field="next")
-    try:
-        state = json.loads(bytes.fromhex(token).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(refused, field="next") from None
-    if not isinstance(state, dict) or set(state) != {"before"}:
-        raise InvalidInput(refused, field="next")
-    before = state["before"]
-    if not isinstance(before, str) or not _CURSOR.fullmatch(before) or page_token(before) != token:
-        raise InvalidInput(refused, field="next")
-    try:
-        datetime.fromisoformat(before.split("#", 1)[0].replace("Z", "+00:00"))
-    except ValueError:  # the right shape, not a date (month 13, ...)
-        raise InvalidInput(refused, field="next") from None
-    return before
-
-
-def bounds(start: datetime, end: datetime, next_token: str | None) -> tuple[str, str]:
-    """The page's sort-key range ``lower <= sk < upper``: [from, to), below the token's key.
-
-    A bare time bound excludes the events at ``to`` ("{to}#id" sorts after "{to}") and includes
-    those at ``from``."""
-    upper = common.iso(_utc(end, "to"))
-    if next_token:
-        upper = min(upper, page_cursor(next_token))  # a token never reaches past `to`
-    return common.iso(_utc(start, "from")), upper
-
-
-def _utc(at: datetime, name: str) -> datetime:
-    try:
-        return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-    except OverflowError:
-        raise InvalidInput("must lie within years 0001-9999 in UTC", field=name) from None
 
 
 # -- reading -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
 from chalicelib.errors import Conflict, InvalidInput, PkiError, Unavailable
 from chalicelib.settings import get_settings
-from chalicelib.store import models
+from chalicelib.store import keys, models
 
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
@@ -92,7 +92,7 @@ def now() -> datetime:
 
 
 def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return keys.iso(dt)
 
 
 def _cause_code(exc: PynamoDBException) -> str:

@@ -29,6 +29,7 @@ from chalicelib.domain import (
     TenantConfig,
 )
 from chalicelib.errors import Conflict, InvalidInput, SecretAlreadyExists
+from chalicelib.store import keys
 
 
 def _now() -> datetime:
@@ -325,19 +326,17 @@ class MemoryAudit:
     ) -> tuple[list[AuditEvent], str | None]:
         # The DynamoDB store's range and tokens: a page resumes below a sort key, not at an offset
         # that an event written meanwhile would shift.
-        from chalicelib.store import audit as dynamo
-
-        lower, upper = dynamo.bounds(start, end, next_token)
+        lower, upper = keys.bounds(start, end, next_token)
         with self._s.lock:
             found = [
                 (key, e)
                 for e in self._s.audit
                 if e.tenant == tenant
                 and (event is None or e.event == event)
-                and lower <= (key := dynamo.sort_key(e.at, e.event_id)) < upper
+                and lower <= (key := keys.sort_key(e.at, e.event_id)) < upper
             ]
         found.sort(key=lambda pair: pair[0], reverse=True)
-        token = dynamo.page_token(found[limit - 1][0]) if len(found) > limit else None
+        token = keys.page_token(found[limit - 1][0]) if len(found) > limit else None
         return [e for _, e in found[:limit]], token
 
 

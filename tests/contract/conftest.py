@@ -1,8 +1,8 @@
 """Every storage adapter, behind one fixture: the contract tests run once per adapter.
 
-``adapter`` is parametrized by adapter name (``ADAPTERS``): the in-memory store and DynamoDB with
-Secrets Manager on moto. Adding an adapter is one entry in ``ADAPTERS`` (a context manager that
-yields an ``Adapter``). The fixture is module-scoped (moto deploys the stack once per test module);
+``adapter`` is parametrized by adapter name (``ADAPTERS``): the in-memory store, DynamoDB with
+Secrets Manager on moto, and SQLite. Adding an adapter is one entry in ``ADAPTERS`` (a context
+manager, given a fresh directory of the module's, that yields an ``Adapter``). The fixture is module-scoped (moto deploys the stack once per test module);
 tests stay apart by using a fresh tenant id each (every key starts with the tenant id) and fresh
 token ids.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,15 +72,29 @@ def dynamodb_adapter() -> Iterator[Adapter]:
         reset_caches()
 
 
-ADAPTERS: dict[str, Callable[[], AbstractContextManager[Adapter]]] = {
-    "memory": memory_adapter,
-    "dynamodb": dynamodb_adapter,
+@contextlib.contextmanager
+def sqlite_adapter(directory: Path) -> Iterator[Adapter]:
+    """SQLite: a fresh database file per test module, opened as make run opens it."""
+    from chalicelib.store.memory import MemoryBackend
+    from chalicelib.store.sqlite import SqliteBackend
+
+    # The SQLite run's local key store is not part of this adapter yet: the in-memory one stands
+    # in for it, so the KeyStore contract tests run here too.
+    keystore = MemoryBackend().keystore
+    with SqliteBackend(directory / "seacat.db") as b:
+        yield Adapter("sqlite", b.tenants, b.tokens, b.certificates, b.audit, keystore, forget=lambda: None)
+
+
+ADAPTERS: dict[str, Callable[[Path], AbstractContextManager[Adapter]]] = {
+    "memory": lambda _: memory_adapter(),
+    "dynamodb": lambda _: dynamodb_adapter(),
+    "sqlite": sqlite_adapter,
 }
 
 
 @pytest.fixture(scope="module", params=list(ADAPTERS))
-def adapter(request: pytest.FixtureRequest) -> Iterator[Adapter]:
-    with ADAPTERS[request.param]() as a:
+def adapter(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapter]:
+    with ADAPTERS[request.param](tmp_path_factory.mktemp(request.param)) as a:
         yield a
 
 

@@ -1,0 +1,188 @@
+"""The SQLite schema, versioned from the first one: ``MIGRATIONS[i]`` takes a database from
+version ``i`` to ``i + 1``; the version is the database header's ``user_version``.
+
+Opening a database applies the migrations it lacks, all in one transaction (a crash half-way leaves
+the old version whole), under the write lock (two processes opening at once migrate once). A
+database of a newer version than this code knows is refused: the code would misread it.
+
+A migration is a tuple of single statements (``executescript`` would commit the transaction).
+Never edit a migration that has shipped; append one.
+
+Every key and every index starts with the tenant (the audit trail's: the tenant, '' for events of
+no tenant), as the DynamoDB keys do, and every query names it. Times are ISO-8601 UTC text to the
+microsecond (``2024-05-01T12:00:00.000000Z``: fixed width, text order is time order); serials are
+lowercase hex without leading zeros (a serial has up to 159 bits: more than an INTEGER); DER and
+other bytes are BLOBs. See docs/data-model.md, "SQLite (the embedded run)".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+# 'SCat': marks the file as this service's database.
+APPLICATION_ID = 0x53436174
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this code (a newer schema, another application's file)."""
+
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the tables of the DynamoDB data model.
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """CREATE TABLE tenants (
+            tenant_id TEXT NOT NULL PRIMARY KEY,
+            config TEXT NOT NULL,  -- TenantConfig.to_json()
+            key_secret TEXT NOT NULL,
+            key_fingerprint TEXT NOT NULL,
+            key_imported INTEGER NOT NULL,
+            active_ca TEXT,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            version INTEGER NOT NULL
+        )""",
+        """CREATE TABLE certificates (
+            tenant_id TEXT NOT NULL,
+            cert_id TEXT NOT NULL,
+            kind TEXT NOT NULL,  -- ca | seacat
+            serial TEXT NOT NULL,
+            der BLOB NOT NULL,
+            not_before TEXT NOT NULL,
+            not_after TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            identity TEXT,
+            ca_id TEXT,
+            cr_id TEXT,
+            revoked_at TEXT,
+            revocation_reason TEXT,
+            PRIMARY KEY (tenant_id, cert_id)
+        )""",
+        # An identity's certificates, newest first.
+        """CREATE INDEX certificates_by_identity ON certificates (tenant_id, identity, created_at, cert_id)
+            WHERE identity IS NOT NULL""",
+        # The CRL: revoked certificates only.
+        """CREATE INDEX certificates_revoked ON certificates (tenant_id, serial, cert_id)
+            WHERE revoked_at IS NOT NULL""",
+        # Serial claims: a serial is never issued twice in a tenant (CA certificates claim none).
+        """CREATE TABLE serials (
+            tenant_id TEXT NOT NULL,
+            serial TEXT NOT NULL,
+            cert_id TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, serial),
+            FOREIGN KEY (tenant_id, cert_id) REFERENCES certificates (tenant_id, cert_id)
+        ) WITHOUT ROWID""",
+        # A tenant's CA certificates in the order they were added (the tenant item's `cas` list).
+        """CREATE TABLE tenant_cas (
+            tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+            position INTEGER NOT NULL,
+            cert_id TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, position),
+            FOREIGN KEY (tenant_id, cert_id) REFERENCES certificates (tenant_id, cert_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE identities (
+            tenant_id TEXT NOT NULL,
+            identity TEXT NOT NULL,
+            application TEXT,
+            approved INTEGER NOT NULL,
+            blocked INTEGER NOT NULL,
+            revoked_at TEXT,
+            revocation_reason TEXT,
+            revoked_serials TEXT,  -- hex serials, space-separated; NULL: none
+            cert_id TEXT,
+            cert_serial TEXT,
+            cert_der BLOB,
+            cert_not_before TEXT,
+            cert_not_after TEXT,
+            certificates INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, identity)
+        )""",
+        """CREATE TABLE requests (
+            tenant_id TEXT NOT NULL,
+            cr_id TEXT NOT NULL,
+            identity TEXT NOT NULL,
+            application TEXT NOT NULL,
+            der BLOB NOT NULL,
+            state TEXT NOT NULL,  -- pending | approved | rejected | issued | failed
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            attributes TEXT NOT NULL,  -- JSON [[name, value], ...]
+            created_raw TEXT,
+            valid_to_raw TEXT,
+            reason TEXT,
+            cert_id TEXT,
+            decided_by TEXT,
+            PRIMARY KEY (tenant_id, cr_id)
+        )""",
+        # Pending requests, oldest first (the DynamoDB pending-index, sparse too).
+        "CREATE INDEX requests_pending ON requests (tenant_id, created_at, cr_id) WHERE state = 'pending'",
+        """CREATE TABLE tokens (
+            token_id TEXT NOT NULL PRIMARY KEY,
+            token_hash TEXT NOT NULL,
+            tenant_id TEXT,  -- NULL: an operator token
+            label TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        """CREATE TABLE audit (
+            tenant TEXT NOT NULL,  -- '': an event of no tenant
+            sk TEXT NOT NULL,  -- {ISO time}#{16-hex event id}, as DynamoDB's sort key
+            event TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            subject TEXT,
+            outcome TEXT,
+            details TEXT,  -- JSON
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (tenant, sk)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX audit_by_event ON audit (tenant, event, sk)",
+        "CREATE INDEX audit_expiry ON audit (expires_at)",
+    ),
+)
+
+VERSION = len(MIGRATIONS)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _check(conn: sqlite3.Connection, version: int, path: Path) -> None:
+    if version > VERSION:
+        raise SchemaError(
+            f"{path} has schema version {version}, this code knows versions up to {VERSION}: "
+            "it was written by a newer release; run that release (or another database file)"
+        )
+    if version and conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        raise SchemaError(f"{path} is not a SeaCat PKI database")
+
+
+def prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """WAL mode, then the migrations the database lacks (nothing to do, no write lock taken)."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # a file system without shared memory, an in-memory database
+        raise SchemaError(f"{path}: SQLite refused WAL mode (journal mode {mode})")
+    version = _version(conn)
+    _check(conn, version, path)
+    if version == VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn)  # another process may have migrated meanwhile
+        _check(conn, version, path)
+        for migration in MIGRATIONS[version:]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
