@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib.domain import CertificateKind, CertificateRecord, IdentityRecord, RequestRecord, RequestState
 from chalicelib.errors import Conflict, InvalidInput
 from chalicelib.store.sqlite.audit import insert_events
 from chalicelib.store.sqlite.db import (
@@ -80,7 +80,7 @@ def _cert(row: Any) -> CertificateRecord | None:
     return CertificateRecord(
         tenant_id=row[0],
         cert_id=row[1],
-        kind=row[2],
+        kind=CertificateKind(row[2]),
         serial=int(row[3], 16),
         der=bytes(row[4]),
         not_before=time_of(row[5]),
@@ -225,7 +225,7 @@ def _request(row: Any) -> RequestRecord | None:
         identity=row[2],
         application=row[3],
         der=bytes(row[4]),
-        state=row[5],
+        state=RequestState(row[5]),
         created_at=time_of(row[6]),
         modified_at=time_of(row[7]),
         version=row[8],
