@@ -123,9 +123,7 @@ def load_kek(env_value: str | None, data_dir: Path, *, create: bool = False) -> 
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
-        raise KeyEncryptionKeyError(
-            f"no key-encryption key: set {KEK_ENV}, or start `make run` once on {data_dir} to make {path}"
-        ) from None
+        raise KeyEncryptionKeyError(f"no key-encryption key: neither {KEK_ENV} nor the file {path} is there") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyEncryptionKeyError(f"{path} cannot be read ({type(exc).__name__})") from None
     return Kek(parse_kek(text, str(path)), str(path), created)
@@ -153,6 +151,21 @@ def _create_kek_file(path: Path) -> bool:
     finally:
         os.close(fd)
     return created
+
+
+def sealed_count(database: Path) -> int:
+    """How many secrets ``database`` holds (0 without it or its table); needs no KEK."""
+    if not database.exists():
+        return 0
+    conn = sqlite3.connect(database, timeout=BUSY_TIMEOUT_SECONDS)
+    try:
+        return int(conn.execute("SELECT count(*) FROM local_secrets").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
+    finally:
+        conn.close()
 
 
 # --- sealing --------------------------------------------------------------------------------------
