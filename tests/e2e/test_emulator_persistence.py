@@ -1,4 +1,5 @@
-"""The local run keeps its state across restarts: `make run`'s stack, its data directory, real HTTP.
+"""The emulator run keeps its state across restarts: `make run-emulator`'s stack (moto and its write
+journal), its data directory, real HTTP. (tests/e2e/test_persistence.py: the same for `make run`.)
 
 A clean stop (Ctrl-C) and a kill -9 of the whole process group, then a start on the same data
 directory: tenants, CA, tokens and certificates are back with the same ids. Also what a start does
@@ -26,9 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from seacat_client.cr import build_cr
-from tests.e2e.conftest import ROOT, Stack, http, kill_stack, setup_tenant, start_stack, stop_stack
+from tests.e2e.conftest import EMULATOR, ROOT, Stack, http, kill_stack, setup_tenant, stop_stack
+from tests.e2e.conftest import start_stack as start_any_stack
 
 TOKEN = "sct_00000000000000e2_end-to-end-operator-token"
+
+
+def start_stack(tmp: Path, **kwargs: Any) -> Stack:
+    return start_any_stack(tmp, module=EMULATOR, **kwargs)
 
 
 def emulator(stack: Stack, service: str) -> Any:
@@ -51,7 +57,7 @@ def mode(path: Path) -> int:
 
 
 def local_run(data: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`make run` / `make reset` as a plain subprocess, for the runs that are expected to stop at once."""
+    """`make run-emulator` / `make reset-emulator` as a plain subprocess, for the runs that are expected to stop at once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
     env.update({"SEACAT_DATA_DIR": str(data), "PORT": "1", "PYTHONUNBUFFERED": "1"})
     return subprocess.run(
