@@ -161,6 +161,32 @@ def prepare(data: Path, *, keep_context: bool = False) -> tuple[str, str, str]:
     return token, kek_source, summary
 
 
+def positive(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"seacat: {name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+def port_refusal(host: str, port: int) -> str:
+    """Why the server could not listen there ("" if it can), asked before anything starts."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return str(exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return "the port is in use (another make run?)" if exc.errno == errno.EADDRINUSE else exc.strerror or ""
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     data = datadir.data_dir(DEFAULT_DATA_DIR)
@@ -175,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     host = os.environ.get("HOST") or HOST
-    port = int(os.environ.get("PORT") or "8080")
+    port = positive("PORT", 8080)
 
     from scripts import journal
 
@@ -222,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         os.close(lock_fd)
         return EXIT_NOT_STARTED
+    refusal = port_refusal(host, port)
+    if refusal:
+        print(f"seacat: cannot listen on {host}:{port}: {refusal}; set PORT (or HOST) to another", file=sys.stderr)
+        os.close(lock_fd)
+        return 1
     if summary:
         print(f"seacat: {shown(data)} holds {summary}", flush=True)
     else:
@@ -231,16 +262,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from embedded import server
 
-    workers = 1 if temporary_memory else int(os.environ.get("SEACAT_WORKERS") or server.default_workers())
-    threads = int(os.environ.get("SEACAT_THREADS") or server.THREADS)
+    workers = 1 if temporary_memory else positive("SEACAT_WORKERS", server.default_workers())
+    threads = positive("SEACAT_THREADS", server.THREADS)
     options = server.ServerOptions(
         host=host, port=port, workers=workers, threads=threads, keep_parent_context=temporary_memory
     )
     url = f"http://{options.bind}"
     # Import the app here, once: the workers inherit the loaded modules (their contexts they build themselves).
-    import embedded.wsgi  # noqa: F401
+    import importlib
+
+    importlib.import_module("app")
+
+    served = False
 
     def announce() -> None:
+        nonlocal served
+        served = True
         healthy = datadir.wait_healthy(url, time.monotonic() + READY_WITHIN_SECONDS)
         with server.output_lock:
             if not healthy:
@@ -260,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
 
     status = server.serve(options, announce)
     with server.output_lock:
-        print(f"seacat: stopped; the state is saved in {shown(data)}", flush=True)
+        if served:
+            print(f"seacat: stopped; the state is saved in {shown(data)}", flush=True)
+        else:
+            print(f"seacat: the server did not start on {url} (see above); nothing was served", file=sys.stderr)
+            status = status or 1
     os.close(lock_fd)
     return status
 

@@ -60,9 +60,13 @@ def _forget_parent_context(*_: Any) -> None:
     context.reset()
 
 
-def _leave_sigint_to_the_parent(*_: Any) -> None:
+def _worker_ready(*_: Any) -> None:
     # Ctrl-C reaches the whole process group; the parent turns it into a graceful stop (SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The context now, not at the first request: a worker that cannot build one fails to boot.
+    from chalicelib import context
+
+    context.current()
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -90,15 +94,15 @@ class _Application(BaseApplication):  # type: ignore[misc]
             "post_fork": (lambda server, worker: None)
             if o.keep_parent_context
             else (lambda server, worker: _forget_parent_context()),
-            "post_worker_init": lambda worker: _leave_sigint_to_the_parent(),
+            "post_worker_init": lambda worker: _worker_ready(),
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from embedded.wsgi import application
+        from embedded.wsgi import create_application
 
-        return application
+        return create_application()
 
 
 class _Arbiter(Arbiter):  # type: ignore[misc]

@@ -14,6 +14,7 @@ first request that needs them, in the process that serves it (chalicelib/context
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import sys
@@ -161,5 +162,12 @@ def create_application(stage: str | None = None) -> ChaliceWSGI:
     return ChaliceWSGI(app, chalice_config(stage or os.environ.get("SEACAT_LOCAL_STAGE", "local")))
 
 
-# ``embedded.wsgi:application``, for gunicorn (embedded/server.py) or any WSGI server.
-application = create_application()
+@functools.cache
+def _default() -> ChaliceWSGI:
+    return create_application()
+
+
+def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``embedded.wsgi:application``, for any WSGI server: app.py on SEACAT_LOCAL_STAGE (default local),
+    built at the first request (importing this module changes nothing)."""
+    return _default()(environ, start_response)
