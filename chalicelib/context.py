@@ -121,8 +121,9 @@ def aws_context() -> Context:
 LOCAL_DATABASE = "seacat.db"
 
 
-def local_context(data_dir: Path) -> Context:
-    """SQLite (chalicelib/store/sqlite.py) and the local key store, both in ``data_dir/seacat.db``.
+def local_context(data_dir: Path, backend: Any = None) -> Context:
+    """SQLite (chalicelib/store/sqlite/) and the local key store, both in ``data_dir/seacat.db``; on
+    ``backend`` (a ``SqliteBackend`` its owner closes) if given, else on one opened for the process.
 
     Built in the process that uses it (each server worker after the fork): it reads the KEK and
     opens its own connections."""
@@ -135,9 +136,9 @@ def local_context(data_dir: Path) -> Context:
     if settings.temporary_memory_ports:  # TEMPORARY: until chalicelib/store/sqlite.py is merged
         context, _ = memory_context()
         return replace(context, keystore=keystore, caches=caches)
-    from chalicelib.context import sqlite_context  # type: ignore[attr-defined]
+    from chalicelib.context import sqlite_context  # type: ignore[attr-defined,unused-ignore]
 
-    built: Context = sqlite_context(database, keystore)
+    built: Context = sqlite_context(backend or database, keystore)
     return replace(built, caches=caches)  # the key store's caches are the context's, whatever sqlite_context made
 
 

@@ -38,7 +38,7 @@ def our_files() -> tuple[str, ...]:
     from chalicelib.keystore.local import KEK_FILE
     from scripts import journal
 
-    database = (LOCAL_DATABASE, *(f"{LOCAL_DATABASE}-{suffix}" for suffix in ("wal", "shm", "journal")))
+    database = (LOCAL_DATABASE, f"{LOCAL_DATABASE}-*")  # and its -wal, -shm, -journal, -lock
     kek = (KEK_FILE, f".{KEK_FILE}.*.tmp")
     return (*database, *kek, datadir.LOCK, datadir.OPERATOR_TOKEN, f"{datadir.OPERATOR_TOKEN}.tmp", *journal.OUR_FILES)
 
@@ -65,39 +65,38 @@ def refuse_emulator_state(data: Path) -> int:
 
 
 def database_counts(database: Path) -> dict[str, int]:
-    """Rows per table of the service's database, read directly (the key store's table apart)."""
+    """What the service's database holds, counted directly (chalicelib/store/sqlite/schema.py's tables)."""
     import sqlite3
 
     if not database.exists():
         return {}
     conn = sqlite3.connect(database, timeout=10)
     try:
-        tables = [
-            str(row[0])
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                "AND name != 'local_secrets'"
-            )
-        ]
-        return {table: int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]) for table in tables}
+        tables = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        counts: dict[str, int] = {}
+        for key, table, where in _COUNTED:
+            if table in tables:
+                counts[key] = int(conn.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0])
+        return counts
     finally:
         conn.close()
 
 
-# The tables the banner names, as nouns; any other is shown by its name.
-_NOUNS = {
-    "tenants": "tenant",
-    "certificates": "certificate",
-    "identities": "identity",
-    "requests": "certificate request",
-    "tokens": "token",
-    "audit": "audit item",
-}
+# What the banner counts: (noun, table, condition), in this order.
+_COUNTED = (
+    ("tenant", "tenants", ""),
+    ("CA certificate", "certificates", "WHERE kind = 'ca'"),
+    ("client certificate", "certificates", "WHERE kind = 'seacat'"),
+    ("identity", "identities", ""),
+    ("certificate request", "requests", ""),
+    ("revocation", "certificates", "WHERE revoked_at IS NOT NULL"),
+    ("token", "tokens", ""),
+    ("audit item", "audit", ""),
+)
 
 
 def state_summary(counts: dict[str, int], secrets: dict[str, int]) -> str:
-    parts = [plural(counts.get(table, 0), noun) for table, noun in _NOUNS.items() if table in counts]
-    parts += [f"{n} rows in {table}" for table, n in sorted(counts.items()) if table not in _NOUNS]
+    parts = [plural(n, noun) for noun, n in counts.items()]
     parts.append(plural(secrets.get("ca-key", 0), "CA key"))
     if secrets.get("webhook-secret"):
         parts.append(plural(secrets["webhook-secret"], "webhook secret"))
@@ -109,17 +108,6 @@ def sqlite_store_missing() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("chalicelib.store.sqlite") is None
-
-
-def close_context(built: object) -> None:
-    """Close what a context opened (its ports may hold SQLite connections), before the workers fork."""
-    seen: set[int] = set()
-    for name in ("tenants", "tokens", "certificates", "audit", "keystore"):
-        port = getattr(built, name, None)
-        close = getattr(port, "close", None)
-        if callable(close) and id(port) not in seen:
-            seen.add(id(port))
-            close()
 
 
 def prepare(data: Path, *, keep_context: bool = False) -> tuple[str, str, str]:
@@ -148,7 +136,15 @@ def prepare(data: Path, *, keep_context: bool = False) -> tuple[str, str, str]:
         secrets = checking.check()  # before anything else opens the database
     finally:
         checking.close()
-    built = context.current()
+    backend = None
+    if keep_context:  # TEMPORARY memory ports
+        built = context.current()
+    else:  # opened here to be closed here: no connection may cross the workers' fork
+        from chalicelib.store.sqlite import SqliteBackend  # type: ignore[import-not-found,unused-ignore]
+
+        backend = SqliteBackend(database)
+        built = context.local_context(data, backend)
+        context.install(built)
     try:
         empty = not secrets and not any(database_counts(database).values())
         token = os.environ.get("SEACAT_ADMIN_TOKEN") or datadir.operator_token(data)
@@ -156,7 +152,10 @@ def prepare(data: Path, *, keep_context: bool = False) -> tuple[str, str, str]:
         summary = "" if empty else state_summary(database_counts(database), secrets)
     finally:
         if not keep_context:
-            close_context(built)
+            if isinstance(built.keystore, LocalKeyStore):
+                built.keystore.close()
+            if backend is not None:
+                backend.close()
             context.reset()
     return token, kek_source, summary
 
@@ -246,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        os.close(lock_fd)
+        return EXIT_NOT_STARTED
+    except RuntimeError as exc:  # the store's own refusals (e.g. a database of a newer schema)
+        print(f"seacat: cannot start on {shown(data)}: {exc}. Nothing was changed.", file=sys.stderr, flush=True)
         os.close(lock_fd)
         return EXIT_NOT_STARTED
     refusal = port_refusal(host, port)

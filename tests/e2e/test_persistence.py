@@ -47,7 +47,7 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 # Every P-256 private key in PKCS#8 (the form the key store seals) begins with these bytes, whatever
 # the key: found on disk in DER or in PEM's base64, a key would be there in the clear.
 PKCS8_P256_PREFIX = bytes.fromhex("308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420")
-DATA_FILES = {"seacat.db", "seacat.db-wal", "seacat.db-shm", "kek", "lock"}
+DATA_FILES = {"seacat.db", "seacat.db-wal", "seacat.db-shm", "seacat.db-lock", "kek", "lock", "operator-token"}
 
 
 def needs_sqlite() -> None:
@@ -129,7 +129,8 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
     second = start_stack(tmp_path, data_dir=data)
     try:
         log = second.log.read_text()
-        assert "holds 1 tenant" in log and "1 CA key" in log, log
+        assert "holds 1 tenant, 1 CA certificate, 1 client certificate, 1 identity, 1 certificate request" in log, log
+        assert "2 tokens" in log and "1 CA key" in log, log
         assert ready_seconds(second) <= 3
         status, _, body = http(
             "GET", f"{second.url}/tenants/persist", headers={"Authorization": f"Bearer {tenant_token}"}
@@ -213,9 +214,9 @@ def test_kill_9_during_parallel_enrolments_keeps_every_certificate_a_client_rece
     try:
         assert ready_seconds(second) <= 3
         log = second.log.read_text()
-        stored = int(re.search(r"(\d+) certificates?\b", log).group(1))  # type: ignore[union-attr]
-        # the CA, every one a client received, and at most the few in flight that no client saw
-        assert len(got) + 1 <= stored <= len(got) + 1 + len(clients), log
+        stored = int(re.search(r"(\d+) client certificates?\b", log).group(1))  # type: ignore[union-attr]
+        # every one a client received, and at most the few in flight that no client saw
+        assert len(got) <= stored <= len(got) + len(clients), log
         auth = {"Authorization": f"Bearer {TOKEN}"}
         for identity, der in got:
             status, _, served = http("GET", f"{second.url}/crash/seacat/get/{identity}")
