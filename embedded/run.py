@@ -112,7 +112,7 @@ def sqlite_store_missing() -> bool:
 
 def prepare(data: Path, *, keep_context: bool = False) -> tuple[str, str, str]:
     """Open the store in this process once: the KEK, the operator token, what it holds. Returns the token,
-    where the KEK came from and a summary ("" when empty); LocalKeyStoreError if the KEK does not open
+    where the KEK came from and a summary ("" when it holds no tenant); LocalKeyStoreError if the KEK does not open
     the secrets. The context is closed and forgotten before the workers fork (``keep_context``: kept,
     for the TEMPORARY memory ports, which the one worker inherits)."""
     from chalicelib import context
@@ -146,10 +146,10 @@ def prepare(data: Path, *, keep_context: bool = False) -> tuple[str, str, str]:
         built = context.local_context(data, backend)
         context.install(built)
     try:
-        empty = not secrets and not any(database_counts(database).values())
         token = os.environ.get("SEACAT_ADMIN_TOKEN") or datadir.operator_token(data)
         tokens.install_operator_token(token)
-        summary = "" if empty else state_summary(database_counts(database), secrets)
+        counts = database_counts(database)  # one pass: its time grows with the database, a little
+        summary = "" if not secrets and not counts.get("tenant") else state_summary(counts, secrets)
     finally:
         if not keep_context:
             if isinstance(built.keystore, LocalKeyStore):
