@@ -10,7 +10,7 @@ OUT    ?= dist/$(STAGE)
 REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),eu-west-1)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: run test unit check typecheck lint format lock venv reset clean package deploy bench
+.PHONY: run run-emulator test unit check typecheck lint format lock venv reset reset-emulator clean package deploy bench
 
 venv: $(DEV)
 
@@ -33,12 +33,20 @@ lock: $(DEV)
 	  $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	    --strip-extras --output-file $$f.txt $$f.in || exit 1; done
 
-## Start the embedded AWS emulator and the service on http://127.0.0.1:$(PORT)
+## The service on http://127.0.0.1:$(PORT): gunicorn workers on SQLite and the local key store in .seacat-local/ (SEACAT_DATA_DIR)
 run: $(RUN)
+	PORT=$(PORT) $(PY) -m embedded.run
+
+## The service on the embedded AWS emulator instead (moto, its journal in .seacat-emulator/ or SEACAT_DATA_DIR)
+run-emulator: $(RUN)
 	PORT=$(PORT) $(PY) -m scripts.local_run
 
-## Delete the local run's saved state (SEACAT_DATA_DIR, default .seacat-local/): the next `make run` starts empty
+## Delete make run's saved state (SEACAT_DATA_DIR, default .seacat-local/): the next `make run` starts empty
 reset:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m embedded.run --reset
+
+## Delete make run-emulator's saved state (SEACAT_DATA_DIR, default .seacat-emulator/)
+reset-emulator:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m scripts.local_run --reset
 
 ## The whole test suite (unit, integration under moto, end-to-end on 127.0.0.1)
@@ -52,7 +60,7 @@ unit: $(DEV)
 check: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m mypy chalicelib seacat_client scripts
+	$(PY) -m mypy chalicelib seacat_client scripts embedded
 
 format: $(DEV)
 	$(VENV)/bin/ruff check --fix .
@@ -63,7 +71,7 @@ bench: $(DEV)
 	$(PY) -m bench.run
 
 typecheck: $(DEV)
-	$(PY) -m mypy chalicelib seacat_client scripts
+	$(PY) -m mypy chalicelib seacat_client scripts embedded
 
 ## AWS: one CloudFormation template ($(OUT)/sam.yaml) and the Lambda zip for STAGE; calls no AWS API (docs/deploy.md)
 package: $(DEV)

@@ -3,15 +3,17 @@ per-container cache, each cache with its bound and its time to live stated here.
 
 Services ask for the whole context (``current()``) instead of one port at a time, so what they
 depend on is visible and a test swaps everything at once: ``use_memory()`` for the in-memory
-adapters, ``reset()`` for a fresh AWS context (after the environment changed). The embedded run
-installs ``sqlite_context()`` (the ports on a SQLite file, a key store of its choosing). The AWS adapters
-are imported when the first context is built, not at import time, to keep Lambda cold starts short.
+adapters, ``reset()`` for a fresh context (after the environment changed). ``current()`` builds
+the one SEACAT_BACKEND names: AWS (the default: Lambda, `make run-emulator`) or SQLite with the
+local key store (`make run`, self-hosting; ``local_context``). Adapters are imported when the first
+context is built, not at import time, to keep Lambda cold starts short.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.cache import Cache
@@ -117,6 +119,27 @@ def aws_context() -> Context:
     )
 
 
+# The sqlite backend's database in its data directory (SEACAT_DATA_DIR); the local key store keeps
+# its table in the same file, beside it the key-encryption key (``kek``) unless SEACAT_LOCAL_KEK.
+LOCAL_DATABASE = "seacat.db"
+
+
+def local_context(data_dir: Path, backend: Any = None) -> Context:
+    """SQLite (chalicelib/store/sqlite/) and the local key store, both in ``data_dir/seacat.db``; on
+    ``backend`` (a ``SqliteBackend`` its owner closes) if given, else on one opened for the process.
+
+    Built in the process that uses it (each server worker after the fork): it reads the KEK and
+    opens its own connections."""
+    from chalicelib.keystore.local import LocalKeyStore, load_kek
+
+    settings = get_settings()
+    caches = Caches.fresh()
+    database = data_dir / LOCAL_DATABASE
+    keystore = LocalKeyStore(database, load_kek(settings.local_kek, data_dir).key, caches.keys, caches.secrets)
+    built = sqlite_context(backend or database, keystore)
+    return replace(built, caches=caches)  # the key store's caches are the context's, whatever sqlite_context made
+
+
 def memory_context() -> tuple[Context, MemoryBackend]:
     """Every port in memory (no AWS at all): unit tests, benchmarks."""
     from chalicelib.store.memory import MemoryBackend
@@ -161,7 +184,11 @@ def current() -> Context:
         with _lock:
             context = _current
             if context is None:
-                context = _install(aws_context())
+                settings = get_settings()
+                if settings.backend == "sqlite" and settings.data_dir:
+                    context = _install(local_context(Path(settings.data_dir)))
+                else:
+                    context = _install(aws_context())
     return context
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# Where the ports live: "aws" (DynamoDB and Secrets Manager: Lambda, `make run-emulator`, the tests) or
+# "sqlite" (one SQLite file and the local key store in SEACAT_DATA_DIR: `make run`, self-hosting).
+BACKENDS = ("aws", "sqlite")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class Settings:
     webhook_timeout_seconds: float
     webhook_allow_private: bool  # may the approve webhook reach loopback, private, link-local addresses
     log_level: str
+    backend: str = "aws"
+    data_dir: str | None = None  # the sqlite backend's directory (its database, its key-encryption key)
+    local_kek: str | None = field(default=None, repr=False)  # base64 of the local key store's 32-byte KEK
 
     def table(self, name: str) -> str:
         return f"{self.table_prefix}-{name}"
@@ -56,6 +63,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _backend(env: Mapping[str, str]) -> str:
+    backend = env.get("SEACAT_BACKEND") or "aws"
+    if backend not in BACKENDS:
+        raise SettingsError(f"SEACAT_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "sqlite" and not env.get("SEACAT_DATA_DIR"):
+        raise SettingsError("SEACAT_BACKEND=sqlite needs SEACAT_DATA_DIR, the directory that holds its database")
+    return backend
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     stage = env.get("SEACAT_STAGE", "local")
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-1"
@@ -72,6 +88,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         webhook_timeout_seconds=_float(env, "SEACAT_WEBHOOK_TIMEOUT", 5.0),
         webhook_allow_private=_bool(env, "SEACAT_WEBHOOK_ALLOW_PRIVATE", False),
         log_level=env.get("SEACAT_LOG_LEVEL", "INFO").upper(),
+        backend=_backend(env),
+        data_dir=env.get("SEACAT_DATA_DIR") or None,
+        local_kek=env.get("SEACAT_LOCAL_KEK") or None,
     )
 
 

@@ -15,7 +15,8 @@ guessed at.
 Layout of the directory (0700; files 0600, they hold tenant CA private keys in the clear):
 ``journal.jsonl`` the records, ``meta.json`` the format and the moto version that wrote them
 (written once, atomically), ``lock`` held (flock) by the running ``make run``, and
-``operator-token`` the operator token make run generated (when SEACAT_ADMIN_TOKEN sets none).
+``operator-token`` the operator token make run generated (when SEACAT_ADMIN_TOKEN sets none); the
+directory itself is scripts/datadir.py's, shared with the embedded run.
 """
 
 from __future__ import annotations
@@ -24,28 +25,21 @@ import base64
 import errno
 import json
 import os
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.datadir import LOCK, OPERATOR_TOKEN, InUse, StateError, fsync_dir, write_private
+
+__all__ = ["InUse", "StateError"]  # raised here, defined with the directory they are about
+
 FORMAT = 1
 JOURNAL = "journal.jsonl"
 META = "meta.json"
-LOCK = "lock"
-OPERATOR_TOKEN = "operator-token"  # the generated operator token, when SEACAT_ADMIN_TOKEN does not set one
 OUR_FILES = frozenset({JOURNAL, META, LOCK, OPERATOR_TOKEN, META + ".tmp", OPERATOR_TOKEN + ".tmp"})
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
-
-
-class StateError(Exception):
-    """The data directory cannot be used as it is; the message says why and what to do."""
-
-
-class InUse(StateError):
-    """Another make run holds the directory's lock."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +123,7 @@ class Journal:
         created = not path.exists()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if created:  # the file's name must survive a crash too, not only its records
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
     def append(self, method: str, url: str, headers: dict[str, str], body: bytes, status: int) -> int:
         with self._lock:
@@ -149,54 +143,7 @@ class Journal:
                 self._fd = -1
 
 
-# --- the directory --------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def ensure_private(path: Path) -> None:
-    """Create the directory owner-only, or tighten an existing one and its files to owner-only."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
-    for child in path.iterdir():
-        if child.is_file() and stat.S_IMODE(child.stat().st_mode) & 0o077:
-            child.chmod(0o600)
-
-
-def lock(path: Path) -> int:
-    """Hold the directory's lock for the life of this process; StateError if another run holds it."""
-    import fcntl
-
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise InUse("another `make run` is using this data directory") from None
-    return fd
-
-
-def is_locked(path: Path) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(path / LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+# --- the directory's other files ------------------------------------------------------------------
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
@@ -217,19 +164,6 @@ def write_meta(path: Path, meta: dict[str, Any]) -> None:
     write_private(path / META, json.dumps(meta, indent=1).encode() + b"\n")
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Atomically and owner-only: a temporary file, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def drop_torn_tail(path: Path, valid_bytes: int) -> None:
     """Cut an incomplete last record off, so the next record does not start inside it."""
     fd = os.open(path, os.O_WRONLY)
@@ -238,8 +172,3 @@ def drop_torn_tail(path: Path, valid_bytes: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def removable(path: Path) -> bool:
-    """True if ``path`` holds nothing but a data directory's own files (make reset may delete it)."""
-    return path.is_dir() and all(child.name in OUR_FILES and child.is_file() for child in path.iterdir())

@@ -1,4 +1,10 @@
-"""The local stack exactly as `make run` starts it, on 127.0.0.1, for end-to-end tests."""
+"""The local stacks exactly as `make run` and `make run-emulator` start them, on 127.0.0.1, for
+end-to-end tests.
+
+``stack`` is `make run`'s (gunicorn workers on SQLite and the local key store: embedded/run.py), the
+one most tests use; ``emulator_stack`` is `make run-emulator`'s (chalice local on the AWS emulator:
+scripts/local_run.py), for the tests about the AWS wiring (DynamoDB items, Secrets Manager, KMS).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+EMBEDDED = "embedded.run"  # make run
+EMULATOR = "scripts.local_run"  # make run-emulator
+READY_SECONDS = 60
+
+
+def command_env(data_dir: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a run: none of the caller's AWS_ or SEACAT_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
+    env.update({"PYTHONUNBUFFERED": "1", "SEACAT_DATA_DIR": str(data_dir)})
+    env.update(extra_env or {})
+    return env
+
+
 @dataclass
 class Stack:
     url: str
@@ -33,6 +52,7 @@ class Stack:
     process: subprocess.Popen[bytes]
     log: Path
     data_dir: Path | None = None  # where this stack keeps its state (SEACAT_DATA_DIR)
+    module: str = EMBEDDED
 
     @property
     def emulator_url(self) -> str:
@@ -47,11 +67,13 @@ def start_stack(
     token: str = "sct_00000000000000e2_end-to-end-operator-token",
     extra_env: dict[str, str] | None = None,
     data_dir: Path | None = None,
+    module: str = EMBEDDED,
 ) -> Stack:
-    """Start `make run`'s stack; its log goes to ``tmp``.
+    """Start `make run`'s stack (``module``: EMULATOR for `make run-emulator`'s); its log goes to ``tmp``.
 
     Its state lives in ``data_dir``: pass the same directory again to restart on the same state.
-    Without one, a fresh directory under ``tmp`` (each start sees an empty emulator).
+    Without one, a fresh directory under ``tmp`` (each start is empty). Ready once ``GET /health``
+    answers 200 and the banner is out, within READY_SECONDS.
     """
     port = free_port()
     log = tmp / "stack.log"
@@ -61,13 +83,9 @@ def start_stack(
         log = tmp / f"stack-{n}.log"
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=tmp)) / "seacat-local"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEACAT_"))}
-    env.update(
-        {"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, "PYTHONUNBUFFERED": "1", "SEACAT_DATA_DIR": str(data_dir)}
-    )
-    env.update(extra_env or {})
+    env = command_env(data_dir, {"PORT": str(port), "SEACAT_ADMIN_TOKEN": token, **(extra_env or {})})
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.local_run"],
+        [sys.executable, "-m", module],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
@@ -75,18 +93,21 @@ def start_stack(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError("the local stack exited:\n" + log.read_text()[-3000:])
-        if b"is running on" in log.read_bytes():
+        try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                assert r.status == 200
-            return Stack(url, token, process, log, data_dir)
-        time.sleep(0.2)
+                healthy = r.status == 200
+        except OSError:
+            healthy = False
+        if healthy and b"is running on" in log.read_bytes():
+            return Stack(url, token, process, log, data_dir, module)
+        time.sleep(0.05)  # polling /health, not a stand-in for it
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=15)
-    raise RuntimeError("the local stack was not ready within 60 s:\n" + log.read_text()[-3000:])
+    raise RuntimeError(f"the local stack was not ready within {READY_SECONDS} s:\n" + log.read_text()[-3000:])
 
 
 def stop_stack(stack: Stack) -> int:
@@ -99,7 +120,8 @@ def stop_stack(stack: Stack) -> int:
 
 
 def kill_stack(stack: Stack) -> int:
-    """kill -9 of the stack's whole process group (local_run, its emulator thread, chalice local)."""
+    """kill -9 of the stack's whole process group (make run's server and its workers; or local_run,
+    its emulator thread and chalice local)."""
     os.killpg(stack.process.pid, signal.SIGKILL)
     return stack.process.wait(timeout=15)
 
@@ -107,6 +129,13 @@ def kill_stack(stack: Stack) -> int:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture(scope="session")
+def emulator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("emulator-stack"), module=EMULATOR)
     yield running
     stop_stack(running)
 

@@ -1,5 +1,5 @@
-"""Concurrency against `make run`'s stack (moto server + chalice local on 127.0.0.1), checked in the
-emulator's tables afterwards.
+"""Concurrency against `make run-emulator`'s stack (moto server + chalice local on 127.0.0.1), checked
+in the emulator's tables afterwards: DynamoDB's conditional writes and transactions, as on AWS.
 
 Bounded: at most 8 parallel clients, at most 50 requests per case, every request with a timeout.
 tests/e2e/test_local_stack.py enrols 16 distinct keys and one CR 8 times at once; this module adds
@@ -100,6 +100,12 @@ class Tables:
             assert int(identities[identity]["certificates"]) == len(mine), identity
             assert identities[identity]["cert_id"] in {c["cert_id"] for c in mine}
         return by_identity
+
+
+@pytest.fixture(scope="module")
+def stack(emulator_stack: Stack) -> Stack:
+    """This module is about the AWS wiring: the emulator's stack."""
+    return emulator_stack
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,16 @@
-"""End to end through `make run`'s stack: moto server + `chalice local`, real HTTP on 127.0.0.1."""
+"""End to end through `make run`'s stack: gunicorn workers in front of the app on SQLite and the local
+key store, real HTTP on 127.0.0.1. Also how it stops (Ctrl-C, SIGTERM, kill -9: no worker is left
+behind) and 256 clients at once."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
 from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import ROOT, Stack, http, setup_tenant, start_stack, stop_stack
+from tests.e2e.conftest import EMBEDDED, EMULATOR, ROOT, Stack, http, setup_tenant, start_stack
 
 
 def test_reference_curl_and_openssl(stack: Stack, tmp_path: Path) -> None:
@@ -190,9 +196,101 @@ def test_parallel_enrolments(stack: Stack) -> None:
     assert status == 200 and json.loads(listed)["count"] == 1
 
 
-def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    other = start_stack(tmp_path, token="sct_00000000000000e3_second-stack-operator-token")
+def group(pgid: int) -> set[int]:
+    """The live processes of a process group (zombies apart)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def wait_gone(pgid: int, seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while (left := group(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.mark.parametrize(
+    ("module", "how"),
+    [(EMBEDDED, "ctrl-c"), (EMBEDDED, "sigint"), (EMBEDDED, "sigterm"), (EMULATOR, "sigint")],
+)
+def test_ctrl_c_and_sigterm_stop_everything(tmp_path: Path, module: str, how: str) -> None:
+    other = start_stack(tmp_path, token="sct_00000000000000e3_second-stack-operator-token", module=module)
     assert "Admin token:   sct_00000000000000e3_second-stack-operator-token" in other.log.read_text()
-    assert stop_stack(other) == 0
+    pgid = other.process.pid
+    if module == EMBEDDED:
+        started = group(pgid)
+        assert len(started) >= 2, started  # the server and its workers
+    if how == "ctrl-c":  # what a terminal does: SIGINT to the whole foreground group
+        os.killpg(pgid, signal.SIGINT)
+    else:
+        other.process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
+    assert other.process.wait(timeout=30) == 0
+    assert not wait_gone(pgid, 10), "a worker outlived the server"
+    assert "seacat: stopped" in other.log.read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{other.url}/health", timeout=2)
+
+
+def test_kill_9_of_the_server_alone_leaves_no_worker(tmp_path: Path) -> None:
+    other = start_stack(tmp_path, token="sct_00000000000000e4_third-stack-operator-token")
+    pgid = other.process.pid
+    workers = group(pgid) - {pgid}
+    assert workers
+    other.process.kill()  # the server only; its workers see their parent gone and leave
+    other.process.wait(timeout=15)
+    assert not wait_gone(pgid, 15), "workers outlived a killed server"
+
+
+CLIENTS = 256
+
+
+def test_256_clients_enrolling_at_once_are_all_answered_and_stored(stack: Stack) -> None:
+    """One round of 256 parallel connections, each enrolling a new key: every request answered 200,
+    every certificate stored and served. Bounded: one request per client, 30 s each, 180 s in all."""
+    setup_tenant(stack, "crowd")
+    url = f"{stack.url}/crowd/seacat/enroll"
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(CLIENTS)]
+    crs = [build_cr(k, application="crowd") for k in keys]
+    results: list[tuple[int, bytes] | str | None] = [None] * CLIENTS
+    barrier = threading.Barrier(CLIENTS, timeout=60)
+
+    def client(n: int) -> None:
+        try:
+            barrier.wait()
+            status, _, body = http("PUT", url, crs[n], {"Content-Type": "application/octet-stream"}, close=True)
+            results[n] = (status, body)
+        except Exception as exc:  # a reset, a timeout: recorded, the test says which
+            results[n] = f"{type(exc).__name__}: {exc}"
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(CLIENTS)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    deadline = started + 180
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "clients still waiting after 180 s"
+    failures = [r for r in results if not (isinstance(r, tuple) and r[0] == 200)]
+    assert not failures, f"{len(failures)} of {CLIENTS} not answered 200: {failures[:5]}"
+    ders = [r[1] for r in results if isinstance(r, tuple)]
+    certs = [x509.load_der_x509_certificate(der) for der in ders]
+    assert len({c.serial_number for c in certs}) == CLIENTS
+    assert all(c.public_key() == k.public_key() for c, k in zip(certs, keys, strict=True))
+
+    def served(cert: x509.Certificate) -> bytes:
+        identity = cert.subject.rfc4514_string().removeprefix("CN=")
+        status, _, body = http("GET", f"{stack.url}/crowd/seacat/get/{identity}")
+        assert status == 200, identity
+        return body
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(served, certs, timeout=120)) == ders

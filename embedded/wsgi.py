@@ -1,0 +1,173 @@
+"""The WSGI callable that serves app.py's Chalice app, and nothing more.
+
+Each request is handed, as it came (method, raw request target, headers, body), to Chalice's own
+local gateway, ``chalice.local.LocalGateway``: route matching, binary types, authorizers and error
+shapes are exactly those of `chalice local`; there is one route table and no second copy of any
+handler. Its answer goes back as it is, framed as `chalice local` frames it (Content-Length, a
+default Content-Type of application/json, base64 bodies decoded).
+
+Thread-safe like `chalice local`: the app's ``current_request`` is made per thread (Chalice's own
+LocalChalice), so a worker serves several requests at once. The app's ports are built lazily, at the
+first request that needs them, in the process that serves it (chalicelib/context.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from chalice.app import Chalice
+from chalice.config import Config
+from chalice.local import CustomLocalChalice, LocalChalice, LocalGateway, LocalGatewayException
+
+ROOT = Path(__file__).resolve().parent.parent
+# API Gateway's payload limit: larger bodies are refused before they are read.
+MAX_BODY = 10 * 1024 * 1024
+# Hop-by-hop headers are the server's business, never the application's (PEP 3333).
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding"}
+    | {"upgrade"}
+)
+
+StartResponse = Callable[..., Any]
+
+
+def _status(code: int) -> str:
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} Unknown"
+
+
+def request_target(environ: dict[str, Any]) -> str:
+    """The path and query as the client sent them (what `chalice local` hands its gateway)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return str(raw)
+    path = quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")), safe="/%:@!$&'()*+,;=~")
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
+
+
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers by their usual names (Content-Type, X-Ssl-Client-Verify, ...)."""
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:]
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            name = key
+        else:
+            continue
+        headers["-".join(part.capitalize() for part in name.split("_"))] = str(value)
+    return headers
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def request_body(environ: dict[str, Any]) -> bytes | None:
+    """The body (None when there is none, as `chalice local` has it); BodyTooLarge past MAX_BODY."""
+    stream = environ["wsgi.input"]
+    raw_length = environ.get("CONTENT_LENGTH") or ""
+    if raw_length:
+        try:
+            length = int(raw_length)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            raise BodyTooLarge
+        return bytes(stream.read(length)) if length else None
+    if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        body = bytes(stream.read(MAX_BODY + 1))
+        if len(body) > MAX_BODY:
+            raise BodyTooLarge
+        return body or None
+    return None
+
+
+class ChaliceWSGI:
+    """A WSGI application in front of a Chalice app, through Chalice's local API Gateway."""
+
+    def __init__(self, app: Chalice, config: Config) -> None:
+        if not isinstance(app, LocalChalice):  # what chalice.local.create_local_server does
+            CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+            app.__class__ = CustomLocalChalice
+        self.app = app
+        self.gateway = LocalGateway(app, config)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            body = request_body(environ)
+        except BodyTooLarge:
+            message = {
+                "error": "PayloadTooLarge",
+                "message": f"the body is larger than {MAX_BODY} bytes",
+                "field": "body",
+            }
+            return self._send(start_response, 413, {"Content-Type": "application/json"}, json.dumps(message))
+        method = str(environ["REQUEST_METHOD"])
+        try:
+            response = self.gateway.handle_request(method, request_target(environ), request_headers(environ), body)
+        except LocalGatewayException as error:
+            return self._send(start_response, error.CODE, dict(error.headers), error.body)
+        headers: dict[str, Any] = dict(response.get("headers") or {})
+        headers.update(response.get("multiValueHeaders") or {})
+        out = response.get("body")
+        if response.get("isBase64Encoded") and out is not None:
+            out = base64.b64decode(out)
+        return self._send(start_response, int(response["statusCode"]), headers, out)
+
+    @staticmethod
+    def _send(
+        start_response: StartResponse, code: int, headers: dict[str, Any], body: str | bytes | None
+    ) -> list[bytes]:
+        out: list[tuple[str, str]] = []
+        if body is None:
+            payload = b""
+        else:
+            payload = body if isinstance(body, bytes) else body.encode("utf-8")
+            out.append(("Content-Type", str(headers.pop("Content-Type", "application/json"))))
+        out.append(("Content-Length", str(len(payload))))
+        for name, value in headers.items():
+            if name.lower() in _HOP_BY_HOP or name.lower() == "content-length":
+                continue
+            for one in value if isinstance(value, list) else [value]:
+                out.append((str(name), str(one)))
+        start_response(_status(code), out)
+        return [payload]
+
+
+def chalice_config(stage: str) -> Config:
+    """The stage's configuration from .chalice/config.json, as `chalice local --stage` reads it."""
+    from_disk = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return Config(chalice_stage=stage, config_from_disk=from_disk)
+
+
+def create_application(stage: str | None = None) -> ChaliceWSGI:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import importlib
+
+    app: Chalice = importlib.import_module("app").app  # app.py, the one the Lambda serves
+    return ChaliceWSGI(app, chalice_config(stage or os.environ.get("SEACAT_LOCAL_STAGE", "local")))
+
+
+@functools.cache
+def _default() -> ChaliceWSGI:
+    return create_application()
+
+
+def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``embedded.wsgi:application``, for any WSGI server: app.py on SEACAT_LOCAL_STAGE (default local),
+    built at the first request (importing this module changes nothing)."""
+    return _default()(environ, start_response)

@@ -1,0 +1,124 @@
+"""embedded/wsgi.py: a WSGI request handed to Chalice's local gateway and its answer framed back, as
+`chalice local` does, on the in-memory ports (no server, no socket)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from seacat_client.cr import build_cr
+from tests.conftest import REFERENCE_SPEC, TEST_ENV, reset_caches
+
+TOKEN = "sct_00000000000000cc_wsgi-operator-token-0123456789"
+
+
+@pytest.fixture
+def wsgi(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from app import app
+    from chalicelib import context
+    from chalicelib.service import tokens
+    from embedded.wsgi import ChaliceWSGI, chalice_config
+
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    context.use_memory()
+    tokens.install_operator_token(TOKEN)
+    original = app.__class__
+    try:
+        yield ChaliceWSGI(app, chalice_config("test"))
+    finally:
+        app.__class__ = original  # the thread-local current_request of the adapter, for this test only
+        context.reset()
+        reset_caches()
+
+
+def call(
+    application: Any, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None, **extra: Any
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    path, _, query = target.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "RAW_URI": target,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8080",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+    }
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
+    environ.update(extra)
+    started: list[Any] = []
+    out = b"".join(application(environ, lambda status, hdrs: started.append((status, hdrs))))
+    (status, response_headers), *_ = started
+    names = [n.lower() for n, _ in response_headers]
+    assert names.count("content-length") == 1 and dict(response_headers)["Content-Length"] == str(len(out))
+    return int(status.split()[0]), response_headers, out
+
+
+def test_routes_bodies_and_errors_as_chalice_local(wsgi: Any) -> None:
+    status, headers, body = call(wsgi, "GET", "/health")
+    assert status == 200 and dict(headers)["Content-Type"] == "application/json" and json.loads(body)
+    assert dict(headers)["X-Content-Type-Options"] == "nosniff"
+    # no route: API Gateway's answer, from Chalice's gateway
+    status, _, body = call(wsgi, "GET", "/no/such/route/here/at/all")
+    assert status == 403 and b"Missing Authentication Token" in body
+    # the app's own error shape; the Authorization header reaches it
+    status, _, body = call(wsgi, "PUT", "/tenants/wsgi", b"{}", {"Content-Type": "application/json"})
+    assert status == 401 and json.loads(body)["error"] == "Unauthenticated"
+    admin = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    assert call(wsgi, "PUT", "/tenants/wsgi", b"{}", admin)[0] == 201
+    assert call(wsgi, "PUT", "/wsgi/x509/self-signed", REFERENCE_SPEC.encode(), admin)[0] == 201
+    # a binary body in, raw DER out (base64 between the app and the gateway, decoded here)
+    key = ec.generate_private_key(ec.SECP256R1())
+    status, headers, der = call(
+        wsgi, "PUT", "/wsgi/seacat/enroll", build_cr(key, application="w"), {"Content-Type": "application/octet-stream"}
+    )
+    assert status == 200 and dict(headers)["Content-Type"] == "application/pkix-cert"
+    assert x509.load_der_x509_certificate(der).public_key() == key.public_key()
+    # a query string reaches the route
+    status, _, body = call(wsgi, "GET", "/audit?limit=1", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status in (200, 400), body
+
+
+def test_a_chunked_body_is_read_and_an_oversized_one_refused_unread(wsgi: Any) -> None:
+    from embedded.wsgi import MAX_BODY
+
+    admin = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    status, _, _ = call(wsgi, "PUT", "/tenants/chunked", b"", admin, HTTP_TRANSFER_ENCODING="chunked")
+    assert status == 201  # an empty chunked body: no body
+    unread = io.BytesIO(b"x" * 10)
+    status, headers, body = call(
+        wsgi, "PUT", "/tenants/big", b"", admin, CONTENT_LENGTH=str(MAX_BODY + 1), **{"wsgi.input": unread}
+    )
+    assert status == 413 and json.loads(body)["error"] == "PayloadTooLarge" and unread.tell() == 0
+    assert dict(headers)["Content-Type"] == "application/json"
+
+
+def test_hop_by_hop_headers_never_leave_the_application() -> None:
+    from embedded.wsgi import ChaliceWSGI, request_headers, request_target
+
+    started: list[Any] = []
+    ChaliceWSGI._send(
+        lambda status, hdrs: started.append(hdrs),
+        204,
+        {"Connection": "close", "Transfer-Encoding": "chunked", "Set-Cookie": ["a=1", "b=2"]},
+        None,
+    )
+    assert started == [[("Content-Length", "0"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]]
+    assert request_headers({"HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS", "CONTENT_TYPE": "a/b", "CONTENT_LENGTH": ""}) == {
+        "X-Ssl-Client-Verify": "SUCCESS",
+        "Content-Type": "a/b",
+    }
+    assert request_target({"PATH_INFO": "/t/seacat/get/A B", "QUERY_STRING": "x=1"}) == "/t/seacat/get/A%20B?x=1"
