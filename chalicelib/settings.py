@@ -26,6 +26,8 @@ class Settings:
     webhook_timeout_seconds: float
     webhook_allow_private: bool  # may the approve webhook reach loopback, private, link-local addresses
     log_level: str
+    # Days a retired or revoked CA key's secret can still be restored (Secrets Manager's 7-30).
+    key_recovery_days: int = 30
 
     def table(self, name: str) -> str:
         return f"{self.table_prefix}-{name}"
@@ -72,7 +74,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         webhook_timeout_seconds=_float(env, "SEACAT_WEBHOOK_TIMEOUT", 5.0),
         webhook_allow_private=_bool(env, "SEACAT_WEBHOOK_ALLOW_PRIVATE", False),
         log_level=env.get("SEACAT_LOG_LEVEL", "INFO").upper(),
+        key_recovery_days=_recovery_days(env),
     )
+
+
+def _recovery_days(env: Mapping[str, str]) -> int:
+    days = _float(env, "SEACAT_KEY_RECOVERY_DAYS", 30)
+    if days != int(days) or not 7 <= days <= 30:
+        raise SettingsError(f"SEACAT_KEY_RECOVERY_DAYS must be a whole number of days from 7 to 30, got {days!r}")
+    return int(days)
 
 
 @functools.lru_cache(maxsize=1)
