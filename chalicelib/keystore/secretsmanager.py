@@ -86,7 +86,7 @@ class SecretsManagerKeyStore:
         except Exception as exc:
             raise Unavailable("the key store is not available") from _scrub(exc)
         try:
-            key = keys.load_ca_private_key_pem(value)
+            key = keys.load_ca_private_key_pem(value, curves=keys.ROTATION_CURVES)
         except InvalidInput:
             # The stored key is damaged: a server fault, never the caller's bad input.
             raise RuntimeError(f"the CA key in secret {name} cannot be read") from None

@@ -59,7 +59,8 @@ class TenantStore(Protocol):
     ) -> Tenant:
         """Set the stored state (RETIRED or REVOKED) of the tenant's CA certificates named in ``states``,
         with ``state_at`` = now; ``active_ca`` becomes None if it is among them. ``final_crls`` (CA
-        certificate id -> DER) are stored on those CA certificates' records (``final_crl``). One atomic
+        certificate id -> DER) are stored on those CA certificates' records (``final_crl``, and their
+        ``modified_at`` moves). One atomic
         write, guarded by the version ``tenant`` was read at (Conflict otherwise, nothing written).
         Returns the tenant as stored."""
         ...

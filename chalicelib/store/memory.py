@@ -161,7 +161,9 @@ class MemoryTenants:
             )
             for cert_id, der in crls.items():
                 ca_record = self._certs.certs[(tenant.tenant_id, cert_id)]
-                self._certs.certs[(tenant.tenant_id, cert_id)] = replace(ca_record, final_crl=bytes(der))
+                self._certs.certs[(tenant.tenant_id, cert_id)] = replace(
+                    ca_record, final_crl=bytes(der), modified_at=now
+                )
             fresh = replace(
                 current,
                 cas=cas,
