@@ -158,10 +158,12 @@ def rotate(tenant_id: str, body: dict[str, Any]) -> tuple[CertificateRecord, str
     try:
         current().tenants.add_ca(tenant, record, events, key_secret=secret)
     except Conflict:
-        if made:  # nothing uses the new secret: do not leave it behind
+        if made and not imported:
+            # Nobody else can hold this generated key: its secret is not left behind. (An imported
+            # key's stays: a retry, or a concurrent call importing it too, adopts it.)
             try:
                 keystore.schedule_deletion(secret, 7)
-            except Exception:
+            except Exception:  # best effort: an unused secret is harmless, the conflict is the answer
                 pass
         raise
     _forget(tenant_id)

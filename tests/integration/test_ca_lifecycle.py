@@ -495,3 +495,75 @@ def test_tenant_items_written_before_rotation_read_as_before(
     cert.verify_directly_issued_by(recertified)
     assert authenticate(client, cert).status_code == 200
     assert bundle(client) == [acme, recertified]
+
+
+# -- failures on the way ---------------------------------------------------------------------------
+
+
+def test_a_key_deletion_that_fails_is_completed_by_retiring_again(
+    client: Any, operator_token: str, acme: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import context
+    from chalicelib.errors import Unavailable
+
+    rotate(client, operator_token)
+    keystore = context.current().keystore
+    real = keystore.schedule_deletion
+
+    def down(name: str, days: int) -> bool:
+        raise Unavailable("the key store is not available")
+
+    monkeypatch.setattr(keystore, "schedule_deletion", down)
+    retire = f"/acme/x509/ca/{der_id(acme)}/retire"
+    r = client.http.put(retire, headers=auth(operator_token), body="{}")
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert view(client, operator_token)["cas"][0]["state"] == "retired"  # the retirement stands
+    assert deletion_date(FIRST_SECRET) is None
+    monkeypatch.setattr(keystore, "schedule_deletion", real)
+    r = client.http.put(retire, headers=auth(operator_token), body="{}")
+    assert r.status_code == 200 and r.json_body["changed"] == [] and r.json_body["keyDeletionScheduled"] is True
+    assert deletion_date(FIRST_SECRET) is not None
+    assert len(events(client, operator_token, "key.deletion_scheduled")) == 1
+
+
+def test_a_final_crl_too_large_to_store_keeps_the_key(
+    client: Any, operator_token: str, acme: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.service import cas
+
+    monkeypatch.setattr(cas, "MAX_FINAL_CRL", 10)
+    rotate(client, operator_token)
+    r = client.http.put(f"/acme/x509/ca/{der_id(acme)}/retire", headers=auth(operator_token), body="{}")
+    assert r.status_code == 200 and r.json_body["keyDeletionScheduled"] is False
+    assert deletion_date(FIRST_SECRET) is None
+    revoked = enrol(client, ec.generate_private_key(ec.SECP256R1()))  # (by the new CA: not in the old CRL)
+    assert (
+        client.http.put(
+            f"/acme/x509/cert/{der_id(revoked)}/revoke", headers=auth(operator_token), body="{}"
+        ).status_code
+        == 200
+    )
+    crl = x509.load_der_x509_crl(client.http.get(f"/acme/x509/crl/{der_id(acme)}").body)  # signed on demand
+    assert crl.is_signature_valid(acme.public_key()) and list(crl) == []
+    assert crl.next_update_utc is not None and crl.next_update_utc - datetime.now(UTC) <= timedelta(days=1)
+
+
+def test_a_refused_rotation_leaves_no_secret_behind(
+    client: Any, operator_token: str, acme: x509.Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import context
+    from chalicelib.errors import Conflict
+
+    def raced(*args: Any, **kwargs: Any) -> None:
+        raise Conflict("tenant acme was changed concurrently, retry")
+
+    monkeypatch.setattr(context.current().tenants, "add_ca", raced)
+    r = rotate(client, operator_token, status=409)
+    assert "concurrently" in r.json_body["message"]
+    made = [
+        s
+        for s in boto3.client("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]
+        if s["Name"].startswith(FIRST_SECRET + "-")
+    ]
+    assert len(made) == 1 and made[0].get("DeletedDate") is not None
+    assert [ca["state"] for ca in view(client, operator_token)["cas"]] == ["active"]
