@@ -106,18 +106,17 @@ def rotate(tenant_id: str, body: dict[str, Any]) -> tuple[CertificateRecord, str
     else:
         key = keys.generate_ca_key(curve or "P-256")
     fingerprint = keys.public_key_fingerprint(key.public_key())
-    for ca in tenant.cas:
-        if _fingerprint(ca) != fingerprint:
-            continue
-        if ca.state == CaState.REVOKED:
-            raise Conflict(
-                "this key's CA certificate was revoked: a revoked key is never used again", field="privateKey"
-            )
+    over = [ca for ca in tenant.cas if _fingerprint(ca) == fingerprint]
+    if any(ca.state == CaState.REVOKED for ca in over):
+        raise Conflict("this key's CA certificate was revoked: a revoked key is never used again", field="privateKey")
+    if any(ca.in_trust for ca in over):
         raise Conflict(
             "this key is already one of the tenant's CA keys: re-certify it with PUT "
             f"/{tenant_id}/x509/self-signed, or rotate to a new key",
             field="privateKey",
         )
+    if over:
+        raise Conflict("this key's CA certificates were retired: a rotation needs a new key", field="privateKey")
     if fingerprint == tenant.key_fingerprint:
         raise Conflict("this is the tenant's first CA key: a rotation needs a new key", field="privateKey")
     now = datetime.now(UTC)
