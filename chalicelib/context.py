@@ -43,6 +43,8 @@ def _revocation_ttl() -> float:
 # replaying a (public) revoked certificate cannot become a stream of writes.
 AUDIT_WINDOW_SECONDS = 300.0
 CRL_CACHE_SECONDS = 60.0
+# The ActiveCaDaysLeft metric: at most once per tenant and container in this window.
+EXPIRY_METRIC_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Caches:
     # Decrypted CA keys by secret name (never replaced, so no TTL) and other tenant secrets (rotated).
     keys: Cache[str, ec.EllipticCurvePrivateKey]
     secrets: Cache[str, bytes]
+    # Tenants whose ActiveCaDaysLeft metric this container emitted within the hour (service/cas.py).
+    ca_expiry_noted: Cache[str, bool]
 
     @classmethod
     def fresh(cls) -> Caches:
@@ -86,6 +90,7 @@ class Caches:
             crls=Cache("crls", 1024, CRL_CACHE_SECONDS),
             keys=Cache("keys", 1024),
             secrets=Cache("secrets", 1024, _tenant_ttl),
+            ca_expiry_noted=Cache("ca_expiry_noted", 4096, EXPIRY_METRIC_SECONDS),
         )
 
     def clear(self) -> None:

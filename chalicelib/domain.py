@@ -15,6 +15,17 @@ class CertificateKind(StrEnum):
     SEACAT = "seacat"  # a SeaCat client certificate
 
 
+class CaState(StrEnum):
+    """Where a tenant's CA certificate stands. Stored: TRUSTED (in the public bundle and the gateway's
+    trust), RETIRED or REVOKED (out of both); the one TRUSTED certificate the tenant's ``active_ca``
+    names is ACTIVE (it issues), which is never stored, so there is always at most one."""
+
+    ACTIVE = "active"
+    TRUSTED = "trusted"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
 class RequestState(StrEnum):
     """A certificate request's outcome; only PENDING ones wait for a decision."""
 
@@ -78,6 +89,15 @@ class CaCert:
     cert_id: str
     der: bytes
     created_at: datetime
+    # The secret that holds this certificate's private key; None: the tenant's first key
+    # (``Tenant.key_secret``), as every entry stored before keys could be rotated.
+    key_secret: str | None = None
+    state: CaState = CaState.TRUSTED  # as stored: TRUSTED, RETIRED or REVOKED (see CaState)
+    state_at: datetime | None = None  # when it was retired or revoked
+
+    @property
+    def in_trust(self) -> bool:
+        return self.state == CaState.TRUSTED
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,23 @@ class Tenant:
     version: int
 
     def active_ca_cert(self) -> CaCert | None:
-        return next((ca for ca in self.cas if ca.cert_id == self.active_ca), None)
+        return next((ca for ca in self.cas if ca.cert_id == self.active_ca and ca.in_trust), None)
+
+    def ca(self, cert_id: str) -> CaCert | None:
+        return next((ca for ca in self.cas if ca.cert_id == cert_id), None)
+
+    def state_of(self, ca: CaCert) -> CaState:
+        if ca.in_trust and ca.cert_id == self.active_ca:
+            return CaState.ACTIVE
+        return ca.state
+
+    def key_of(self, ca: CaCert) -> str:
+        """The name of the secret holding ``ca``'s private key."""
+        return ca.key_secret or self.key_secret
+
+    def trusted_cas(self) -> tuple[CaCert, ...]:
+        """The CA certificates of the public bundle and of the gateway's trust (active and trusted)."""
+        return tuple(ca for ca in self.cas if ca.in_trust)
 
 
 @dataclass(frozen=True)
@@ -114,6 +150,9 @@ class CertificateRecord:
     cr_id: str | None = None
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
+    # CA certificates only: the final CRL signed when the CA's key was scheduled for deletion after its
+    # retirement (served until it expires, since the key can sign no other).
+    final_crl: bytes | None = None
 
 
 @dataclass(frozen=True)

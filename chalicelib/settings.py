@@ -33,6 +33,8 @@ class Settings:
     backend: str = "aws"
     data_dir: str | None = None  # the sqlite backend's directory (its database, its key-encryption key)
     local_kek: str | None = field(default=None, repr=False)  # base64 of the local key store's 32-byte KEK
+    # Days a retired or revoked CA key's secret can still be restored (Secrets Manager's 7-30).
+    key_recovery_days: int = 30
 
     def table(self, name: str) -> str:
         return f"{self.table_prefix}-{name}"
@@ -91,7 +93,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         backend=_backend(env),
         data_dir=env.get("SEACAT_DATA_DIR") or None,
         local_kek=env.get("SEACAT_LOCAL_KEK") or None,
+        key_recovery_days=_recovery_days(env),
     )
+
+
+def _recovery_days(env: Mapping[str, str]) -> int:
+    days = _float(env, "SEACAT_KEY_RECOVERY_DAYS", 30)
+    if days != int(days) or not 7 <= days <= 30:
+        raise SettingsError(f"SEACAT_KEY_RECOVERY_DAYS must be a whole number of days from 7 to 30, got {days!r}")
+    return int(days)
 
 
 @functools.lru_cache(maxsize=1)

@@ -37,10 +37,10 @@ def put_tenant(tenant: str) -> Response:
 @bp.route("/tenants/{tenant}", methods=["GET"])
 @json_errors
 def get_tenant(tenant: str) -> Response:
-    """The tenant's configuration (never its key)."""
+    """The tenant's configuration (never its key) and its CA certificates with their states."""
     service.validate_tenant_id(tenant)
     auth.require(bp.current_request, tenant)
-    return json_response(service.tenant_json(service.get_tenant(tenant)))
+    return json_response(cas.tenant_details(service.get_tenant(tenant)))
 
 
 @bp.route("/{tenant}/webhook/secret", methods=["POST"])
@@ -71,6 +71,65 @@ def self_signed(tenant: str) -> Response:
     meta["ca_cert"] = f"{tenant}:{record.cert_id}"
     meta["certificate"] = der_to_pem(record.der).decode("ascii")
     return media.certificate_response(request, record.der, meta, status=201)
+
+
+@bp.route("/{tenant}/x509/ca/rotate", methods=["POST"], content_types=["application/json"])
+@json_errors
+def rotate_ca(tenant: str) -> Response:
+    """A new CA key (generated, or ``privateKey`` imported) and its self-signed certificate, made active."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request)
+    media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
+    record, fingerprint = cas.rotate(tenant, body)
+    meta = certificate_meta(record)
+    meta["result"] = "OK"
+    meta["ca_cert"] = f"{tenant}:{record.cert_id}"
+    meta["certificate"] = der_to_pem(record.der).decode("ascii")
+    meta["keyFingerprint"] = fingerprint
+    return media.certificate_response(request, record.der, meta, status=201)
+
+
+def _ca_change(tenant: str, change: cas.CaChange) -> Response:
+    from datetime import UTC, datetime
+
+    from chalicelib.context import current
+
+    now = datetime.now(UTC)
+    count = current().certificates.count_by_ca(tenant, change.ca.cert_id, now)
+    return json_response(
+        {
+            "tenant": tenant,
+            "ca": cas.ca_view(change.tenant, change.ca, now, count),
+            "changed": [f"{tenant}:{cert_id}" for cert_id in change.changed],
+            "certificatesRefused": change.certificates,
+            "keyDeletionScheduled": change.key_deletion_scheduled,
+        }
+    )
+
+
+@bp.route("/{tenant}/x509/ca/{ca_id}/retire", methods=["PUT"], content_types=["application/json"])
+@json_errors
+def retire_ca(tenant: str, ca_id: str) -> Response:
+    """Take a CA certificate out of the bundle and the gateway's trust (409 while it covers certificates,
+    unless ``{"force": true}``)."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request, required=False)
+    return _ca_change(tenant, cas.retire(tenant, ca_id, body))
+
+
+@bp.route("/{tenant}/x509/ca/{ca_id}/revoke", methods=["PUT"], content_types=["application/json"])
+@json_errors
+def revoke_ca(tenant: str, ca_id: str) -> Response:
+    """A compromised CA key: its CA certificates out of the bundle and trust, everything they issued refused."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request, required=False)
+    return _ca_change(tenant, cas.revoke(tenant, ca_id, body))
 
 
 @bp.route("/{tenant}/x509/ca", methods=["GET"])

@@ -10,10 +10,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from chalicelib.ca.keys import signature_hash
 from chalicelib.ca.serial import SERIAL_LIMIT, random_serial
 from chalicelib.ca.spec import CertificateSpec
 
@@ -89,7 +90,8 @@ def client_validity(
 
 
 def build_self_signed(spec: CertificateSpec, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    """The tenant CA certificate described by ``spec``, signed by ``key`` (ecdsa-with-SHA256).
+    """The tenant CA certificate described by ``spec``, signed by ``key`` (ecdsa-with-SHA256; SHA-384
+    for a P-384 key).
 
     A subjectKeyIdentifier is always added: clients' AKI chaining and RFC 5280
     4.2.1.2 (MUST for CA certificates) both rely on it.
@@ -113,7 +115,7 @@ def build_self_signed(spec: CertificateSpec, key: ec.EllipticCurvePrivateKey) ->
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
-    return builder.sign(key, hashes.SHA256())
+    return builder.sign(key, signature_hash(key))
 
 
 def build_client_certificate(
@@ -175,7 +177,7 @@ def build_client_certificate(
             ),
             critical=False,
         )
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder.sign(issuer_key, signature_hash(issuer_key))
 
 
 # Per issuer: its key checked against its certificate once, and its AuthorityKeyIdentifier.

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from chalicelib.ca.keys import signature_hash
 from chalicelib.errors import InvalidInput
 
 # RFC 5280 §5.3.1 CRLReason names (removeFromCRL is for delta CRLs, not a revocation).
@@ -65,4 +65,4 @@ def build_crl(
         .add_extension(x509.CRLNumber(number), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder.sign(issuer_key, signature_hash(issuer_key))

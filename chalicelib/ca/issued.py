@@ -47,3 +47,24 @@ def spki_der(public_key: object) -> bytes:
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         return b""
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+@lru_cache(maxsize=MAX_CACHED)
+def issuer_of(der: bytes) -> tuple[bytes, bytes | None]:
+    """(issuer name DER, authority key identifier) of a certificate this service stored: together they
+    name the CA key and name it was issued under (None: no key identifier in it)."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        aki = None
+    return cert.issuer.public_bytes(), aki
+
+
+def subject_of(cert: x509.Certificate) -> tuple[bytes, bytes | None]:
+    """(subject name DER, subject key identifier) of a CA certificate: what ``issuer_of`` matches."""
+    try:
+        ski: bytes | None = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        ski = None
+    return cert.subject.public_bytes(), ski

@@ -1,7 +1,9 @@
 """CA private keys: generation, import of existing keys (migration) and serialisation.
 
-Only P-256 is accepted: SeaCat clients verify ECDSA P-256 only, and the client
-identity algorithm is defined over the 65-byte uncompressed P-256 point.
+A tenant's first key is P-256: SeaCat clients verify ECDSA P-256 only, and the client
+identity algorithm is defined over the 65-byte uncompressed P-256 point. A key made or
+imported by a CA rotation may also be P-384 (``ROTATION_CURVES``), for tenants whose
+relying parties ask for it; client keys stay P-256 whatever the CA's curve.
 
 Error messages never echo any part of the submitted key; they only name the kind
 of problem (and at most the algorithm or curve name), because they go back to the
@@ -14,7 +16,7 @@ import hashlib
 import re
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from chalicelib.errors import InvalidInput
@@ -47,13 +49,29 @@ _REFUSED_LABELS = {
 }
 
 
-def generate_ca_key() -> ec.EllipticCurvePrivateKey:
-    """A fresh P-256 key for a new tenant CA."""
-    return ec.generate_private_key(ec.SECP256R1())
+# The curves a CA key may be on, by the names the API uses.
+CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}
+ROTATION_CURVES = tuple(CURVES)
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
-def load_ca_private_key_pem(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
-    """Import an existing unencrypted P-256 CA key (SEC1 or PKCS#8 PEM).
+def curve_name(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> str:
+    """P-256 or P-384 (the API's names); the OpenSSL name for any other curve."""
+    return _CURVE_NAMES.get(key.curve.name, key.curve.name)
+
+
+def generate_ca_key(curve: str = "P-256") -> ec.EllipticCurvePrivateKey:
+    """A fresh key for a tenant CA: P-256 unless ``curve`` names another of CURVES."""
+    return ec.generate_private_key(CURVES[curve]())
+
+
+def signature_hash(key: ec.EllipticCurvePrivateKey) -> hashes.SHA256 | hashes.SHA384:
+    """The digest a CA key signs with: SHA-256 for P-256, SHA-384 for P-384 (RFC 5480 §4)."""
+    return hashes.SHA384() if key.curve.key_size >= 384 else hashes.SHA256()
+
+
+def load_ca_private_key_pem(pem: str | bytes, curves: tuple[str, ...] = ("P-256",)) -> ec.EllipticCurvePrivateKey:
+    """Import an existing unencrypted CA key (SEC1 or PKCS#8 PEM) on one of ``curves`` (P-256 by default).
 
     An ``EC PARAMETERS`` block (written by ``openssl ecparam -genkey`` without
     ``-noout``) is skipped: the key block carries its curve anyway.
@@ -115,11 +133,9 @@ def load_ca_private_key_pem(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
             f"the private key is not an EC key ({kind}); an EC P-256 key is required",
             field=_FIELD,
         )
-    if not isinstance(key.curve, ec.SECP256R1):
-        raise InvalidInput(
-            f"the private key is on curve {key.curve.name}; P-256 (prime256v1) is required",
-            field=_FIELD,
-        )
+    if curve_name(key) not in curves:
+        wanted = "P-256 (prime256v1)" if curves == ("P-256",) else " or ".join(curves)
+        raise InvalidInput(f"the private key is on curve {key.curve.name}; {wanted} is required", field=_FIELD)
     return key
 
 

@@ -9,6 +9,8 @@ configuration: a rotation reaches every container within that time.
 
 from __future__ import annotations
 
+import re
+
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib import aws
@@ -28,13 +30,14 @@ class SecretsManagerKeyStore:
         self._keys = keys
         self._secrets = secrets
 
-    def secret_name(self, tenant_id: str) -> str:
-        return f"{get_settings().secret_prefix}{tenant_id}/ca-key"
+    def secret_name(self, tenant_id: str, fingerprint: str | None = None) -> str:
+        return f"{get_settings().secret_prefix}{tenant_id}/ca-key" + (f"-{fingerprint[:16]}" if fingerprint else "")
 
-    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey) -> str:
-        """Store a new tenant key; returns the secret name. Raises SecretAlreadyExists."""
+    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey, *, name: str | None = None) -> str:
+        """Store a new tenant key; returns the secret name. Raises SecretAlreadyExists (also for a
+        secret of that name scheduled for deletion)."""
         settings = get_settings()
-        name = self.secret_name(tenant_id)
+        name = name or self.secret_name(tenant_id)
         sm = aws.client("secretsmanager")
         try:
             sm.create_secret(
@@ -46,10 +49,32 @@ class SecretsManagerKeyStore:
             )
         except sm.exceptions.ResourceExistsException as exc:
             raise SecretAlreadyExists(name) from exc
+        except sm.exceptions.InvalidRequestException as exc:
+            if _scheduled_for_deletion(exc):  # the name is taken until the recovery window ends
+                raise SecretAlreadyExists(name) from _scrub(exc)
+            raise Unavailable("the key store is not available") from _scrub(exc)
         except Exception as exc:  # botocore ClientError, endpoint errors: fail closed, retryable
             raise Unavailable("the key store is not available") from _scrub(exc)
         self._keys.put(name, key)
         return name
+
+    def schedule_deletion(self, name: str, recovery_days: int) -> bool:
+        """DeleteSecret with a recovery window: the secret can be restored (RestoreSecret) until it ends."""
+        if "/ca-key" not in name:
+            raise ValueError("only CA key secrets are deleted here")
+        self._keys.pop(name)
+        sm = aws.client("secretsmanager")
+        try:
+            sm.delete_secret(SecretId=name, RecoveryWindowInDays=recovery_days)
+        except sm.exceptions.ResourceNotFoundException:
+            return False  # gone already
+        except sm.exceptions.InvalidRequestException as exc:
+            if _scheduled_for_deletion(exc):
+                return False  # scheduled already (a retry)
+            raise Unavailable("the key store is not available") from _scrub(exc)
+        except Exception as exc:
+            raise Unavailable("the key store is not available") from _scrub(exc)
+        return True
 
     def load(self, name: str) -> ec.EllipticCurvePrivateKey:
         cached = self._keys.get(name)
@@ -61,7 +86,7 @@ class SecretsManagerKeyStore:
         except Exception as exc:
             raise Unavailable("the key store is not available") from _scrub(exc)
         try:
-            key = keys.load_ca_private_key_pem(value)
+            key = keys.load_ca_private_key_pem(value, curves=keys.ROTATION_CURVES)
         except InvalidInput:
             # The stored key is damaged: a server fault, never the caller's bad input.
             raise RuntimeError(f"the CA key in secret {name} cannot be read") from None
@@ -126,6 +151,12 @@ class SecretsManagerKeyStore:
         """Forget what this container holds (the next load reads Secrets Manager)."""
         self._keys.clear()
         self._secrets.clear()
+
+
+def _scheduled_for_deletion(exc: Exception) -> bool:
+    """Secrets Manager's InvalidRequestException for a secret already marked for deletion."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    return re.search(r"marked (for )?delet|scheduled for deletion", message) is not None
 
 
 def _scrub(exc: Exception) -> Exception:

@@ -17,6 +17,7 @@ from cryptography import x509
 from chalicelib.cache import Missing
 from chalicelib.context import current
 from chalicelib.domain import (
+    CaState,
     CertificateKind,
     CertificateRecord,
     IdentityRecord,
@@ -60,12 +61,24 @@ def same_key(cert_der: bytes, public_key: object) -> bool:
 
 
 def seacat_tenant(tenant_id: str) -> Tenant:
+    from chalicelib.service.cas import note_ca_expiry
     from chalicelib.service.tenants import cached_tenant
 
     tenant = cached_tenant(tenant_id)
     if tenant is None or not tenant.config.seacat or tenant.active_ca_cert() is None:
         raise NotFound("no SeaCat PKI here")
+    note_ca_expiry(tenant)
     return tenant
+
+
+def from_active_ca(tenant: Tenant, cert_der: bytes) -> bool:
+    """Whether a certificate of the tenant's was issued under its active CA certificate's name and key
+    (by it, or by an earlier certificate of the same key and name): one that was not (a rotation or a
+    retirement since, or a revocation) is renewed at the client's next request, whatever its window."""
+    from chalicelib.ca.issued import issuer_of, subject_of
+
+    active = tenant.active_ca_cert()
+    return active is not None and issuer_of(cert_der) == subject_of(ca_certificate(active.cert_id, active.der))
 
 
 def _request_record(
@@ -160,10 +173,13 @@ def enroll(tenant_id: str, body: bytes, *, now: datetime | None = None) -> Enrol
     renewal = identity is not None and identity.cert_der is not None
     if identity is not None and identity.cert_der is not None:
         assert identity.cert_not_before is not None and identity.cert_not_after is not None
-        if now < identity.cert_not_after and not in_renewal_window(
-            identity.cert_not_before, identity.cert_not_after, now
+        if (
+            now < identity.cert_not_after
+            and not in_renewal_window(identity.cert_not_before, identity.cert_not_after, now)
+            and from_active_ca(tenant, identity.cert_der)
         ):
             # A duplicate (Android sends near-simultaneous PUTs) or an early renewal: same answer.
+            # (A certificate from a CA no longer active is renewed at once: the fleet moves over.)
             return EnrollResult(200, identity.cert_der, cr.identity, cr.cr_id, "existing")
 
     if not renewal or tenant.config.approve_renewals:
@@ -228,14 +244,14 @@ def _issue(
     ca_entry = tenant.active_ca_cert()
     assert ca_entry is not None  # seacat_tenant() checked
     ca = ca_certificate(ca_entry.cert_id, ca_entry.der)
-    key = keystore.load(tenant.key_secret)
+    key = keystore.load(tenant.key_of(ca_entry))
     not_before, not_after = builder.client_validity(
         now, tenant.config.lifetime_days, ca_not_after=ca.not_valid_after_utc
     )
     if not_after <= now:
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
     if identity is not None and identity.cert_der is not None and identity.cert_not_after is not None:
-        if not_after <= identity.cert_not_after:
+        if not_after <= identity.cert_not_after and from_active_ca(tenant, identity.cert_der):
             # The CA's expiry caps notAfter: a new certificate would not outlive the current one
             # (clients would renew again at once, for ever), so the current one stands.
             return EnrollResult(200, identity.cert_der, cr.identity, cr.cr_id, "existing")
@@ -300,8 +316,10 @@ def _issue(
         if winner is not None and winner.cert_der is not None and winner.cert_not_after is not None:
             if winner.refusal() is not None or not same_key(winner.cert_der, cr.public_key):
                 raise Forbidden("identity is blocked or its certificate is revoked") from None
-            if winner.cert_not_before is not None and not builder.in_renewal_window(
-                winner.cert_not_before, winner.cert_not_after, now
+            if (
+                winner.cert_not_before is not None
+                and not builder.in_renewal_window(winner.cert_not_before, winner.cert_not_after, now)
+                and from_active_ca(tenant, winner.cert_der)
             ):
                 return EnrollResult(200, winner.cert_der, cr.identity, cr.cr_id, "existing")
         raise Unavailable("a concurrent request changed this identity, retry", retry_after=1) from None
@@ -314,7 +332,9 @@ def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
 
     store = current().certificates
 
-    seacat_tenant(tenant_id)
+    from chalicelib.service.cas import issuers_of
+
+    tenant = seacat_tenant(tenant_id)
     if not IDENTITY_RE.fullmatch(identity):
         raise InvalidInput("an identity is 16 characters of A-Z and 2-7", field="identity")
     record = store.get_identity(tenant_id, identity)
@@ -327,4 +347,8 @@ def get_identity_certificate(tenant_id: str, identity: str) -> bytes:
         or record.cert_not_after <= now
     ):
         raise NotFound("no valid certificate for this identity")
+    if any(ca.state == CaState.REVOKED for ca in tenant.cas):
+        issuers = issuers_of(tenant, record.cert_der)
+        if issuers and all(ca.state == CaState.REVOKED for ca in issuers):
+            raise NotFound("no valid certificate for this identity")  # its CA was revoked
     return record.cert_der

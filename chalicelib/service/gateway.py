@@ -42,6 +42,8 @@ NOT_CLIENT = "not a client certificate"
 NOT_ACCEPTED = "not a valid client certificate for this tenant"
 NOT_ENROLLED_KEY = "not the key this identity enrolled with"
 NOT_ISSUED_HERE = "not a certificate this service issued to this identity"
+CA_RETIRED = "issued by a retired CA certificate of this tenant"
+CA_REVOKED = "issued by a revoked CA certificate of this tenant"
 
 # Refusals decided before the tenant is known to exist (their tenant id may be invented).
 _BEFORE_TENANT = frozenset(
@@ -55,6 +57,8 @@ _CODES = {
     CA_NOT_VALID: "ca_not_valid",
     NOT_CLIENT: "not_client",
     NOT_ACCEPTED: "not_accepted",
+    CA_RETIRED: "ca_retired",
+    CA_REVOKED: "ca_revoked",
     "identity is blocked": "identity_blocked",
     "identity is revoked": "identity_revoked",
     "certificate is revoked": "certificate_revoked",
@@ -105,15 +109,17 @@ def forget(tenant_id: str | None = None) -> None:
 
 
 def _trust_store(tenant: Tenant) -> Any:
+    """The tenant's CA certificates in trust (active and trusted; never retired or revoked ones)."""
     from chalicelib.ca.verify import trust_store
     from chalicelib.service.enrollment import ca_certificate
 
     stores = current().caches.trust_stores
-    ids = tuple(ca.cert_id for ca in tenant.cas)
+    trusted = tenant.trusted_cas()
+    ids = tuple(ca.cert_id for ca in trusted)
     hit = stores.get(tenant.tenant_id)
     if not isinstance(hit, Missing) and hit[0] == ids:
         return hit[1]
-    store = trust_store([ca_certificate(ca.cert_id, ca.der) for ca in tenant.cas])
+    store = trust_store([ca_certificate(ca.cert_id, ca.der) for ca in trusted])
     stores.put(tenant.tenant_id, (ids, store))
     return store
 
@@ -135,19 +141,24 @@ def _rejection_reason(cert: x509.Certificate, tenant: Tenant, now: datetime) -> 
     tenant's CAs signed is that, whatever else is wrong with it; then its validity period, its CA's,
     its kind; NOT_ACCEPTED for what is left (e.g. no authority key identifier, a signature algorithm
     the Web PKI policy forbids, an unknown critical extension)."""
+    from chalicelib.domain import CaState
     from chalicelib.service.enrollment import ca_certificate
 
     issuer: x509.Certificate | None = None
+    states: set[CaState] = set()
     for ca in tenant.cas:
         candidate = ca_certificate(ca.cert_id, ca.der)
         try:
             cert.verify_directly_issued_by(candidate)  # the issuer's name and its signature
         except Exception:  # ValueError (another issuer), InvalidSignature, TypeError, UnsupportedAlgorithm
             continue
-        issuer = candidate
-        break
+        states.add(ca.state)
+        if ca.in_trust:
+            issuer = candidate
+            break
     if issuer is None:
-        return NOT_ISSUED
+        # Signed by one of the tenant's CA certificates out of trust (revocation first), or by none.
+        return CA_REVOKED if CaState.REVOKED in states else CA_RETIRED if states else NOT_ISSUED
     if now < cert.not_valid_before_utc:
         return NOT_YET_VALID
     if now > cert.not_valid_after_utc:
@@ -261,8 +272,13 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_
     if not _credential_ok(tenant, gateway_credential):
         # The tenant asked that only its gateway may ask: checked before any certificate work.
         return Verdict(401, None, "gateway credential missing or wrong", "gateway_credential")
+    from chalicelib.service.cas import note_ca_expiry
+
+    note_ca_expiry(tenant)
     now = datetime.now(UTC)
-    cache_key = (tuple(ca.cert_id for ca in tenant.cas), hashlib.sha256(body).digest())
+    # Keyed by the CA certificates in trust: a retirement or a revocation changes the key, so what was
+    # verified under the earlier set is verified again (and refused).
+    cache_key = (tuple(ca.cert_id for ca in tenant.trusted_cas()), hashlib.sha256(body).digest())
     verified = current().caches.verified
     seen = verified.get(cache_key)
     if isinstance(seen, Missing):
@@ -277,6 +293,8 @@ def _decide(tenant_id: str, body: bytes, ssl_client_verify: str | None, gateway_
         except ValueError:
             return Verdict(401, None, "client certificate cannot be parsed", "unparseable")
         try:
+            if not tenant.trusted_cas():
+                raise ClientCertificateRejected("no CA certificate of the tenant is in trust")
             verify_client(cert, _trust_store(tenant), now)
         except ClientCertificateRejected as exc:
             reason = _rejection_reason(cert, tenant, now)

@@ -7,7 +7,7 @@ so they are committed in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib.domain import (
     AuditEvent,
+    CaState,
     CertificateRecord,
     IdentityRecord,
     RequestRecord,
@@ -39,7 +40,30 @@ class TenantStore(Protocol):
 
     def update_config(self, tenant: Tenant, config: TenantConfig, audit: Sequence[Any] = ()) -> Tenant: ...
 
-    def add_ca(self, tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = ()) -> None: ...
+    def add_ca(
+        self, tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = (), *, key_secret: str | None = None
+    ) -> None:
+        """Store a new CA certificate (``record``) over the key in secret ``key_secret`` (None: the tenant's
+        first key) and make it the tenant's active CA, atomically: the entry is appended as TRUSTED, the
+        tenant's ``active_ca`` names it. Conflict if the tenant moved since ``tenant`` was read, or the
+        certificate id is in use."""
+        ...
+
+    def set_ca_states(
+        self,
+        tenant: Tenant,
+        states: Mapping[str, CaState],
+        audit: Sequence[Any] = (),
+        *,
+        final_crls: Mapping[str, bytes] | None = None,
+    ) -> Tenant:
+        """Set the stored state (RETIRED or REVOKED) of the tenant's CA certificates named in ``states``,
+        with ``state_at`` = now; ``active_ca`` becomes None if it is among them. ``final_crls`` (CA
+        certificate id -> DER) are stored on those CA certificates' records (``final_crl``, and their
+        ``modified_at`` moves). One atomic
+        write, guarded by the version ``tenant`` was read at (Conflict otherwise, nothing written).
+        Returns the tenant as stored."""
+        ...
 
 
 class TokenStore(Protocol):
@@ -94,6 +118,11 @@ class CertificateStore(Protocol):
         self, tenant_id: str, *, page_size: int | None = None
     ) -> Iterator[tuple[int, datetime, str, datetime, str | None]]: ...
 
+    def count_by_ca(self, tenant_id: str, ca_id: str, now: datetime) -> int:
+        """How many of the tenant's certificates the CA certificate ``ca_id`` issued are unexpired
+        (not_after > now) and unrevoked. May lag a write by a moment (DynamoDB reads an index)."""
+        ...
+
 
 class AuditStore(Protocol):
     def item(
@@ -115,11 +144,23 @@ class AuditStore(Protocol):
 
 
 class KeyStore(Protocol):
-    def secret_name(self, tenant_id: str) -> str: ...
+    def secret_name(self, tenant_id: str, fingerprint: str | None = None) -> str:
+        """The secret of the tenant's first CA key; with ``fingerprint`` (of a key made by a rotation) the
+        secret of that key: the first name with ``-<first 16 hex of the fingerprint>``."""
+        ...
 
-    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey) -> str: ...
+    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey, *, name: str | None = None) -> str:
+        """Store a CA key in secret ``name`` (default: the first key's); returns the name. Raises
+        SecretAlreadyExists if that secret exists (scheduled for deletion included)."""
+        ...
 
     def load(self, name: str) -> ec.EllipticCurvePrivateKey: ...
+
+    def schedule_deletion(self, name: str, recovery_days: int) -> bool:
+        """Schedule the CA key secret ``name`` for deletion after ``recovery_days`` (7-30), during
+        which it can be restored by hand; it cannot be loaded from now on. True if this call scheduled
+        it; False if it was scheduled already, or is gone (idempotent: no error)."""
+        ...
 
     # A tenant's other secrets, by kind (e.g. "webhook-secret"; never "ca-key": a CA key is not replaced).
     def put_secret(self, tenant_id: str, kind: str, value: bytes, *, replace: bool) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.cache import Missing
 from chalicelib.context import current
-from chalicelib.domain import CertificateKind, CertificateRecord, IdentityRecord
+from chalicelib.domain import CaCert, CertificateKind, CertificateRecord, IdentityRecord, Tenant
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unavailable
 from chalicelib.service import audit
 
@@ -24,7 +24,7 @@ def revoke_certificate(tenant_id: str, cert_id: str, reason: object) -> Certific
     name = parse_reason(reason)
     record = get_certificate(tenant_id, cert_id)
     if record.kind == CertificateKind.CA:
-        raise InvalidInput("CA certificates are not revoked here; create a new CA instead", field="id")
+        raise InvalidInput("a CA certificate is revoked with PUT /{tenant}/x509/ca/{caId}/revoke", field="id")
     for _ in range(5):
         if record.revoked_at is not None:
             return record  # revoked (now, or before): answer what is recorded
@@ -99,23 +99,21 @@ def _forget_crl(tenant_id: str) -> None:
 def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
     """The CRL (DER) of one of the tenant's CA certificates (``ca_id``; the active one by default).
 
-    Every CA certificate of a tenant is over the tenant's one key, but each names an issuer; a CRL
-    covers the certificates of its issuer name (RFC 5280 §5), so it lists every revoked, unexpired
-    certificate issued under a CA certificate with the same subject as this one, and is signed with
-    the tenant key under that name. Built from the sparse revoked-index (one item per revoked
+    A CRL covers the certificates of its issuer (RFC 5280 §5): this one lists every revoked, unexpired
+    certificate issued under a CA certificate with this one's name and key (its re-certifications), and
+    is signed with that key under that name. Built from the sparse revoked-index (one item per revoked
     certificate) and kept in the container for a minute; thisUpdate (in milliseconds) doubles as the
     increasing CRL number.
+
+    A retired CA certificate whose key is gone serves the final CRL signed before the key went, until
+    it expires (its nextUpdate: the CA certificate's notAfter); a revoked one has none (its key is
+    compromised: a CRL it signed proves nothing), 404.
     """
-    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography import x509
 
-    from chalicelib.ca.crl import RevokedEntry, build_crl
-
-    keystore = current().keystore
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.domain import CaState
     from chalicelib.service.ids import validate_cert_id
     from chalicelib.service.tenants import cached_tenant, get_tenant
-
-    store = current().certificates
 
     if ca_id is not None:
         ca_id = validate_cert_id(tenant_id, ca_id, field="ca_id")
@@ -130,30 +128,61 @@ def crl_der(tenant_id: str, ca_id: str | None = None) -> bytes:
     if ca_id is None:
         chosen = tenant.active_ca_cert()
         if chosen is None:
-            raise NotFound(f"tenant {tenant_id} has no CA certificate", field="tenant")
+            raise NotFound(f"tenant {tenant_id} has no active CA certificate", field="tenant")
     else:
-        chosen = next((c for c in tenant.cas if c.cert_id == ca_id), None)
+        chosen = tenant.ca(ca_id)
         if chosen is None:  # made since the container's copy of the tenant, or none such
             tenant = get_tenant(tenant_id)
-            chosen = next((c for c in tenant.cas if c.cert_id == ca_id), None)
+            chosen = tenant.ca(ca_id)
         if chosen is None:
             raise NotFound("no such CA certificate", field="ca_id")
-    issuer = ca_certificate(chosen.cert_id, chosen.der)
-    same_name = {c.cert_id for c in tenant.cas if ca_certificate(c.cert_id, c.der).subject == issuer.subject}
     now = datetime.now(UTC).replace(microsecond=0)
+    if chosen.state == CaState.REVOKED:
+        raise NotFound(
+            "this CA certificate is revoked: it publishes no CRL, and its certificates are refused", field="ca_id"
+        )
+    der: bytes | None = None
+    if chosen.state == CaState.RETIRED:
+        record = current().certificates.get_certificate(tenant_id, chosen.cert_id)
+        if record is not None and record.final_crl is not None:
+            final = x509.load_der_x509_crl(record.final_crl)
+            if final.next_update_utc is not None and final.next_update_utc <= now:
+                raise NotFound(
+                    "this CA certificate is retired and every certificate it issued has expired", field="ca_id"
+                )
+            der = record.final_crl
+    if der is None:
+        der = sign_crl(tenant, chosen, now)
+    crls.put(cache_key, der)
+    return der
+
+
+def sign_crl(tenant: Tenant, chosen: CaCert, now: datetime, *, next_update: datetime | None = None) -> bytes:
+    """A CRL under ``chosen``'s name, signed with its key: the revoked, unexpired certificates issued
+    under a CA certificate of that name and key."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from chalicelib.ca.crl import RevokedEntry, build_crl
+    from chalicelib.service.enrollment import ca_certificate
+
+    key = tenant.key_of(chosen)
+    issuer = ca_certificate(chosen.cert_id, chosen.der)
+    same_issuer = {
+        c.cert_id
+        for c in tenant.cas
+        if tenant.key_of(c) == key and ca_certificate(c.cert_id, c.der).subject == issuer.subject
+    }
     entries = [
         RevokedEntry(serial, revoked_at, reason)
-        for serial, revoked_at, reason, not_after, issued_by in store.iter_revoked(tenant_id)
-        if not_after > now and (issued_by is None or issued_by in same_name)
+        for serial, revoked_at, reason, not_after, issued_by in current().certificates.iter_revoked(tenant.tenant_id)
+        if not_after > now and (issued_by is None or issued_by in same_issuer)
     ]
     crl = build_crl(
         issuer=issuer,
-        issuer_key=keystore.load(tenant.key_secret),
+        issuer_key=current().keystore.load(key),
         entries=entries,
         number=int(now.timestamp() * 1000),
         this_update=now,
-        next_update=now + CRL_VALIDITY,
+        next_update=next_update or now + CRL_VALIDITY,
     )
-    der = crl.public_bytes(Encoding.DER)
-    crls.put(cache_key, der)
-    return der
+    return crl.public_bytes(Encoding.DER)

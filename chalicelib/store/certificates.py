@@ -20,7 +20,7 @@ from chalicelib.store import common
 from chalicelib.store.models import CertificateModel, IdentityModel, RequestModel
 
 
-def _cert_pk(tenant_id: str, cert_id: str) -> str:
+def cert_pk(tenant_id: str, cert_id: str) -> str:
     return f"{tenant_id}#{cert_id}"
 
 
@@ -41,7 +41,7 @@ def _request_pk(tenant_id: str, cr_id: str) -> str:
 
 def certificate_item(record: CertificateRecord) -> CertificateModel:
     return CertificateModel(
-        _cert_pk(record.tenant_id, record.cert_id),
+        cert_pk(record.tenant_id, record.cert_id),
         kind=record.kind,
         tenant_id=record.tenant_id,
         cert_id=record.cert_id,
@@ -57,6 +57,7 @@ def certificate_item(record: CertificateRecord) -> CertificateModel:
         revoked_at=record.revoked_at,
         revocation_reason=record.revocation_reason,
         revoked_key=record.tenant_id if record.revoked_at else None,
+        final_crl=record.final_crl,
         created_at=record.created_at,
         modified_at=record.modified_at,
         version=record.version,
@@ -80,6 +81,7 @@ def _cert_to_domain(item: CertificateModel) -> CertificateRecord:
         cr_id=item.cr_id,
         revoked_at=item.revoked_at,
         revocation_reason=item.revocation_reason,
+        final_crl=bytes(item.final_crl) if item.final_crl is not None else None,
     )
 
 
@@ -87,7 +89,7 @@ def get_certificate(tenant_id: str, cert_id: str) -> CertificateRecord | None:
     common.ready()
     with common.translated():
         try:
-            item = CertificateModel.get(_cert_pk(tenant_id, cert_id), consistent_read=True)
+            item = CertificateModel.get(cert_pk(tenant_id, cert_id), consistent_read=True)
         except DoesNotExist:
             return None
     if item.kind == "serial" or item.tenant_id != tenant_id:
@@ -343,7 +345,7 @@ def revoke(cert: CertificateRecord, reason: str, identity: IdentityRecord | None
     """
     common.ready()
     now = common.now()
-    item = CertificateModel(_cert_pk(cert.tenant_id, cert.cert_id))
+    item = CertificateModel(cert_pk(cert.tenant_id, cert.cert_id))
     with common.translated("the certificate was revoked concurrently"):
         with TransactWrite(connection=common.connection()) as tx:
             tx.update(
@@ -393,3 +395,20 @@ def iter_revoked(
                 item.not_after,
                 item.ca_id,
             )
+
+
+def count_by_ca(tenant_id: str, ca_id: str, now: datetime) -> int:
+    """The tenant's unexpired, unrevoked certificates issued by CA certificate ``ca_id``: one Query of
+    ca-index (``ca_id``, ``not_after`` > now) counted by DynamoDB (Select COUNT), page by page."""
+    from chalicelib.store.models import CaIndex
+
+    common.ready()
+    with common.translated():
+        return int(
+            CertificateModel.by_ca.count(
+                ca_id,
+                CaIndex.not_after > now,
+                filter_condition=(CertificateModel.tenant_id == tenant_id)
+                & CertificateModel.revoked_at.does_not_exist(),
+            )
+        )

@@ -11,9 +11,9 @@ import base64
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from chalicelib.domain import (
     AuditEvent,
     CaCert,
+    CaState,
     CertificateRecord,
     IdentityRecord,
     RequestRecord,
@@ -28,7 +29,7 @@ from chalicelib.domain import (
     Tenant,
     TenantConfig,
 )
-from chalicelib.errors import Conflict, InvalidInput, SecretAlreadyExists
+from chalicelib.errors import Conflict, InvalidInput, SecretAlreadyExists, Unavailable
 from chalicelib.store import keys
 
 
@@ -120,7 +121,9 @@ class MemoryTenants:
             self._s.record(audit)
             return fresh
 
-    def add_ca(self, tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = ()) -> None:
+    def add_ca(
+        self, tenant: Tenant, record: CertificateRecord, audit: Sequence[Any] = (), *, key_secret: str | None = None
+    ) -> None:
         with self._s.lock:
             current = self.items.get(tenant.tenant_id)
             key = (record.tenant_id, record.cert_id)
@@ -129,12 +132,49 @@ class MemoryTenants:
             self._certs.certs[key] = record
             self.items[tenant.tenant_id] = replace(
                 current,
-                cas=current.cas + (CaCert(record.cert_id, record.der, record.created_at),),
+                cas=current.cas + (CaCert(record.cert_id, record.der, record.created_at, key_secret),),
                 active_ca=record.cert_id,
                 modified_at=record.created_at,
                 version=current.version + 1,
             )
             self._s.record(audit)
+
+    def set_ca_states(
+        self,
+        tenant: Tenant,
+        states: Mapping[str, CaState],
+        audit: Sequence[Any] = (),
+        *,
+        final_crls: Mapping[str, bytes] | None = None,
+    ) -> Tenant:
+        with self._s.lock:
+            current = self.items.get(tenant.tenant_id)
+            if current is None or current.version != tenant.version:
+                raise Conflict(f"tenant {tenant.tenant_id} was changed concurrently, retry")
+            known = {ca.cert_id for ca in current.cas}
+            crls = dict(final_crls or {})
+            if not set(states) <= known or not set(crls) <= known:
+                raise Conflict(f"tenant {tenant.tenant_id} has no such CA certificate")
+            now = _now()
+            cas = tuple(
+                replace(ca, state=states[ca.cert_id], state_at=now) if ca.cert_id in states else ca
+                for ca in current.cas
+            )
+            for cert_id, der in crls.items():
+                ca_record = self._certs.certs[(tenant.tenant_id, cert_id)]
+                self._certs.certs[(tenant.tenant_id, cert_id)] = replace(
+                    ca_record, final_crl=bytes(der), modified_at=now
+                )
+            fresh = replace(
+                current,
+                cas=cas,
+                active_ca=None if current.active_ca in states else current.active_ca,
+                modified_at=now,
+                version=current.version + 1,
+            )
+            self.items[tenant.tenant_id] = fresh
+            self._s.record(audit)
+            return fresh
 
 
 class MemoryTokens:
@@ -300,6 +340,14 @@ class MemoryCertificates:
             assert c.revoked_at is not None
             yield c.serial, c.revoked_at, c.revocation_reason or "unspecified", c.not_after, c.ca_id
 
+    def count_by_ca(self, tenant_id: str, ca_id: str, now: datetime) -> int:
+        with self._s.lock:
+            return sum(
+                1
+                for (t, _), c in self.certs.items()
+                if t == tenant_id and c.ca_id == ca_id and c.not_after > now and c.revoked_at is None
+            )
+
 
 class MemoryAudit:
     def __init__(self, shared: _Shared) -> None:
@@ -345,12 +393,13 @@ class MemoryKeyStore:
         self._s = shared
         self.keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self.secrets: dict[str, bytes] = {}
+        self.deletions: dict[str, datetime] = {}  # secret name -> when it will be deleted
 
-    def secret_name(self, tenant_id: str) -> str:
-        return f"memory/{tenant_id}/ca-key"
+    def secret_name(self, tenant_id: str, fingerprint: str | None = None) -> str:
+        return f"memory/{tenant_id}/ca-key" + (f"-{fingerprint[:16]}" if fingerprint else "")
 
-    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey) -> str:
-        name = self.secret_name(tenant_id)
+    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey, *, name: str | None = None) -> str:
+        name = name or self.secret_name(tenant_id)
         with self._s.lock:
             if name in self.keys:
                 raise SecretAlreadyExists(name)
@@ -359,7 +408,21 @@ class MemoryKeyStore:
 
     def load(self, name: str) -> ec.EllipticCurvePrivateKey:
         with self._s.lock:
+            if name in self.deletions:  # as Secrets Manager refuses a secret marked for deletion
+                raise Unavailable("the key store is not available")
             return self.keys[name]
+
+    def schedule_deletion(self, name: str, recovery_days: int) -> bool:
+        """The secret stays (restorable) until the window ends, but can no longer be loaded."""
+        if "/ca-key" not in name:
+            raise ValueError("only CA key secrets are deleted here")
+        if not 7 <= recovery_days <= 30:
+            raise ValueError("the recovery window is 7 to 30 days")
+        with self._s.lock:
+            if name not in self.keys or name in self.deletions:
+                return False
+            self.deletions[name] = _now() + timedelta(days=recovery_days)
+            return True
 
     def put_secret(self, tenant_id: str, kind: str, value: bytes, *, replace: bool) -> str:
         if kind == "ca-key":

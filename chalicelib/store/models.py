@@ -34,6 +34,10 @@ class CaEntry(MapAttribute[str, Any]):
     cert_id = UnicodeAttribute()
     der = BinaryAttribute(legacy_encoding=False)
     created_at = UTCDateTimeAttribute()
+    # Absent on entries written before CA keys could be rotated: the tenant's key_secret, state trusted.
+    key_secret = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(null=True)  # trusted | retired | revoked (the active one is the tenant's active_ca)
+    state_at = UTCDateTimeAttribute(null=True)
 
 
 class TenantModel(Model):
@@ -84,6 +88,18 @@ class RevokedIndex(GlobalSecondaryIndex["CertificateModel"]):
     serial = UnicodeAttribute(range_key=True)
 
 
+class CaIndex(GlobalSecondaryIndex["CertificateModel"]):
+    """Client certificates by issuing CA certificate and expiry: how many a CA still covers. Projects only
+    what that count filters on; ca_id is a hash of the CA's DER, so the tenant is checked as well."""
+
+    class Meta:
+        index_name = "ca-index"
+        projection = IncludeProjection(["tenant_id", "revoked_at"])
+
+    ca_id = UnicodeAttribute(hash_key=True)
+    not_after = UTCDateTimeAttribute(range_key=True)
+
+
 class CertificateModel(Model):
     """Certificates (pk ``{tenant}#{cert_id}``) and serial claims (pk ``{tenant}#serial#{hex}``).
 
@@ -109,11 +125,13 @@ class CertificateModel(Model):
     revoked_at = UTCDateTimeAttribute(null=True)
     revocation_reason = UnicodeAttribute(null=True)
     revoked_key = UnicodeAttribute(null=True)  # the tenant id, set only once revoked
+    final_crl = BinaryAttribute(null=True, legacy_encoding=False)  # CA certificates: signed as their key went
     created_at = UTCDateTimeAttribute()
     modified_at = UTCDateTimeAttribute()
     version = NumberAttribute(default=1)
     by_identity = IdentityIndex()
     by_revoked = RevokedIndex()
+    by_ca = CaIndex()
 
 
 class IdentityModel(Model):

@@ -492,3 +492,33 @@ def test_nothing_of_one_tenant_is_visible_through_another(adapter: Adapter, tena
     # ... and all of it is there for its own.
     assert store.list_pending(tenant_id, limit=10, next_token=None) == ([waiting], None)
     assert len(list(store.iter_revoked(tenant_id))) == 1
+
+
+# -- certificates by issuing CA ------------------------------------------------------------------
+
+
+def _issue_under(a: Adapter, tenant_id: str, ca_id: str, *, at: datetime | None = None) -> CertificateRecord:
+    args = issue_args(a.certificates, tenant_id, ident(), at=at)
+    cert = replace(args.cert, ca_id=ca_id)
+    a.certificates.store_issued(cert, args.identity, args.request)
+    return cert
+
+
+def test_count_by_ca_counts_unexpired_unrevoked_certificates_of_that_ca(adapter: Adapter, tenant_id: str) -> None:
+    store = adapter.certificates
+    ca, other_ca = secrets.token_hex(48), secrets.token_hex(48)
+    assert store.count_by_ca(tenant_id, ca, now()) == 0
+    valid = [_issue_under(adapter, tenant_id, ca) for _ in range(3)]
+    _issue_under(adapter, tenant_id, ca, at=now() - timedelta(days=400))  # expired 35 days ago
+    _issue_under(adapter, tenant_id, other_ca)
+    _issue_under(adapter, tenant_id + "-b", ca)  # another tenant's, under a CA of the same id
+    revoked = valid.pop()
+    identity = store.get_identity(tenant_id, revoked.identity or "")
+    store.revoke(revoked, "superseded", identity)
+    assert store.count_by_ca(tenant_id, ca, now()) == 2
+    assert store.count_by_ca(tenant_id, other_ca, now()) == 1
+    assert store.count_by_ca(tenant_id + "-b", ca, now()) == 1
+    # "unexpired" at the time asked: a year on, none is
+    assert store.count_by_ca(tenant_id, ca, max(c.not_after for c in valid)) == 0
+    assert store.count_by_ca(tenant_id, ca, min(c.not_after for c in valid) - timedelta(seconds=1)) == 2
+    assert store.count_by_ca(new_tenant_id(), ca, now()) == 0

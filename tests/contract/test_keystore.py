@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib.errors import SecretAlreadyExists
+from chalicelib.errors import SecretAlreadyExists, Unavailable
 from tests.contract.conftest import Adapter
 
 KIND = "webhook-secret"
@@ -79,3 +79,52 @@ def test_a_ca_key_is_never_put_as_a_secret(adapter: Adapter, tenant_id: str) -> 
         adapter.keystore.put_secret(tenant_id, "ca-key", b"x", replace=True)
     adapter.forget()
     assert same_key(adapter.keystore.load(name), key)
+
+
+# -- keys made by rotations, and deletion ---------------------------------------------------------
+
+
+def test_a_rotated_key_has_a_secret_of_its_own(adapter: Adapter, tenant_id: str) -> None:
+    first = adapter.keystore.secret_name(tenant_id)
+    fingerprint = "0123456789abcdef" + "f" * 48
+    name = adapter.keystore.secret_name(tenant_id, fingerprint)
+    assert name == first + "-0123456789abcdef"
+    assert adapter.keystore.secret_name(tenant_id, fingerprint) == name
+    assert adapter.keystore.secret_name(tenant_id + "-b", fingerprint) != name
+    assert adapter.keystore.secret_name(tenant_id, "fedcba9876543210" + "0" * 48) != name
+    original, rotated = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1())
+    assert adapter.keystore.create(tenant_id, original) == first
+    assert adapter.keystore.create(tenant_id, rotated, name=name) == name
+    with pytest.raises(SecretAlreadyExists):
+        adapter.keystore.create(tenant_id, ec.generate_private_key(ec.SECP256R1()), name=name)
+    adapter.forget()
+    assert same_key(adapter.keystore.load(first), original)
+    loaded = adapter.keystore.load(name)
+    assert same_key(loaded, rotated) and isinstance(loaded.curve, ec.SECP384R1)
+
+
+def test_a_key_scheduled_for_deletion_cannot_be_loaded_or_made_again(adapter: Adapter, tenant_id: str) -> None:
+    first = adapter.keystore.create(tenant_id, ec.generate_private_key(ec.SECP256R1()))
+    kept = adapter.keystore.create(
+        tenant_id, ec.generate_private_key(ec.SECP256R1()), name=adapter.keystore.secret_name(tenant_id, "ab" * 32)
+    )
+    assert adapter.keystore.load(first) is not None  # in this container's cache too
+    assert adapter.keystore.schedule_deletion(first, 30) is True
+    assert adapter.keystore.schedule_deletion(first, 30) is False  # idempotent
+    for _ in range(2):  # this container, and another
+        with pytest.raises(Unavailable):
+            adapter.keystore.load(first)
+        adapter.forget()
+    with pytest.raises(SecretAlreadyExists):  # the name stays taken while it can be restored
+        adapter.keystore.create(tenant_id, ec.generate_private_key(ec.SECP256R1()))
+    assert adapter.keystore.load(kept) is not None
+    # a secret that never existed: nothing to do
+    assert adapter.keystore.schedule_deletion(adapter.keystore.secret_name(tenant_id + "-b"), 7) is False
+
+
+def test_only_ca_keys_are_scheduled_for_deletion(adapter: Adapter, tenant_id: str) -> None:
+    adapter.keystore.put_secret(tenant_id, KIND, b"keep me", replace=False)
+    with pytest.raises(ValueError):
+        adapter.keystore.schedule_deletion(adapter.keystore.secret_name(tenant_id).replace("ca-key", KIND), 30)
+    adapter.forget()
+    assert adapter.keystore.load_secret(tenant_id, KIND) == b"keep me"

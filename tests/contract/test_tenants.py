@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.domain import CaCert, Tenant, TenantConfig
+from chalicelib.domain import CaCert, CaState, CertificateRecord, Tenant, TenantConfig
 from chalicelib.errors import Conflict
 from tests.contract.conftest import Adapter, audit_events, cert_record, now
 
@@ -148,3 +148,76 @@ def test_tenants_are_apart(adapter: Adapter, tenant_id: str) -> None:
     assert adapter.tenants.get(tenant_id + "-b") is None
     other = adapter.tenants.create(tenant_id + "-b", TenantConfig(), "s2", "fp2", False)
     assert (other.cas, other.active_ca, other.config) == ((), None, TenantConfig())
+
+
+# -- CA lifecycle: each CA certificate's key and state ---------------------------------------------
+
+
+def test_add_ca_records_the_key_of_each_ca_certificate(adapter: Adapter, tenant_id: str) -> None:
+    tenant = adapter.tenants.create(tenant_id, CONFIG, "first-secret", "fp", False)
+    first = cert_record(tenant_id, kind="ca", at=now() - timedelta(seconds=5))
+    adapter.tenants.add_ca(tenant, first)  # over the tenant's first key
+    rotated = cert_record(tenant_id, kind="ca")
+    adapter.tenants.add_ca(stored(adapter, tenant_id), rotated, key_secret="rotated-secret")
+    tenant = stored(adapter, tenant_id)
+    assert tenant.cas == (
+        CaCert(first.cert_id, first.der, first.created_at, None, CaState.TRUSTED, None),
+        CaCert(rotated.cert_id, rotated.der, rotated.created_at, "rotated-secret", CaState.TRUSTED, None),
+    )
+    assert [tenant.key_of(ca) for ca in tenant.cas] == ["first-secret", "rotated-secret"]
+    assert [tenant.state_of(ca) for ca in tenant.cas] == [CaState.TRUSTED, CaState.ACTIVE]
+    assert tenant.active_ca_cert() == tenant.cas[1] and tenant.trusted_cas() == tenant.cas
+
+
+def _two_cas(a: Adapter, tenant_id: str) -> tuple[Tenant, CertificateRecord, CertificateRecord]:
+    tenant = a.tenants.create(tenant_id, CONFIG, "first-secret", "fp", False)
+    old = cert_record(tenant_id, kind="ca", at=now() - timedelta(seconds=5))
+    a.tenants.add_ca(tenant, old)
+    new = cert_record(tenant_id, kind="ca")
+    a.tenants.add_ca(stored(a, tenant_id), new, key_secret="rotated-secret")
+    return stored(a, tenant_id), old, new
+
+
+def test_set_ca_states_retires_with_its_final_crl_and_audit(adapter: Adapter, tenant_id: str) -> None:
+    tenant, old, new = _two_cas(adapter, tenant_id)
+    before = now()
+    entry = adapter.audit.item(tenant_id, "ca.retired", "op", subject=old.cert_id, outcome="retired")
+    fresh = adapter.tenants.set_ca_states(
+        tenant, {old.cert_id: CaState.RETIRED}, [entry], final_crls={old.cert_id: b"final crl"}
+    )
+    assert fresh == stored(adapter, tenant_id)
+    assert fresh.version == tenant.version + 1 and fresh.modified_at >= tenant.modified_at
+    retired, active = fresh.cas
+    assert (retired.cert_id, retired.state, retired.key_secret) == (old.cert_id, CaState.RETIRED, None)
+    assert retired.state_at is not None and before - timedelta(seconds=1) <= retired.state_at <= now()
+    assert active == tenant.cas[1] and fresh.active_ca == new.cert_id
+    assert fresh.trusted_cas() == (active,) and fresh.state_of(retired) == CaState.RETIRED
+    with_crl = adapter.certificates.get_certificate(tenant_id, old.cert_id)
+    assert with_crl is not None and with_crl.modified_at >= old.modified_at
+    assert replace(with_crl, modified_at=old.modified_at) == replace(old, final_crl=b"final crl")
+    assert adapter.certificates.get_certificate(tenant_id, new.cert_id) == new
+    assert [(e.event, e.subject) for e in audit_events(adapter, tenant_id, event="ca.retired")] == [
+        ("ca.retired", old.cert_id)
+    ]
+
+
+def test_set_ca_states_revoking_the_active_one_leaves_none(adapter: Adapter, tenant_id: str) -> None:
+    tenant, old, new = _two_cas(adapter, tenant_id)
+    fresh = adapter.tenants.set_ca_states(tenant, {new.cert_id: CaState.REVOKED, old.cert_id: CaState.REVOKED})
+    assert fresh.active_ca is None and fresh.active_ca_cert() is None and fresh.trusted_cas() == ()
+    assert [ca.state for ca in fresh.cas] == [CaState.REVOKED, CaState.REVOKED]
+    assert [ca.key_secret for ca in fresh.cas] == [None, "rotated-secret"]
+    assert fresh == stored(adapter, tenant_id)
+
+
+def test_set_ca_states_of_a_stale_tenant_or_an_unknown_ca_writes_nothing(adapter: Adapter, tenant_id: str) -> None:
+    tenant, old, _ = _two_cas(adapter, tenant_id)
+    winner = adapter.tenants.update_config(tenant, TenantConfig(lifetime_days=40))
+    entry = adapter.audit.item(tenant_id, "ca.retired", "op", subject=old.cert_id)
+    with pytest.raises(Conflict):  # read before the winner wrote
+        adapter.tenants.set_ca_states(tenant, {old.cert_id: CaState.RETIRED}, [entry], final_crls={old.cert_id: b"x"})
+    with pytest.raises(Conflict):  # no such CA certificate
+        adapter.tenants.set_ca_states(winner, {"f" * 96: CaState.RETIRED}, [entry])
+    assert adapter.tenants.get(tenant_id) == winner
+    assert adapter.certificates.get_certificate(tenant_id, old.cert_id) == old
+    assert audit_events(adapter, tenant_id, event="ca.retired") == []

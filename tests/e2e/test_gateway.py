@@ -157,7 +157,7 @@ def require_nginx() -> str:
     return nginx
 
 
-def enroll(gateway_url: str, server_cert: Path, state: Path) -> str:
+def enroll(gateway_url: str, server_cert: Path, state: Path, *extra: str) -> str:
     run = subprocess.run(
         [
             sys.executable,
@@ -170,6 +170,7 @@ def enroll(gateway_url: str, server_cert: Path, state: Path) -> str:
             str(state),
             "--cafile",
             str(server_cert),
+            *extra,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -680,3 +681,96 @@ def test_default_worker_user_passes_nginx_t_as_root(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stderr
     pid = out / "nginx.pid"
     assert not pid.exists() or not pid.read_text().strip()  # `nginx -t` leaves it empty: nothing started
+
+
+# --- 8. a CA rotation drill ------------------------------------------------------------------------
+
+ROTATION_TENANT = "gateway-rotation"
+
+
+def _ski(cert: x509.Certificate) -> bytes:
+    return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def _aki(cert: x509.Certificate) -> bytes | None:
+    return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+
+
+def test_ca_rotation_drill(pki: Stack, tmp_path: Path) -> None:
+    """Rotate a tenant's CA behind real NGINX: an old client passes, a new one chains to the new CA,
+    the old one renews onto it outside its window, the old CA is retired (refused, then forced) and
+    its certificate refused, the bundle rendered again lacks it; then the new CA is revoked."""
+    require_nginx()
+    auth = {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"}
+    old_ca_id = setup_tenant(pki, ROTATION_TENANT, new=True).split(":", 1)[1]
+
+    def gateway_for(name: str) -> Gateway:
+        return start_gateway(pki, ROTATION_TENANT, tmp_path / name, upstream)
+
+    def device_cert(state: Path) -> x509.Certificate:
+        return x509.load_der_x509_certificate((state / "seacat_cert.der").read_bytes())
+
+    upstream = start_upstream()
+    running: list[Gateway] = []
+    try:
+        running.append(gateway_for("before"))
+        before = running[-1]
+        old = tmp_path / "old-device"
+        enroll(f"https://127.0.0.1:{before.port}/seacat", before.server_cert, old)
+        assert before.request("/protected", device=old)[0] == 200
+        kept = tmp_path / "old-certificate"  # the old certificate, kept to present after the renewal
+        shutil.copytree(old, kept)
+
+        status, _, body = http("POST", f"{pki.url}/{ROTATION_TENANT}/x509/ca/rotate", REFERENCE_SPEC.encode(), auth)
+        assert status == 201, body
+        new_ca = x509.load_pem_x509_certificate(json.loads(body)["certificate"].encode())
+        stop_process(before.process)
+        running.append(gateway_for("rotated"))  # rendered again: the bundle holds both
+        gateway = running[-1]
+        assert len(x509.load_pem_x509_certificates((gateway.out / "seacat_ca.pem").read_bytes())) == 2
+        assert gateway.request("/protected", device=old)[0] == 200  # the old client passes
+
+        fresh = tmp_path / "new-device"
+        enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, fresh)
+        assert _aki(device_cert(fresh)) == _ski(new_ca)  # AKI = the new CA's SKI
+        assert gateway.request("/protected", device=fresh)[0] == 200
+
+        # the old client's next enrolment, far outside its renewal window: a certificate of the new CA
+        enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, old, "--force")
+        renewed = device_cert(old)
+        assert renewed.serial_number != device_cert(kept).serial_number
+        assert _aki(renewed) == _ski(new_ca)
+        assert gateway.request("/protected", device=old)[0] == 200
+
+        retire = f"{pki.url}/{ROTATION_TENANT}/x509/ca/{old_ca_id}/retire"
+        status, _, body = http("PUT", retire, b"{}", auth)
+        assert status == 409 and "still covers 1 unexpired, unrevoked client certificate" in json.loads(body)["message"]
+        assert gateway.request("/protected", device=kept)[0] == 200  # refused retirement: nothing changed
+        status, _, body = http("PUT", retire, b'{"force": true}', auth)
+        assert status == 200 and json.loads(body)["keyDeletionScheduled"] is True, body
+        status, elapsed = wait_for_status(gateway, kept, 403, limit=AUTH_CACHE_SECONDS + 6)
+        assert status == 403, f"the old certificate still gets {status} {elapsed:.1f} s after the retirement"
+        assert gateway.request("/protected", device=old)[0] == 200
+
+        stop_process(gateway.process)
+        running.append(gateway_for("retired"))  # rendered again: the old CA is gone from the bundle
+        gateway = running[-1]
+        assert x509.load_pem_x509_certificates((gateway.out / "seacat_ca.pem").read_bytes()) == [new_ca]
+        assert gateway.request("/protected", device=kept)[0] == 400  # NGINX itself refuses it now
+        assert gateway.request("/protected", device=fresh)[0] == 200
+
+        # a compromised CA: everything it issued is refused within the PKI's windows
+        revoke = f"{pki.url}/{ROTATION_TENANT}/x509/ca/{new_ca_id(new_ca)}/revoke"
+        status, _, body = http("PUT", revoke, b"{}", auth)
+        assert status == 200, body
+        for device in (fresh, old):
+            status, elapsed = wait_for_status(gateway, device, 403, limit=AUTH_CACHE_SECONDS + 6)
+            assert status == 403, f"{device.name} still gets {status} {elapsed:.1f} s after the CA's revocation"
+    finally:
+        for gateway in running:
+            stop_process(gateway.process)
+        stop_upstream(upstream)
+
+
+def new_ca_id(cert: x509.Certificate) -> str:
+    return hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()

@@ -502,6 +502,26 @@ def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> Non
     for name, allowed in (("acme/webhook-secret-AbCdEf", True), ("acme/ca-key-AbCdEf", False), ("acme/ca-key", False)):
         resource = arn.format("secretsmanager", f"secret:seacat/test/{name}")
         assert _allowed([rotation], "secretsmanager:PutSecretValue", resource) is allowed, name
+    # CA key secrets, and nothing else, may be scheduled for deletion (a retired or revoked CA's key)
+    deletion = statements["CaKeyDeletion"]
+    assert deletion["Action"] == "secretsmanager:DeleteSecret"
+    assert sorted(deletion["Resource"]) == sorted(
+        arn.format("secretsmanager", f"secret:seacat/test/*/{name}")
+        for name in ("ca-key-??????", "ca-key-????????????????-??????")
+    )
+    for name, allowed in (
+        ("acme/ca-key-AbCdEf", True),  # a tenant's first key
+        ("acme/ca-key-0123456789abcdef-AbCdEf", True),  # a key made by a rotation
+        ("acme/webhook-secret-AbCdEf", False),
+        ("acme/ca-key-0123456789abcdef-extra-AbCdEf", False),
+        ("acme/ca-keyring-AbCdEf", False),
+        ("ca-key/webhook-secret-AbCdEf", False),  # a tenant named ca-key
+    ):
+        resource = arn.format("secretsmanager", f"secret:seacat/test/{name}")
+        assert _allowed(_role_policy(), "secretsmanager:DeleteSecret", resource) is allowed, name
+    other_stage = arn.format("secretsmanager", "secret:seacat/prod/acme/ca-key-AbCdEf")
+    assert not _allowed(_role_policy(), "secretsmanager:DeleteSecret", other_stage)
+    assert [sid for sid, s in statements.items() if "DeleteSecret" in json.dumps(s["Action"])] == ["CaKeyDeletion"]
     assert statements["CaKeyThroughSecretsManager"]["Resource"].startswith(arn.format("kms", "key/"))
     assert statements["CaKeyThroughSecretsManager"]["Condition"] == {
         "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"},
@@ -624,6 +644,13 @@ def test_the_role_allows_every_call_of_an_enrolment_lifecycle(
     ok(client.http.get("/acme/x509/crl"))  # the revoked index
     ok(client.http.get("/acme/x509/ca"))
     ok(client.http.get("/audit?tenant=acme", headers=tenant_admin))
+    # the CA lifecycle: a rotation (a secret of its own), the counts (ca-index), retiring the first CA
+    # (its final CRL, then its key's secret scheduled for deletion)
+    first = ok(client.http.get("/tenants/acme", headers=tenant_admin)).json_body["activeCa"]
+    ok(client.http.post("/acme/x509/ca/rotate", headers=tenant_admin, body=REFERENCE_SPEC), 201)
+    ok(client.http.get("/tenants/acme", headers=tenant_admin))
+    ok(client.http.put(f"/acme/x509/ca/{first}/retire", headers=tenant_admin, body='{"force": true}'))
+    ok(client.http.get(f"/acme/x509/crl/{first}"))
     ok(client.http.delete(f"/tokens/{token['tokenId']}", headers=admin))
 
     statements = _role_policy()
@@ -645,6 +672,11 @@ def test_the_role_allows_every_call_of_an_enrolment_lifecycle(
     assert any(r.endswith("/index/pending-index") for _, r in needed) and any(
         r.endswith("/index/revoked-index") for _, r in needed
     )
+    assert any(r.endswith("/index/ca-index") for _, r in needed)
+    assert (
+        "secretsmanager:DeleteSecret",
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:seacat/test/acme/ca-key-AbCdEf",
+    ) in needed
     assert not any(a.startswith("kms:") for a in actions), "the service must reach KMS only through Secrets Manager"
 
 

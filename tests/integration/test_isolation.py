@@ -78,10 +78,11 @@ def world() -> Iterator[World]:
                 client.http.put(f"/tenants/{name}", headers=auth(OPERATOR), body='{"manualApproval": true}').status_code
                 == 201
             )
-            assert (
-                client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC).status_code
-                == 201
-            )
+            made = client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC)
+            assert made.status_code == 201
+            # a second CA certificate, over a key of its own: the first can then be retired
+            rotated = client.http.post(f"/{name}/x509/ca/rotate", headers=auth(OPERATOR), body=REFERENCE_SPEC)
+            assert rotated.status_code == 201
             key = ec.generate_private_key(ec.SECP256R1())
             cr_id = client.http.put(
                 f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")
@@ -96,6 +97,7 @@ def world() -> Iterator[World]:
                 body=build_cr(ec.generate_private_key(ec.SECP256R1()), application="iso"),
             )
             assert pending.status_code == 202
+            first_ca = made.json_body["_id"]
             made = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": name}))
             assert made.status_code == 201
             issued[name] = made.json_body["token"]
@@ -106,6 +108,7 @@ def world() -> Iterator[World]:
                 "cr_id": cr_id,
                 "pending_cr_id": pending.json_body["id"],
                 "token_id": made.json_body["tokenId"],
+                "ca_id": first_ca,
             }
         revoked = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": "alpha"})).json_body
         assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=auth(OPERATOR)).status_code == 200
@@ -121,6 +124,9 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("PUT", "/tenants/{tenant}"): ("/tenants/{tenant}", '{"seacat": false, "approve": "http://127.0.0.1:9/x"}'),
     ("GET", "/tenants/{tenant}"): ("/tenants/{tenant}", None),
     ("PUT", "/{tenant}/x509/self-signed"): ("/{tenant}/x509/self-signed", REFERENCE_SPEC),
+    ("POST", "/{tenant}/x509/ca/rotate"): ("/{tenant}/x509/ca/rotate", REFERENCE_SPEC),
+    ("PUT", "/{tenant}/x509/ca/{ca_id}/retire"): ("/{tenant}/x509/ca/{ca_id}/retire", '{"force": true}'),
+    ("PUT", "/{tenant}/x509/ca/{ca_id}/revoke"): ("/{tenant}/x509/ca/{ca_id}/revoke", '{"reason": "cACompromise"}'),
     ("POST", "/{tenant}/webhook/secret"): ("/{tenant}/webhook/secret", None),
     ("POST", "/{tenant}/gateway/credential"): ("/{tenant}/gateway/credential", None),
     ("DELETE", "/{tenant}/gateway/credential"): ("/{tenant}/gateway/credential", None),
@@ -240,6 +246,10 @@ def test_own_paths_with_another_tenants_ids_answer_404_and_change_nothing(world:
         ("GET", f"/alpha/seacat/identity/{beta['identity']}", b""),
         ("GET", f"/alpha/seacat/identity/{beta['identity']}/certificates", b""),
         ("PUT", f"/alpha/seacat/identity/{beta['identity']}/revoke", b"{}"),
+        ("PUT", f"/alpha/x509/ca/{beta['ca_id']}/retire", b'{"force": true}'),
+        ("PUT", f"/alpha/x509/ca/beta:{beta['ca_id']}/revoke", b"{}"),
+        ("PUT", f"/alpha/x509/ca/alpha:{beta['ca_id']}/revoke", b"{}"),
+        ("GET", f"/alpha/x509/crl/{beta['ca_id']}", b""),
     ]:
         for token in (world.alpha_token, OPERATOR):
             r = world.client.http.request(method, path, headers=auth(token), body=body)

@@ -158,7 +158,7 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
             assert "*" not in resource and all(r != "*" for r in resource), f"{name}: Resource * for {service}"
             seen[service].append(statement)
 
-    secrets, rotation = seen["secretsmanager"]
+    secrets, deletion, rotation = seen["secretsmanager"]
     assert secrets["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
     }
@@ -166,6 +166,15 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
         "secretsmanager:CreateSecret",
         "secretsmanager:GetSecretValue",
         "secretsmanager:TagResource",
+    ]
+    # a secret is deleted (scheduled, with a recovery window) only where it is a CA key
+    assert _listed(deletion["Action"]) == ["secretsmanager:DeleteSecret"]
+    assert deletion["Resource"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*/"
+            + name
+        }
+        for name in ("ca-key-??????", "ca-key-????????????????-??????")
     ]
     # a secret is replaced only where it is the webhook's signing key, never a CA key
     assert _listed(rotation["Action"]) == ["secretsmanager:PutSecretValue"]

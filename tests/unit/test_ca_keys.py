@@ -203,3 +203,25 @@ def test_errors_do_not_chain_parser_exceptions() -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
     err = _refused(pem, "could not be parsed")
     assert err.__cause__ is None and err.__suppress_context__
+
+
+# -- keys made or imported by a CA rotation ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("curve, name, digest", [("P-256", "secp256r1", "sha256"), ("P-384", "secp384r1", "sha384")])
+def test_rotation_curves_generate_load_and_sign_with_their_digest(curve: str, name: str, digest: str) -> None:
+    key = keys.generate_ca_key(curve)
+    assert key.curve.name == name and keys.curve_name(key) == curve and keys.curve_name(key.public_key()) == curve
+    assert keys.signature_hash(key).name == digest
+    loaded = keys.load_ca_private_key_pem(keys.private_key_to_pem(key), curves=keys.ROTATION_CURVES)
+    assert loaded.private_numbers() == key.private_numbers()
+
+
+def test_a_rotation_still_refuses_other_curves() -> None:
+    key = ec.generate_private_key(ec.SECP521R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(InvalidInput, match=r"secp521r1; P-256 or P-384 is required") as raised:
+        keys.load_ca_private_key_pem(pem, curves=keys.ROTATION_CURVES)
+    assert raised.value.field == "privateKey"
+    with pytest.raises(KeyError):
+        keys.generate_ca_key("P-521")

@@ -123,3 +123,38 @@ def test_manual_approval_and_conflicts(memory: Any) -> None:
         ),
     )
     assert other.status_code == 409
+
+
+def test_ca_rotation_retirement_and_revocation_in_memory(memory: Any) -> None:
+    client, backend = memory
+    assert client.http.put("/tenants/acme", headers=admin(), body="{}").status_code == 201
+    old = client.http.put("/acme/x509/self-signed", headers=admin(), body=REFERENCE_SPEC).json_body["_id"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    first = x509.load_der_x509_certificate(
+        client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m")).body
+    )
+    rotated = client.http.post("/acme/x509/ca/rotate", headers=admin(), body=REFERENCE_SPEC)
+    assert rotated.status_code == 201
+    new = rotated.json_body["_id"]
+    secret = f"memory/acme/ca-key-{rotated.json_body['keyFingerprint'][:16]}"
+    assert secret in backend.keystore.keys
+    renewed = x509.load_der_x509_certificate(
+        client.http.put("/acme/seacat/enroll", headers=OCTET, body=build_cr(key, application="m")).body
+    )
+    assert renewed.serial_number != first.serial_number
+    retire = client.http.put(f"/acme/x509/ca/{old}/retire", headers=admin(), body="{}")
+    assert retire.status_code == 409 and "still covers 1" in retire.json_body["message"]
+    retire = client.http.put(f"/acme/x509/ca/{old}/retire", headers=admin(), body='{"force": true}')
+    assert retire.status_code == 200 and retire.json_body["keyDeletionScheduled"] is True
+    assert set(backend.keystore.deletions) == {"memory/acme/ca-key"}
+    assert backend.certificates.certs[("acme", old)].final_crl is not None
+    assert client.http.get(f"/acme/x509/crl/{old}").body == backend.certificates.certs[("acme", old)].final_crl
+    gateway = {"Content-Type": "text/plain", "X-SSL-Client-Verify": "SUCCESS"}
+    for cert, status in ((first, 403), (renewed, 200)):
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        assert client.http.put("/acme/seacat/nginx_authenticate", headers=gateway, body=pem).status_code == status
+    assert client.http.put(f"/acme/x509/ca/{new}/revoke", headers=admin(), body="{}").status_code == 200
+    assert set(backend.keystore.deletions) == {"memory/acme/ca-key", secret}
+    pem = renewed.public_bytes(serialization.Encoding.PEM)
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gateway, body=pem).status_code == 403
+    assert client.http.get("/acme/x509/ca").status_code == 404
