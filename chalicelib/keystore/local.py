@@ -91,9 +91,9 @@ CREATE TABLE IF NOT EXISTS local_secrets (
 """
 # Added to tables made before deletions could be scheduled (their rows: not scheduled).
 _DELETION_COLUMNS = ("deleted_at", "delete_after")
-_COLUMNS = "SELECT scheme, kek_id, key_nonce, wrapped_key, nonce, ciphertext, deleted_at FROM local_secrets"
+_SELECT = "SELECT scheme, kek_id, key_nonce, wrapped_key, nonce, ciphertext, deleted_at FROM local_secrets"
 # A row past its recovery window is gone, purged or not yet.
-_READ = f"{_COLUMNS} WHERE name = ? AND (delete_after IS NULL OR delete_after > ?)"
+_READ = f"{_SELECT} WHERE name = ? AND (delete_after IS NULL OR delete_after > ?)"
 _PURGE = "DELETE FROM local_secrets WHERE delete_after IS NOT NULL AND delete_after <= ?"
 _SCHEDULE = """UPDATE local_secrets SET deleted_at = ?, delete_after = ?
 WHERE name = ? AND kind = 'ca-key' AND deleted_at IS NULL"""
