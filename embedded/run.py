@@ -100,6 +100,10 @@ def state_summary(counts: dict[str, int], secrets: dict[str, int]) -> str:
     parts.append(plural(secrets.get("ca-key", 0), "CA key"))
     if secrets.get("webhook-secret"):
         parts.append(plural(secrets["webhook-secret"], "webhook secret"))
+    from chalicelib.keystore.local import SCHEDULED
+
+    if secrets.get(SCHEDULED):  # retired keys, restorable until their recovery window ends
+        parts.append(f"{plural(secrets[SCHEDULED], 'CA key')} scheduled for deletion")
     return ", ".join(parts)
 
 

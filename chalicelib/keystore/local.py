@@ -16,6 +16,20 @@ the KEK, which tells nothing about the key), so a wrong KEK is told apart from a
 
 As on Secrets Manager, decrypted CA keys stay in the context's ``caches.keys`` (a CA key is never
 replaced) and other secrets in ``caches.secrets`` for the tenant cache's time to live.
+
+Deleting a CA key (``schedule_deletion``, once no trusted CA certificate is over it) works as Secrets
+Manager's recovery window: the row stays, marked ``deleted_at`` with a deadline ``delete_after``
+(now + the window, 7-30 days). Until then it can be restored by hand, and meanwhile it cannot be
+loaded (``Unavailable``, as Secrets Manager refuses a secret marked for deletion) and its name stays
+taken (``SecretAlreadyExists``). Past the deadline it reads as gone, and every write of this store
+(a secret created or replaced, a deletion scheduled) first purges the rows past their deadline.
+To restore one within its window (the service itself never does), with the service stopped or not:
+
+    sqlite3 .seacat-local/seacat.db \
+      "UPDATE local_secrets SET deleted_at = NULL, delete_after = NULL WHERE name = '<secret name>'"
+
+(the secret's name is in the ``key.deletion_scheduled`` audit event). A server worker that had the
+key in its cache keeps it there, as a Lambda container does on AWS.
 """
 
 from __future__ import annotations
@@ -24,11 +38,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -50,6 +65,11 @@ WRONG_KEK = "the key-encryption key does not open this data directory's secrets"
 _KEK_ID_LABEL = b"seacat-pki local key store: key-encryption key id"
 _WRAP_LABEL = b"seacat-pki local key store: data key of "
 BUSY_TIMEOUT_SECONDS = 10.0
+RECOVERY_DAYS = (7, 30)  # the recovery windows schedule_deletion accepts, as Secrets Manager's
+# The key of check()'s answer that counts the secrets scheduled for deletion (not counted by kind).
+SCHEDULED = "scheduled-for-deletion"
+
+log = logging.getLogger("seacat.keystore")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_secrets (
@@ -64,9 +84,19 @@ CREATE TABLE IF NOT EXISTS local_secrets (
     nonce       BLOB NOT NULL,      -- AES-GCM nonce of the value
     ciphertext  BLOB NOT NULL,      -- the value, AES-256-GCM under the data key (AAD: the name)
     created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    deleted_at  TEXT,               -- CA keys: when the deletion was scheduled (NULL: not scheduled)
+    delete_after TEXT               -- and the end of its recovery window, when the row is purged
 ) STRICT
 """
+# Added to tables made before deletions could be scheduled (their rows: not scheduled).
+_DELETION_COLUMNS = ("deleted_at", "delete_after")
+_SELECT = "SELECT scheme, kek_id, key_nonce, wrapped_key, nonce, ciphertext, deleted_at FROM local_secrets"
+# A row past its recovery window is gone, purged or not yet.
+_READ = f"{_SELECT} WHERE name = ? AND (delete_after IS NULL OR delete_after > ?)"
+_PURGE = "DELETE FROM local_secrets WHERE delete_after IS NOT NULL AND delete_after <= ?"
+_SCHEDULE = """UPDATE local_secrets SET deleted_at = ?, delete_after = ?
+WHERE name = ? AND kind = 'ca-key' AND deleted_at IS NULL"""
 
 
 class LocalKeyStoreError(RuntimeError):
@@ -209,6 +239,36 @@ def unseal(kek: bytes, name: str, sealed: Sealed) -> bytes:
 # --- the store ------------------------------------------------------------------------------------
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(at: datetime) -> str:
+    """A time as the table holds it (fixed width, one offset: text order is time order)."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _add_deletion_columns(conn: sqlite3.Connection) -> None:
+    """Give a table made before deletions could be scheduled its two columns, once (of two processes
+    opening it at once, the second finds them added)."""
+
+    def missing() -> list[str]:
+        have = {str(row[1]) for row in conn.execute("PRAGMA table_info(local_secrets)")}
+        return [c for c in _DELETION_COLUMNS if c not in have]
+
+    if not missing():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for column in missing():
+            conn.execute(f"ALTER TABLE local_secrets ADD COLUMN {column} TEXT")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class LocalKeyStore:
     """The KeyStore port on the table ``local_secrets`` of ``database``; its caches are the context's."""
 
@@ -239,9 +299,14 @@ class LocalKeyStore:
             conn = sqlite3.connect(
                 self.database, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a key the service acknowledged survives a power loss
-            conn.execute(SCHEMA)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")  # a key the service acknowledged survives a power loss
+                conn.execute(SCHEMA)
+                _add_deletion_columns(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
@@ -252,28 +317,52 @@ class LocalKeyStore:
             self._conn = None
 
     def _read(self, name: str) -> Sealed | None:
+        """The sealed secret; None if there is none (or it is past its recovery window). Unavailable if
+        it is scheduled for deletion, as Secrets Manager refuses to read one."""
+        row = self._row(name)
+        if row is None:
+            return None
+        sealed, deleted_at = row
+        if deleted_at is not None:
+            raise Unavailable("the key store is not available") from RuntimeError(
+                f"the secret {name} is scheduled for deletion"
+            )
+        return sealed
+
+    def _row(self, name: str) -> tuple[Sealed, str | None] | None:
         try:
             with self._lock:
-                row = (
-                    self._db()
-                    .execute(
-                        "SELECT scheme, kek_id, key_nonce, wrapped_key, nonce, ciphertext FROM local_secrets "
-                        "WHERE name = ?",
-                        (name,),
-                    )
-                    .fetchone()
-                )
+                row = self._db().execute(_READ, (name, _stamp(_now()))).fetchone()
         except sqlite3.Error as exc:
             raise Unavailable("the key store is not available") from RuntimeError(type(exc).__name__)
         if row is None:
             return None
         if row[0] != SCHEME:
             raise DamagedSecret(f"the secret {name} was stored as {row[0]!r}, this version reads {SCHEME}")
-        return Sealed(str(row[1]), bytes(row[2]), bytes(row[3]), bytes(row[4]), bytes(row[5]))
+        return Sealed(str(row[1]), bytes(row[2]), bytes(row[3]), bytes(row[4]), bytes(row[5])), row[6]
+
+    def _transaction(self, statements: list[tuple[str, tuple[object, ...]]]) -> list[int]:
+        """Run the statements in one write transaction, after purging the rows past their recovery
+        window; each one's rowcount. IntegrityError (a name in use) is the caller's to translate."""
+        at = _stamp(_now())
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                purged = db.execute(_PURGE, (at,)).rowcount
+                counts = [db.execute(sql, args).rowcount for sql, args in statements]
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        if purged:
+            log.info("the local key store purged %d secret(s) past their recovery window", purged)
+        return counts
 
     def _write(self, tenant_id: str, kind: str, name: str, value: bytes, *, replace: bool) -> None:
         sealed = seal(self._kek, name, value)
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = _stamp(_now())
         columns = (name, tenant_id, kind, SCHEME, sealed.kek_id, sealed.key_nonce, sealed.wrapped_key)
         insert = (
             "INSERT INTO local_secrets (name, tenant_id, kind, version, scheme, kek_id, key_nonce, wrapped_key, "
@@ -286,8 +375,7 @@ class LocalKeyStore:
                 "nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at"
             )
         try:
-            with self._lock:
-                self._db().execute(insert, (*columns, sealed.nonce, sealed.ciphertext, now, now))
+            self._transaction([(insert, (*columns, sealed.nonce, sealed.ciphertext, now, now))])
         except sqlite3.IntegrityError:
             raise SecretAlreadyExists(name) from None
         except sqlite3.Error as exc:
@@ -295,12 +383,15 @@ class LocalKeyStore:
 
     # -- the port
 
-    def secret_name(self, tenant_id: str) -> str:
-        return f"{get_settings().secret_prefix}{tenant_id}/ca-key"
+    def secret_name(self, tenant_id: str, fingerprint: str | None = None) -> str:
+        """The tenant's first CA key's secret; with ``fingerprint``, the secret of a key a rotation
+        made (the first name and ``-`` the first 16 hex digits of the fingerprint), as on AWS."""
+        return f"{get_settings().secret_prefix}{tenant_id}/ca-key" + (f"-{fingerprint[:16]}" if fingerprint else "")
 
-    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey) -> str:
-        """Store a new tenant key; returns the secret name. Raises SecretAlreadyExists."""
-        name = self.secret_name(tenant_id)
+    def create(self, tenant_id: str, key: ec.EllipticCurvePrivateKey, *, name: str | None = None) -> str:
+        """Store a CA key in secret ``name`` (default: the tenant's first key's); returns the name.
+        Raises SecretAlreadyExists, also for a secret of that name scheduled for deletion."""
+        name = name or self.secret_name(tenant_id)
         self._write(tenant_id, "ca-key", name, keys.private_key_to_pem(key), replace=False)
         self._keys.put(name, key)
         return name
@@ -313,11 +404,28 @@ class LocalKeyStore:
         if sealed is None:
             raise LocalKeyStoreError(f"the local key store has no secret {name}")
         try:
-            key = keys.load_ca_private_key_pem(unseal(self._kek, name, sealed))
+            key = keys.load_ca_private_key_pem(unseal(self._kek, name, sealed), curves=keys.ROTATION_CURVES)
         except InvalidInput:
             raise LocalKeyStoreError(f"the CA key in secret {name} cannot be read") from None
         self._keys.put(name, key)
         return key
+
+    def schedule_deletion(self, name: str, recovery_days: int) -> bool:
+        """Mark the CA key secret ``name`` deleted, to be purged after ``recovery_days`` (7-30); until
+        then it can be restored by hand (see the module), but not loaded. True if this call scheduled
+        it; False if it was scheduled already, or is gone."""
+        if "/ca-key" not in name:
+            raise ValueError("only CA key secrets are deleted here")
+        if not RECOVERY_DAYS[0] <= recovery_days <= RECOVERY_DAYS[1]:
+            raise ValueError(f"the recovery window is {RECOVERY_DAYS[0]} to {RECOVERY_DAYS[1]} days")
+        self._keys.pop(name)
+        at = _now()
+        until = at + timedelta(days=recovery_days)
+        try:
+            (changed,) = self._transaction([(_SCHEDULE, (_stamp(at), _stamp(until), name))])
+        except sqlite3.Error as exc:
+            raise Unavailable("the key store is not available") from RuntimeError(type(exc).__name__)
+        return changed == 1
 
     def _secret_name(self, tenant_id: str, kind: str) -> str:
         if kind not in SECRET_KINDS:
@@ -353,12 +461,16 @@ class LocalKeyStore:
     # -- for the start-up
 
     def check(self) -> dict[str, int]:
-        """That this KEK opens the stored secrets (KeyEncryptionKeyError if not); their number per kind."""
+        """That this KEK opens the stored secrets (KeyEncryptionKeyError if not); their number per kind,
+        those scheduled for deletion apart (under ``SCHEDULED``, if any)."""
         try:
             with self._lock:
                 db = self._db()
                 by_kek = db.execute("SELECT kek_id, count(*) FROM local_secrets GROUP BY kek_id").fetchall()
-                by_kind = db.execute("SELECT kind, count(*) FROM local_secrets GROUP BY kind").fetchall()
+                by_kind = db.execute(
+                    "SELECT kind, count(*) FROM local_secrets WHERE deleted_at IS NULL GROUP BY kind"
+                ).fetchall()
+                scheduled = db.execute("SELECT count(*) FROM local_secrets WHERE deleted_at IS NOT NULL").fetchone()
                 first = db.execute("SELECT name FROM local_secrets ORDER BY rowid LIMIT 1").fetchone()
         except sqlite3.Error as exc:
             raise LocalKeyStoreError(f"{self.database.name} cannot be read: {exc}") from None
@@ -368,8 +480,11 @@ class LocalKeyStore:
             raise KeyEncryptionKeyError(
                 f"{WRONG_KEK}: {others} of them were sealed with the key {sealed_by}, this one is {self._kek_id}"
             )
-        if first is not None:  # the ids agree: open one, to be sure
-            sealed = self._read(str(first[0]))
-            if sealed is not None:
-                unseal(self._kek, str(first[0]), sealed)
-        return {str(kind): int(n) for kind, n in by_kind}
+        if first is not None:  # the ids agree: open one (scheduled for deletion or not), to be sure
+            row = self._row(str(first[0]))
+            if row is not None:
+                unseal(self._kek, str(first[0]), row[0])
+        counts = {str(kind): int(n) for kind, n in by_kind}
+        if scheduled[0]:
+            counts[SCHEDULED] = int(scheduled[0])
+        return counts

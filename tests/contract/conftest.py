@@ -1,7 +1,7 @@
 """Every storage adapter, behind one fixture: the contract tests run once per adapter.
 
 ``adapter`` is parametrized by adapter name (``ADAPTERS``): the in-memory store, DynamoDB with
-Secrets Manager on moto, and SQLite. Adding an adapter is one entry in ``ADAPTERS`` (a context
+Secrets Manager on moto, and SQLite with the local key store. Adding an adapter is one entry in ``ADAPTERS`` (a context
 manager, given a fresh directory of the module's, that yields an ``Adapter``). The fixture is module-scoped (moto deploys the stack once per test module);
 tests stay apart by using a fresh tenant id each (every key starts with the tenant id) and fresh
 token ids.
@@ -74,15 +74,19 @@ def dynamodb_adapter() -> Iterator[Adapter]:
 
 @contextlib.contextmanager
 def sqlite_adapter(directory: Path) -> Iterator[Adapter]:
-    """SQLite: a fresh database file per test module, opened as make run opens it."""
-    from chalicelib.store.memory import MemoryBackend
+    """SQLite and the local key store: a fresh database file per test module, opened as make run
+    opens it (the key store's table in the same file), under a random key-encryption key."""
+    from chalicelib.cache import Cache
+    from chalicelib.keystore.local import KEK_BYTES, LocalKeyStore
     from chalicelib.store.sqlite import SqliteBackend
 
-    # The SQLite run's local key store is not part of this adapter yet: the in-memory one stands
-    # in for it, so the KeyStore contract tests run here too.
-    keystore = MemoryBackend().keystore
-    with SqliteBackend(directory / "seacat.db") as b:
-        yield Adapter("sqlite", b.tenants, b.tokens, b.certificates, b.audit, keystore, forget=lambda: None)
+    database = directory / "seacat.db"
+    with SqliteBackend(database) as b:
+        keystore = LocalKeyStore(database, secrets.token_bytes(KEK_BYTES), Cache("keys", 64), Cache("secrets", 64))
+        try:
+            yield Adapter("sqlite", b.tenants, b.tokens, b.certificates, b.audit, keystore, forget=keystore.forget)
+        finally:
+            keystore.close()
 
 
 ADAPTERS: dict[str, Callable[[Path], AbstractContextManager[Adapter]]] = {

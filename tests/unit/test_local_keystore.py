@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib.cache import Cache
-from chalicelib.errors import SecretAlreadyExists
+from chalicelib.errors import SecretAlreadyExists, Unavailable
 from chalicelib.keystore.local import (
     KEK_FILE,
+    SCHEDULED,
     WRONG_KEK,
     DamagedSecret,
     KeyEncryptionKeyError,
     LocalKeyStore,
+    LocalKeyStoreError,
     load_kek,
     seal,
     unseal,
 )
+from embedded.run import state_summary
 from tests.conftest import TEST_ENV, reset_caches
 
 KEK = bytes(range(32))
@@ -175,6 +179,103 @@ def test_files_are_owner_only_and_hold_no_plaintext(tmp_path: Path) -> None:
     for value in (webhook, webhook[::-1]):
         assert value not in on_disk and value.hex().encode() not in on_disk
     assert base64.b64encode(webhook) not in on_disk
+
+
+# -- keys of rotations, and their deletion ---------------------------------------------------------
+
+
+def deletion(database: Path, name: str) -> tuple[datetime, datetime] | None:
+    with sqlite3.connect(database) as db:
+        row = db.execute("SELECT deleted_at, delete_after FROM local_secrets WHERE name = ?", (name,)).fetchone()
+    assert row is not None, f"no row {name}"
+    return (datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1])) if row[0] else None
+
+
+def test_a_deleted_key_stays_for_its_recovery_window_then_is_purged(tmp_path: Path) -> None:
+    database = tmp_path / "seacat.db"
+    keystore = store(database)
+    first_key, rotated_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1())
+    first = keystore.create("acme", first_key)
+    rotated = keystore.create("acme", rotated_key, name=keystore.secret_name("acme", "ab" * 32))
+    assert rotated == "seacat/test/acme/ca-key-abababababababab"
+    assert isinstance(store(database).load(rotated).curve, ec.SECP384R1)  # a rotation may choose P-384
+    with pytest.raises(ValueError, match="7 to 30 days"):
+        keystore.schedule_deletion(first, 6)
+    with pytest.raises(ValueError, match="7 to 30 days"):
+        keystore.schedule_deletion(first, 31)
+    keystore.put_secret("acme", WEBHOOK, b"kept", replace=False)
+    with pytest.raises(ValueError, match="only CA key"):
+        keystore.schedule_deletion("seacat/test/acme/webhook-secret", 30)
+
+    before = datetime.now(UTC)
+    assert keystore.schedule_deletion(first, 7) is True
+    marked = deletion(database, first)
+    assert marked is not None and before - timedelta(seconds=1) <= marked[0] <= datetime.now(UTC)
+    assert marked[1] - marked[0] == timedelta(days=7)
+    assert keystore.schedule_deletion(first, 30) is False  # scheduled already: the window stays
+    assert deletion(database, first) == marked
+    for reader in (keystore, store(database)):  # this process (its cache dropped the key), another
+        with pytest.raises(Unavailable):
+            reader.load(first)
+    with pytest.raises(SecretAlreadyExists):  # the name stays taken while the key can be restored
+        keystore.create("acme", ec.generate_private_key(ec.SECP256R1()))
+    assert same_key(store(database).load(rotated), rotated_key)
+    assert store(database).load_secret("acme", WEBHOOK) == b"kept"
+    assert store(database).check() == {"ca-key": 1, WEBHOOK: 1, SCHEDULED: 1}  # opening it too
+    assert "1 CA key scheduled for deletion" in state_summary({}, store(database).check())
+
+    # restored by hand within the window, as the module says
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE local_secrets SET deleted_at = NULL, delete_after = NULL WHERE name = ?", (first,))
+    assert same_key(store(database).load(first), first_key)
+    assert keystore.schedule_deletion(first, 30) is True
+
+    # the window ends: the key is gone, and the next write purges its row
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE local_secrets SET delete_after = ? WHERE name = ?", ("2000-01-01T00:00:00.000+00:00", first))
+    with pytest.raises(LocalKeyStoreError, match="no secret"):
+        store(database).load(first)
+    assert keystore.schedule_deletion(first, 30) is False  # gone: nothing to do
+    assert store(database).check() == {"ca-key": 1, WEBHOOK: 1}  # the purge of that write
+    again = ec.generate_private_key(ec.SECP256R1())
+    assert keystore.create("acme", again) == first  # the name is free again
+    assert same_key(store(database).load(first), again) and deletion(database, first) is None
+    keystore.close()
+
+
+def test_a_table_made_before_deletions_gets_their_columns(tmp_path: Path) -> None:
+    database = tmp_path / "seacat.db"
+    old = store(database)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = old.create("acme", key)
+    old.close()
+    with sqlite3.connect(database) as db:  # the table as the release before wrote it
+        for column in ("deleted_at", "delete_after"):
+            db.execute(f"ALTER TABLE local_secrets DROP COLUMN {column}")
+    keystores = [store(database) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def open_it(keystore: LocalKeyStore) -> None:  # two processes' first calls at once: one adds them
+        barrier.wait(10)
+        try:
+            keystore.check()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(k,)) for k in keystores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    with sqlite3.connect(database) as db:
+        columns = [r[1] for r in db.execute("PRAGMA table_info(local_secrets)")]
+    assert columns[-2:] == ["deleted_at", "delete_after"]
+    assert same_key(keystores[0].load(name), key) and deletion(database, name) is None  # not scheduled
+    assert keystores[1].schedule_deletion(name, 30) is True
+    for k in keystores:
+        k.close()
 
 
 def test_kek_from_the_environment_or_the_file(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ transaction leaving nothing half-written, and no AWS library imported."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -20,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import TenantConfig, new_identity
+from chalicelib.domain import CaCert, CaState, CertificateRecord, TenantConfig, new_identity
 from chalicelib.errors import Conflict, Unavailable
 from chalicelib.store.sqlite import SCHEMA_VERSION, SchemaError, SqliteBackend, StoreClosed, schema
+from chalicelib.store.sqlite.db import text
 from tests.conftest import ROOT
 from tests.contract.conftest import audit_events, cert_record, issue, issue_args, now
 
@@ -110,6 +112,88 @@ def test_the_missing_migrations_are_applied_in_one_transaction(path: Path, monke
         assert b.certificates.get_identity(TENANT, "id-1") is not None
     assert pragma(conn, "user_version") == SCHEMA_VERSION + 1
     assert "scope" in {r[1] for r in conn.execute("PRAGMA table_info(tokens)")}
+
+
+def _version_1(path: Path) -> tuple[CertificateRecord, list[CertificateRecord]]:
+    """A database as schema version 1 wrote it (before the CA lifecycle): a tenant, its CA certificate,
+    and three client certificates that CA issued (one expired, one revoked). Returns the CA's record
+    and the clients'."""
+    conn = raw(path)
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in schema.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    at = now() - timedelta(days=1)
+    ca = cert_record(TENANT, kind="ca", at=at)
+    clients = [
+        cert_record(TENANT, identity="id-1", at=at),
+        cert_record(TENANT, identity="id-2", at=at - timedelta(days=400)),  # expired
+        replace(cert_record(TENANT, identity="id-3", at=at), revoked_at=at, revocation_reason="superseded"),
+    ]
+    clients = [replace(c, ca_id=ca.cert_id) for c in clients]
+    conn.execute(
+        "INSERT INTO tenants VALUES (?, ?, 'first-secret', 'fp', 0, ?, ?, ?, 2)",
+        (TENANT, json.dumps(TenantConfig().to_json()), ca.cert_id, text(at), text(at)),
+    )
+    for c in (ca, *clients):
+        conn.execute(
+            """INSERT INTO certificates (tenant_id, cert_id, kind, serial, der, not_before, not_after, created_at,
+            modified_at, version, identity, ca_id, cr_id, revoked_at, revocation_reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                c.tenant_id,
+                c.cert_id,
+                c.kind,
+                f"{c.serial:x}",
+                c.der,
+                text(c.not_before),
+                text(c.not_after),
+                text(c.created_at),
+                text(c.modified_at),
+                c.version,
+                c.identity,
+                c.ca_id,
+                c.cr_id,
+                text(c.revoked_at) if c.revoked_at else None,
+                c.revocation_reason,
+            ),
+        )
+    conn.execute("INSERT INTO tenant_cas VALUES (?, 0, ?)", (TENANT, ca.cert_id))
+    conn.execute("COMMIT")
+    conn.close()
+    return ca, clients
+
+
+def test_a_database_of_version_1_migrates_to_2_and_reads_as_before(path: Path) -> None:
+    ca, clients = _version_1(path)
+    with SqliteBackend(path) as b:
+        conn = raw(path)
+        assert pragma(conn, "user_version") == SCHEMA_VERSION >= 2
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
+        assert "certificates_by_ca" in indexes
+        # Entries of version 1: the tenant's first key, trusted (active: the tenant's active_ca names it).
+        tenant = b.tenants.get(TENANT)
+        assert tenant is not None and tenant.version == 2 and tenant.active_ca == ca.cert_id
+        assert tenant.cas == (CaCert(ca.cert_id, ca.der, ca.created_at, None, CaState.TRUSTED, None),)
+        assert tenant.key_of(tenant.cas[0]) == "first-secret" and tenant.state_of(tenant.cas[0]) == CaState.ACTIVE
+        assert b.certificates.get_certificate(TENANT, ca.cert_id) == ca  # final_crl None
+        assert [b.certificates.get_certificate(TENANT, c.cert_id) for c in clients] == clients
+        assert b.certificates.count_by_ca(TENANT, ca.cert_id, now()) == 1  # neither the expired nor the revoked
+
+        # The lifecycle on the migrated rows: a rotation, then the old CA retired with its final CRL.
+        new = cert_record(TENANT, kind="ca")
+        b.tenants.add_ca(tenant, new, key_secret="rotated-secret")
+        rotated = b.tenants.get(TENANT)
+        assert rotated is not None and rotated.active_ca == new.cert_id
+        retired = b.tenants.set_ca_states(rotated, {ca.cert_id: CaState.RETIRED}, final_crls={ca.cert_id: b"crl"})
+        assert [(c.cert_id, c.key_secret, c.state) for c in retired.cas] == [
+            (ca.cert_id, None, CaState.RETIRED),
+            (new.cert_id, "rotated-secret", CaState.TRUSTED),
+        ]
+        stored = b.certificates.get_certificate(TENANT, ca.cert_id)
+        assert stored is not None and stored.final_crl == b"crl"
+    with SqliteBackend(path) as b:  # reopened: nothing more to migrate, the same rows
+        assert b.tenants.get(TENANT) == retired
 
 
 # -- settings, threads, closing ------------------------------------------------------------------

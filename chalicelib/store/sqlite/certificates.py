@@ -35,8 +35,8 @@ _MAX_TOKEN = 1024  # characters of a page token: base64 of a list hash, a time a
 # -- certificates --------------------------------------------------------------------------------
 
 _CERT_COLUMNS = """tenant_id, cert_id, kind, serial, der, not_before, not_after, created_at, modified_at, version,
-    identity, ca_id, cr_id, revoked_at, revocation_reason"""
-_INSERT_CERT = f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+    identity, ca_id, cr_id, revoked_at, revocation_reason, final_crl"""
+_INSERT_CERT = f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 _GET_CERT = f"SELECT {_CERT_COLUMNS} FROM certificates WHERE tenant_id = ? AND cert_id = ?"
 _GET_BY_SERIAL = f"""SELECT {", ".join("c." + c.strip() for c in _CERT_COLUMNS.split(","))}
 FROM serials AS s JOIN certificates AS c ON c.tenant_id = s.tenant_id AND c.cert_id = s.cert_id
@@ -52,6 +52,9 @@ WHERE tenant_id = ? AND cert_id = ? AND revoked_at IS NULL"""
 # By (serial, id): a CA certificate claims no serial, so one may share a client certificate's.
 _REVOKED = """SELECT serial, revoked_at, revocation_reason, not_after, ca_id, cert_id FROM certificates
 WHERE tenant_id = ? AND revoked_at IS NOT NULL AND (serial, cert_id) > (?, ?) ORDER BY serial, cert_id LIMIT ?"""
+# Counted in the index alone (it holds unrevoked certificates only, by CA and expiry).
+_COUNT_BY_CA = """SELECT count(*) FROM certificates INDEXED BY certificates_by_ca
+WHERE tenant_id = ? AND ca_id = ? AND not_after > ? AND revoked_at IS NULL"""
 
 
 def _cert_row(r: CertificateRecord) -> tuple[Any, ...]:
@@ -71,6 +74,7 @@ def _cert_row(r: CertificateRecord) -> tuple[Any, ...]:
         r.cr_id,
         text_or_none(r.revoked_at),
         r.revocation_reason,
+        r.final_crl,
     )
 
 
@@ -93,12 +97,22 @@ def _cert(row: Any) -> CertificateRecord | None:
         cr_id=row[12],
         revoked_at=time_or_none(row[13]),
         revocation_reason=row[14],
+        final_crl=bytes(row[15]) if row[15] is not None else None,
     )
 
 
 def insert_certificate(conn: sqlite3.Connection, record: CertificateRecord) -> None:
     """Store a certificate; its id in use is an IntegrityError (the transaction's Conflict)."""
     conn.execute(_INSERT_CERT, _cert_row(record))
+
+
+_SET_FINAL_CRL = "UPDATE certificates SET final_crl = ?, modified_at = ? WHERE tenant_id = ? AND cert_id = ?"
+
+
+def set_final_crl(conn: sqlite3.Connection, tenant_id: str, cert_id: str, der: bytes, at: datetime) -> bool:
+    """Store a CA certificate's final CRL in the caller's transaction (its version stays, as on
+    DynamoDB); False if there is no such certificate."""
+    return bool(conn.execute(_SET_FINAL_CRL, (bytes(der), text(at), tenant_id, cert_id)).rowcount == 1)
 
 
 # -- identities ----------------------------------------------------------------------------------
@@ -397,3 +411,9 @@ class SqliteCertificates:
             if len(rows) < size:
                 return
             after = (rows[-1][0], rows[-1][5])
+
+    def count_by_ca(self, tenant_id: str, ca_id: str, now: datetime) -> int:
+        """The tenant's unexpired (``not_after`` > now) and unrevoked certificates issued by CA
+        certificate ``ca_id``: one range of the index ``certificates_by_ca``."""
+        with self._db.read() as conn:
+            return int(conn.execute(_COUNT_BY_CA, (tenant_id, ca_id, text(now))).fetchone()[0])

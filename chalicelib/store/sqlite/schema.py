@@ -145,6 +145,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX audit_by_event ON audit (tenant, event, sk)",
         "CREATE INDEX audit_expiry ON audit (expires_at)",
     ),
+    # 2: the CA lifecycle (rotation, retirement, CA revocation). Rows of version 1 read as before:
+    # no key secret (the tenant's first key), trusted.
+    (
+        # The secret of each CA certificate's key; NULL: the tenant's first key (tenants.key_secret).
+        "ALTER TABLE tenant_cas ADD COLUMN key_secret TEXT",
+        # As stored: the active one is the trusted one tenants.active_ca names, never stored.
+        """ALTER TABLE tenant_cas ADD COLUMN state TEXT NOT NULL DEFAULT 'trusted'
+            CHECK (state IN ('trusted', 'retired', 'revoked'))""",
+        "ALTER TABLE tenant_cas ADD COLUMN state_at TEXT",  # when it was retired or revoked
+        # CA certificates: the final CRL signed as their key went.
+        "ALTER TABLE certificates ADD COLUMN final_crl BLOB",
+        # How many unexpired, unrevoked certificates a CA certificate issued (DynamoDB's ca-index).
+        """CREATE INDEX certificates_by_ca ON certificates (tenant_id, ca_id, not_after)
+            WHERE ca_id IS NOT NULL AND revoked_at IS NULL""",
+    ),
 )
 
 VERSION = len(MIGRATIONS)
