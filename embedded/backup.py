@@ -253,18 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--to", type=Path, metavar="PATH", help="write a backup there (a file, or a directory)")
     action.add_argument("--restore", type=Path, metavar="PATH", help="replace the database with this backup")
     args = parser.parse_args(argv)
-    data = args.data_dir.expanduser().absolute() if args.data_dir else datadir.data_dir(DEFAULT_DATA_DIR)
     try:
+        data = datadir.chosen(args.data_dir, DEFAULT_DATA_DIR)
         if args.to is not None:
             _, message = backup(data, args.to.expanduser().absolute())
         else:
             message = restore(data, args.restore.expanduser().absolute())
-    except (BackupError, sqlite3.Error, OSError) as exc:
+    except (BackupError, datadir.StateError, sqlite3.Error, OSError) as exc:
         print(
             f"seacat: {'backup' if args.to is not None else 'restore'} failed: {exc}. Nothing was changed.",
             file=sys.stderr,
         )
-        return EXIT_NOT_STARTED if isinstance(exc, BackupError) else 1
+        return EXIT_NOT_STARTED if isinstance(exc, BackupError | datadir.StateError) else 1
     print(message, flush=True)
     return 0
 

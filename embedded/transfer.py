@@ -108,9 +108,14 @@ def sqlite_side(data: Path, *, create: bool, keys: bool = True) -> Side:
     from chalicelib.keystore.local import KeyEncryptionKeyError, LocalKeyStore, load_kek, sealed_count
     from chalicelib.settings import get_settings
     from chalicelib.store.sqlite.transfer import SqliteTransfer
-    from scripts import datadir
+    from scripts import datadir, journal
 
     database = data / LOCAL_DATABASE
+    if (data / journal.JOURNAL).exists():
+        raise TransferError(
+            f"{datadir.shown(data)} holds the emulator run's state ({journal.JOURNAL}), which make run does not "
+            "read: export it with --from aws while make run-emulator serves it, and import into another directory"
+        )
     if create:
         os.umask(0o077)
         datadir.ensure_private(data)
@@ -128,6 +133,12 @@ def sqlite_side(data: Path, *, create: bool, keys: bool = True) -> Side:
         keystore = _NoKeys(str(exc))
     else:
         keystore = LocalKeyStore(database, kek.key, Cache("keys", 1024), Cache("secrets", 1024))
+        try:
+            keystore.check()  # never a secret sealed under another KEK than the stored ones'
+        except BaseException:
+            keystore.close()
+            store.close()
+            raise
 
     def close() -> None:
         if isinstance(keystore, LocalKeyStore):
@@ -424,7 +435,10 @@ def _side(kind: str, args: argparse.Namespace, *, create: bool, keys: bool = Tru
     from scripts import datadir
 
     _local_environment()
-    data = args.data_dir.expanduser().absolute() if args.data_dir else datadir.data_dir(DEFAULT_DATA_DIR)
+    try:
+        data = datadir.chosen(args.data_dir, DEFAULT_DATA_DIR)
+    except datadir.StateError as exc:
+        raise TransferError(str(exc)) from None
     return sqlite_side(data, create=create, keys=keys)
 
 

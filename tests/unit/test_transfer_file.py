@@ -214,3 +214,30 @@ def test_the_file_and_the_sqlite_side_import_no_aws_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
+def test_an_import_refuses_an_emulator_directory_and_another_kek(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.keystore.local import KeyEncryptionKeyError
+    from chalicelib.settings import get_settings
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "journal.jsonl").write_text("")
+    with pytest.raises(transfer.TransferError, match="emulator run's state"):
+        transfer.sqlite_side(old, create=True)
+    assert sorted(p.name for p in old.iterdir()) == ["journal.jsonl"]
+    monkeypatch.setenv("SEACAT_LOCAL_KEK", "A" * 43 + "=")
+    get_settings.cache_clear()
+    with pytest.raises(KeyEncryptionKeyError, match="does not open"):
+        transfer.sqlite_side(source, create=True)  # nothing sealed under a second KEK beside the first
+
+
+def test_an_installed_command_asks_for_its_data_directory(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from scripts import datadir
+
+    monkeypatch.delenv("SEACAT_DATA_DIR", raising=False)
+    monkeypatch.setattr(datadir, "ROOT", Path("/nonexistent"))
+    assert transfer.main(["export", "--all", "--to", "/nonexistent/x"]) == 1
+    assert "Give --data-dir, or set SEACAT_DATA_DIR" in capsys.readouterr().err
