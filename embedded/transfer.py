@@ -267,7 +267,6 @@ class TenantImport:
     tenant_id: str
     outcomes: Counter[str] = field(default_factory=Counter)  # "written"/"same"/"differs", all records
     differing: Counter[str] = field(default_factory=Counter)  # record types that differ
-    notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         written, same, differs = (self.outcomes[o] for o in Outcome)
@@ -277,7 +276,7 @@ class TenantImport:
             text = f"{self.tenant_id}: {_plural(written, 'item')} written, {same} there already"
         if differs:
             text += f"; {differs} differ and were left as the target has them ({_counted(self.differing)})"
-        return "; ".join([text, *self.notes])
+        return text
 
 
 def import_file(path: Path, target: Side, passphrase_for: Callable[[], str]) -> list[TenantImport]:
@@ -364,8 +363,7 @@ def _import_keys(target: Side, tenant: Tenant, found: TenantKeys | None, result:
                 ) from None
             if ca_keys.public_key_fingerprint(stored.public_key()) != tenant.key_fingerprint:
                 raise Refused(f"{target.name} holds another CA key for tenant {tenant_id}: nothing of it was imported")
-        result.outcomes[Outcome.SAME] += 1
-        return
+        return  # the target has the key; the file has none to count
     try:
         keystore.create(tenant_id, found.ca_key)
         result.outcomes[Outcome.WRITTEN] += 1
@@ -505,12 +503,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seacat: {args.command} failed: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # the stores' refusals (Unavailable, SchemaMismatch, a KEK that does not open)
-        from chalicelib.errors import PkiError
+        from chalicelib.errors import PkiError, Unavailable
         from chalicelib.keystore.local import LocalKeyStoreError
         from chalicelib.store.sqlite.transfer import SchemaMismatch
 
         if isinstance(exc, PkiError | LocalKeyStoreError | SchemaMismatch):
-            print(f"seacat: {args.command} failed: {exc}", file=sys.stderr)
+            hint = ""
+            if isinstance(exc, Unavailable) and args.side == "aws":
+                hint = (
+                    " (the stage's tables and secrets reached with your credentials: a CA key's secret needs "
+                    "kms:GenerateDataKey and kms:Decrypt on the stage's key, which its key policy gives the "
+                    "service role alone; docs/self-hosting.md says how to allow an import)"
+                )
+            print(f"seacat: {args.command} failed: {exc}{hint}", file=sys.stderr)
             return 1
         raise
     finally:

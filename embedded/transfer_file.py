@@ -406,7 +406,8 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
     tenants: dict[str, Tenant] = {}
     found_keys: dict[str, TenantKeys] = {}
     counts: dict[str, Counter[str]] = {}
-    certs: dict[str, dict[str, CertificateRecord]] = {}
+    cert_ids: dict[str, set[str]] = {}  # per tenant: its certificates (serial claims name them)
+    ca_ders: dict[str, dict[str, bytes]] = {}  # per tenant: its CA certificates (the tenant item lists them)
     current: str | None = None
     end: dict[str, Any] | None = None
     for number, raw in lines:
@@ -450,12 +451,14 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
                 current = record.tenant_id
                 tenants[current] = record
                 counts[current] = Counter()
-                certs[current] = {}
+                cert_ids[current], ca_ders[current] = set(), {}
             elif current is None or tenant_of(record) != current:
                 raise ValueError("a record away from its tenant")
             elif isinstance(record, CertificateRecord):
-                certs[current][record.cert_id] = record
-            elif isinstance(record, SerialClaim) and record.cert_id not in certs[current]:
+                cert_ids[current].add(record.cert_id)
+                if record.kind == CertificateKind.CA:
+                    ca_ders[current][record.cert_id] = record.der
+            elif isinstance(record, SerialClaim) and record.cert_id not in cert_ids[current]:
                 raise ValueError("a serial claim of no certificate in the file")
             counts[current][str(line["type"])] += 1
         except FileError:
@@ -478,8 +481,7 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
         if sealing is not None and found_keys.get(tenant_id, TenantKeys()).ca_key is None:
             raise FileError(f"tenant {tenant_id} has no CA key in the file")
         for ca in tenant.cas:
-            cert = certs[tenant_id].get(ca.cert_id)
-            if cert is None or cert.kind != CertificateKind.CA or cert.der != ca.der:
+            if ca_ders[tenant_id].get(ca.cert_id) != ca.der:
                 raise FileError(f"tenant {tenant_id}: its CA certificate {ca.cert_id} is not in the file")
     return Checked(header, tenants, found_keys, counts, line_digests)
 

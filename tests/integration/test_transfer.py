@@ -362,6 +362,17 @@ def test_the_command_line_and_what_an_import_refuses(
         monkeypatch.setenv("SEACAT_STAGE", "test")
         assert transfer.main(["import", str(path)]) == 2
         assert "refused" in capsys.readouterr().err
+        with monkeypatch.context() as m:  # AWS's answer to a CA key's secret without the key policy's grant
+            from chalicelib.errors import Unavailable
+            from chalicelib.keystore.secretsmanager import SecretsManagerKeyStore
+
+            def denied(*_: Any) -> None:
+                raise Unavailable("the key store is not available")
+
+            m.setattr(SecretsManagerKeyStore, "create", denied)
+            assert transfer.main(["import", str(acme_only)]) == 1
+            assert "kms:GenerateDataKey" in capsys.readouterr().err
+        assert client.http.get("/tenants/acme", headers=auth(AWS_OPERATOR)).status_code == 404
         assert transfer.main(["import", str(acme_only)]) == 0
         assert "1 tenant" in capsys.readouterr().out
         assert transfer.main(["import", str(acme_only)]) == 0
