@@ -13,7 +13,7 @@ One JSON object per line, ASCII:
 
 A record line is ``{"type": <type>, <field>: <value>, ...}`` with the fields of the record's class
 (chalicelib/domain.py, ``SerialClaim``): times ISO-8601 UTC to the microsecond, bytes base64,
-serials lowercase hex, a tenant's configuration as stored. Binary values are never text.
+serials lowercase hex, a tenant's configuration as stored.
 
 The passphrase gives, through scrypt (its cost in the header), 64 bytes: an AES-256-GCM key for the
 secrets (each with a random nonce, bound to format, version, tenant, kind and fingerprint as
