@@ -151,6 +151,27 @@ def prepare(data: Path) -> tuple[str, str, str]:
     return token, kek_source, summary
 
 
+def to_journal() -> bool:
+    """True if this process's standard output is systemd's journal: JOURNAL_STREAM names the stream's
+    device and inode, which a shell started from a desktop session may inherit without it being ours."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        info = os.fstat(sys.stdout.fileno())
+        return (info.st_dev, info.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError):
+        return False
+
+
+def banner_token(token: str, data: Path) -> tuple[str, str]:
+    """The operator token as the banner shows it, and as its curl example has it. When the output goes
+    to systemd's journal, whoever may read the journal would read the token: the banner says where
+    the token is instead."""
+    if not to_journal():
+        return token, token
+    where = "SEACAT_ADMIN_TOKEN" if os.environ.get("SEACAT_ADMIN_TOKEN") else shown(data / datadir.OPERATOR_TOKEN)
+    return f"in {where} (not written to the journal)", "$TOKEN"
+
+
 def positive(name: str, default: int) -> int:
     raw = os.environ.get(name) or str(default)
     if not raw.isdigit() or int(raw) < 1:
@@ -255,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     importlib.import_module("app")
 
     served = False
+    shown_token, curl_token = banner_token(token, data)
 
     def announce() -> None:
         nonlocal served
@@ -270,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"backlog {options.backlog}\n"
                 f"  Data:          {shown(data)} (SQLite; one make run at a time)\n"
                 f"  Key (KEK):     {kek_source}\n"
-                f"  Admin token:   {token}\n"
-                f"Try:  curl -X PUT -H 'Authorization: Bearer {token}' {url}/tenants/TENANT\n"
+                f"  Admin token:   {shown_token}\n"
+                f"Try:  curl -X PUT -H 'Authorization: Bearer {curl_token}' {url}/tenants/TENANT\n"
                 "Ctrl-C stops it.\n",
                 flush=True,
             )

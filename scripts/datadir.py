@@ -40,6 +40,16 @@ def data_dir(default: Path) -> Path:
     return Path(raw).expanduser().absolute() if raw else default
 
 
+def chosen(given: Path | None, default: Path) -> Path:
+    """A command's data directory: ``given`` (its --data-dir), else SEACAT_DATA_DIR, else ``default`` when
+    the command runs from the project's checkout; installed elsewhere (pip) it has no default."""
+    if given is not None:
+        return given.expanduser().absolute()
+    if os.environ.get("SEACAT_DATA_DIR") or (ROOT / "Makefile").is_file():
+        return data_dir(default)
+    raise StateError("which data directory? Give --data-dir, or set SEACAT_DATA_DIR")
+
+
 def shown(path: Path) -> str:
     """The path as the user would type it: relative to the current directory when inside it."""
     try:

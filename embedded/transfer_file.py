@@ -1,0 +1,523 @@
+"""The transfer file (embedded/transfer.py): JSON lines, its records, its keys under a passphrase.
+
+One JSON object per line, ASCII:
+
+- the header: ``{"format": "seacat-pki-transfer", "version": 1, "created_at", "tenants": [ids],
+  "audit": bool, "keys": null | {"kdf": "scrypt", "salt", "n", "r", "p", "cipher": "AES-256-GCM",
+  "check"}}``;
+- per tenant, in this order: its ``tenant`` line; with keys, its ``key`` lines (``kind`` ``ca-key``
+  with the key's ``fingerprint``, then ``webhook-secret`` if it has one: ``nonce`` and ``ciphertext``
+  of AES-256-GCM); its ``certificate``, ``serial``, ``identity``, ``request`` and ``audit`` lines;
+- the end: ``{"type": "end", "counts": {tenant: {type: n}}, "mac" | "sha256": hex}``, the HMAC-SHA256
+  (keys: under the passphrase) or SHA-256 (no keys) of every byte before it.
+
+A record line is ``{"type": <type>, <field>: <value>, ...}`` with the fields of the record's class
+(chalicelib/domain.py, ``SerialClaim``): times ISO-8601 UTC to the microsecond, bytes base64,
+serials lowercase hex, a tenant's configuration as stored.
+
+The passphrase gives, through scrypt (its cost in the header), 64 bytes: an AES-256-GCM key for the
+secrets (each with a random nonce, bound to format, version, tenant, kind and fingerprint as
+associated data, so no secret opens under another tenant or kind) and an HMAC key for the end line.
+``check`` is a known text sealed with it: a wrong passphrase is told apart from a changed file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import sys
+import types
+import typing
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from chalicelib.domain import (
+    AuditEvent,
+    CaCert,
+    CertificateKind,
+    CertificateRecord,
+    IdentityRecord,
+    RequestRecord,
+    RequestState,
+    Tenant,
+    TenantConfig,
+)
+from chalicelib.store.keys import iso
+from chalicelib.store.transfer import Record, SerialClaim
+
+FORMAT = "seacat-pki-transfer"
+VERSION = 1
+PASSPHRASE_ENV = "SEACAT_TRANSFER_PASSPHRASE"
+MIN_PASSPHRASE = 12
+SCRYPT_N = 2**17  # 128 MiB and about a second here, once per export and once per import
+SCRYPT_R = 8
+SCRYPT_P = 1
+SCRYPT_N_ACCEPTED = (2**14, 2**20)  # what an import derives with (a file names its own cost)
+CA_KEY = "ca-key"
+SECRET_KINDS = ("webhook-secret",)
+_CHECK = b"seacat-pki transfer: this passphrase opens the keys of this file"
+
+# A record's type in the file, and its class.
+TYPES: dict[str, type[Any]] = {
+    "tenant": Tenant,
+    "certificate": CertificateRecord,
+    "serial": SerialClaim,
+    "identity": IdentityRecord,
+    "request": RequestRecord,
+    "audit": AuditEvent,
+}
+NAMES = {cls: name for name, cls in TYPES.items()}
+_HEX_INTS = frozenset({"serial", "cert_serial"})  # serials are lowercase hex in the file, as in the stores
+
+
+class TransferError(RuntimeError):
+    """The transfer cannot be done; the message says why."""
+
+
+class FileError(TransferError):
+    """The file is not a whole, unchanged export of this tool (or not of a version it reads)."""
+
+
+# -- records as JSON ---------------------------------------------------------------------------------
+
+
+def _encode(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value  # a StrEnum is a str
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, int):
+        return f"{value:x}" if name in _HEX_INTS else value
+    if isinstance(value, frozenset):
+        return [f"{s:x}" for s in sorted(value)]
+    if isinstance(value, TenantConfig):
+        return value.to_json()
+    if isinstance(value, CaCert):
+        return {"cert_id": value.cert_id, "der": _encode("der", value.der), "created_at": iso(value.created_at)}
+    if isinstance(value, tuple):
+        return [_encode(name, v) for v in value]
+    if isinstance(value, float | dict):
+        return value
+    raise TypeError(f"{name}: cannot write a {type(value).__name__}")
+
+
+def encode(record: Record) -> dict[str, Any]:
+    """A record as one line of the file: its type, then its fields."""
+    out: dict[str, Any] = {"type": NAMES[type(record)]}
+    for f in fields(record):
+        out[f.name] = _encode(f.name, getattr(record, f.name))
+    return out
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {cls: typing.get_type_hints(cls) for cls in TYPES.values()}
+
+
+def _bad(name: str, why: str) -> ValueError:
+    return ValueError(f"{name}: {why}")
+
+
+def _time(name: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise _bad(name, "not a time")
+    at = datetime.fromisoformat(value)
+    if at.tzinfo is None:
+        raise _bad(name, "a time without its offset")
+    return at
+
+
+def _bytes(name: str, value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _bad(name, "not base64")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise _bad(name, "not base64") from None
+
+
+def _hex(name: str, value: Any) -> int:
+    if not isinstance(value, str) or not value or any(c not in "0123456789abcdef" for c in value):
+        raise _bad(name, "not lowercase hex")
+    return int(value, 16)
+
+
+def _decode(name: str, hint: Any, value: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None, the only unions of the records
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is datetime:
+        return _time(name, value)
+    if hint is bytes:
+        return _bytes(name, value)
+    if hint is int and name in _HEX_INTS:
+        return _hex(name, value)
+    if hint in (CertificateKind, RequestState):
+        return hint(value)
+    if hint is TenantConfig:
+        if not isinstance(value, dict):
+            raise _bad(name, "not an object")
+        return TenantConfig.from_json(value)
+    if origin is frozenset:
+        if not isinstance(value, list):
+            raise _bad(name, "not a list")
+        return frozenset(_hex(name, v) for v in value)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise _bad(name, "not a list")
+        if args[0] is CaCert:
+            return tuple(_ca(name, v) for v in value)
+        return tuple(_pair(name, v) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _bad(name, "not an object")
+        return value
+    expected = {str: (str,), int: (int,), bool: (bool,), float: (int, float)}.get(hint)
+    if expected is None:
+        raise _bad(name, f"a field of type {hint} is not read")
+    if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
+        raise _bad(name, f"expected {hint.__name__}")
+    return float(typing.cast(float, value)) if hint is float else value
+
+
+def _ca(name: str, value: Any) -> CaCert:
+    if not isinstance(value, dict) or set(value) != {"cert_id", "der", "created_at"}:
+        raise _bad(name, "not a CA certificate entry")
+    if not isinstance(value["cert_id"], str):
+        raise _bad(name, "not a CA certificate entry")
+    return CaCert(value["cert_id"], _bytes(name, value["der"]), _time(name, value["created_at"]))
+
+
+def _pair(name: str, value: Any) -> tuple[str, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise _bad(name, "not a list of [name, value] pairs")
+    return value[0], value[1]
+
+
+def decode(line: dict[str, Any]) -> Record:
+    """A record from its line (ValueError naming the field for anything that is not one)."""
+    cls = TYPES.get(line.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"not a record type: {line.get('type')!r}")
+    hints = _HINTS[cls]
+    names = {f.name for f in fields(cls)}
+    extra = sorted(set(line) - names - {"type"})
+    if extra:
+        raise ValueError(f"a {line['type']} record has no field {extra[0]!r}")
+    missing = sorted(names - set(line))
+    if missing:
+        raise ValueError(f"a {line['type']} record without its field {missing[0]!r}")
+    record: Record = cls(**{n: _decode(n, hints[n], line[n]) for n in names})
+    return record
+
+
+def tenant_of(record: Record) -> str | None:
+    return record.tenant if isinstance(record, AuditEvent) else record.tenant_id
+
+
+# -- keys under a passphrase -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """The keys derived from the passphrase: one encrypts the secrets, one authenticates the file."""
+
+    aead: AESGCM
+    mac_key: bytes = field(repr=False)
+
+    @classmethod
+    def new(cls, passphrase_text: str, n: int) -> tuple[Sealing, dict[str, Any]]:
+        """Keys from the passphrase under a new salt, and the header's ``keys`` entry that derives them again."""
+        salt = os.urandom(16)
+        sealing = cls.derive(passphrase_text, salt, n, SCRYPT_R, SCRYPT_P)
+        header = {
+            "kdf": "scrypt",
+            "salt": _encode("", salt),
+            "n": n,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "cipher": "AES-256-GCM",
+            "check": sealing.seal(_CHECK, b"check"),
+        }
+        return sealing, header
+
+    @classmethod
+    def derive(cls, passphrase: str, salt: bytes, n: int, r: int, p: int) -> Sealing:
+        material = Scrypt(salt=salt, length=64, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+        return cls(AESGCM(material[:32]), material[32:])
+
+    def seal(self, value: bytes, context: bytes) -> dict[str, str]:
+        nonce = os.urandom(12)
+        return {"nonce": _encode("", nonce), "ciphertext": _encode("", self.aead.encrypt(nonce, value, context))}
+
+    def open(self, sealed: dict[str, Any], context: bytes) -> bytes:
+        return self.aead.decrypt(
+            _bytes("nonce", sealed.get("nonce")), _bytes("ciphertext", sealed.get("ciphertext")), context
+        )
+
+
+def key_context(tenant_id: str, kind: str, fingerprint: str | None) -> bytes:
+    return "\0".join((FORMAT, str(VERSION), tenant_id, kind, fingerprint or "")).encode("utf-8")
+
+
+def passphrase(*, confirm: bool) -> str:
+    """SEACAT_TRANSFER_PASSPHRASE, or asked on the terminal (twice for a new file); never an argument,
+    which other users of the machine could read in the process list."""
+    given = os.environ.get(PASSPHRASE_ENV)
+    if given is None:
+        if not sys.stdin.isatty():
+            raise TransferError(f"the file's keys need a passphrase: set {PASSPHRASE_ENV}, or run this in a terminal")
+        given = getpass.getpass("Passphrase for the keys in the file: ")
+        if confirm and getpass.getpass("The same passphrase again: ") != given:
+            raise TransferError("the two passphrases differ")
+    if confirm and len(given) < MIN_PASSPHRASE:
+        raise TransferError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+    return given
+
+
+# -- writing a file ------------------------------------------------------------------------------------
+
+
+class Writer:
+    """Lines to a new owner-only file, with the running checksum of everything written."""
+
+    def __init__(self, path: Path, mac_key: bytes | None) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.digest = hmac.new(mac_key, digestmod=hashlib.sha256) if mac_key else hashlib.sha256()
+        self.buffer: list[bytes] = []
+        self.size = 0
+
+    def line(self, value: dict[str, Any]) -> None:
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
+        self.digest.update(data)
+        self.buffer.append(data)
+        self.size += len(data)
+        if self.size > 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        data = b"".join(self.buffer)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.buffer, self.size = [], 0
+
+    def finish(self, end: dict[str, Any]) -> None:
+        """The end line, then the file in place (FileExistsError if one is there already)."""
+        end["mac" if isinstance(self.digest, hmac.HMAC) else "sha256"] = self.digest.hexdigest()
+        self.buffer.append(json.dumps(end, separators=(",", ":")).encode("ascii") + b"\n")
+        self.flush()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        os.link(self.tmp, self.path)  # never over an existing file
+        os.unlink(self.tmp)
+        from scripts.datadir import fsync_dir
+
+        fsync_dir(self.path.parent)
+
+    def abandon(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+# -- reading a file ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TenantKeys:
+    ca_key: ec.EllipticCurvePrivateKey | None = None
+    secrets: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Checked:
+    """What the first reading of a file found: it holds, and this is what it holds."""
+
+    header: dict[str, Any]
+    tenants: dict[str, Tenant]
+    keys: dict[str, TenantKeys]
+    counts: dict[str, Counter[str]]
+    line_digests: list[bytes]  # SHA-256 of each line: the second reading must find the same lines
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as f:
+        yield from enumerate(f, start=1)
+
+
+def _json(number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise FileError(f"line {number} is not JSON") from None
+    if not isinstance(value, dict):
+        raise FileError(f"line {number} is not a JSON object")
+    return value
+
+
+def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
+    """Read the whole file: the header, every record, every key (under the passphrase, asked only if the
+    file has keys), the end line's counts and checksum. FileError for anything that does not hold."""
+    from chalicelib.ca import keys as ca_keys
+    from chalicelib.errors import InvalidInput
+
+    lines = _lines(path)
+    try:
+        number, raw = next(lines)
+    except StopIteration:
+        raise FileError(f"{path} is empty") from None
+    header = _json(number, raw)
+    if header.get("format") != FORMAT:
+        raise FileError(f"{path} is not a {FORMAT} file")
+    if header.get("version") != VERSION:
+        raise FileError(f"{path} is of version {header.get('version')!r}; this release reads version {VERSION}")
+    declared = header.get("tenants")
+    if not isinstance(declared, list) or not all(isinstance(t, str) for t in declared) or not declared:
+        raise FileError("the header names no tenants")
+    sealing: Sealing | None = None
+    keys_header = header.get("keys")
+    if keys_header is not None:
+        sealing = _open_keys(keys_header, passphrase_for())
+    digest = hmac.new(sealing.mac_key, digestmod=hashlib.sha256) if sealing else hashlib.sha256()
+    digest.update(raw)
+    line_digests = [hashlib.sha256(raw).digest()]
+    tenants: dict[str, Tenant] = {}
+    found_keys: dict[str, TenantKeys] = {}
+    counts: dict[str, Counter[str]] = {}
+    cert_ids: dict[str, set[str]] = {}  # per tenant: its certificates (serial claims name them)
+    ca_ders: dict[str, dict[str, bytes]] = {}  # per tenant: its CA certificates (the tenant item lists them)
+    current: str | None = None
+    end: dict[str, Any] | None = None
+    for number, raw in lines:
+        if end is not None:
+            raise FileError(f"line {number} follows the end line")
+        line = _json(number, raw)
+        line_digests.append(hashlib.sha256(raw).digest())
+        kind = line.get("type")
+        if kind == "end":
+            end = line
+            continue
+        digest.update(raw)
+        try:
+            if kind == "key":
+                if sealing is None:
+                    raise ValueError("a key in a file whose header has no keys")
+                tenant_id = line.get("tenant_id")
+                if tenant_id != current or current is None:
+                    raise ValueError("a key away from its tenant")
+                found = found_keys.setdefault(current, TenantKeys())
+                secret_kind = line.get("kind")
+                if secret_kind == CA_KEY:
+                    fingerprint = tenants[current].key_fingerprint
+                    if line.get("fingerprint") != fingerprint or found.ca_key is not None:
+                        raise ValueError("a CA key that is not the tenant's")
+                    pem = sealing.open(line, key_context(current, CA_KEY, fingerprint))
+                    key = ca_keys.load_ca_private_key_pem(pem)
+                    if ca_keys.public_key_fingerprint(key.public_key()) != fingerprint:
+                        raise ValueError("a CA key that is not the tenant's")
+                    found.ca_key = key
+                elif secret_kind in SECRET_KINDS and secret_kind not in found.secrets:
+                    found.secrets[str(secret_kind)] = sealing.open(line, key_context(current, str(secret_kind), None))
+                else:
+                    raise ValueError(f"not a kind of key: {secret_kind!r}")
+                counts[current][str(secret_kind)] += 1
+                continue
+            record = decode(line)
+            if isinstance(record, Tenant):
+                if record.tenant_id not in declared or record.tenant_id in tenants:
+                    raise ValueError(f"tenant {record.tenant_id} is not declared in the header, or comes twice")
+                current = record.tenant_id
+                tenants[current] = record
+                counts[current] = Counter()
+                cert_ids[current], ca_ders[current] = set(), {}
+            elif current is None or tenant_of(record) != current:
+                raise ValueError("a record away from its tenant")
+            elif isinstance(record, CertificateRecord):
+                cert_ids[current].add(record.cert_id)
+                if record.kind == CertificateKind.CA:
+                    ca_ders[current][record.cert_id] = record.der
+            elif isinstance(record, SerialClaim) and record.cert_id not in cert_ids[current]:
+                raise ValueError("a serial claim of no certificate in the file")
+            counts[current][str(line["type"])] += 1
+        except FileError:
+            raise
+        except (ValueError, TypeError, KeyError, InvalidInput, InvalidTag) as exc:
+            if isinstance(exc, InvalidTag):
+                raise FileError(f"line {number}: a key that does not open: the file was changed") from None
+            raise FileError(f"line {number}: {exc}") from None
+    if end is None:
+        raise FileError(f"{path} has no end line: it is cut short")
+    expected = end.get("mac" if sealing else "sha256")
+    if not isinstance(expected, str) or not hmac.compare_digest(expected, digest.hexdigest()):
+        raise FileError(f"{path} does not match its checksum: it was changed or damaged")
+    if end.get("counts") != {t: dict(c) for t, c in counts.items()}:
+        raise FileError(f"{path} does not hold what its end line counts")
+    for tenant_id in declared:
+        tenant = tenants.get(tenant_id)
+        if tenant is None:
+            raise FileError(f"tenant {tenant_id} is declared but not in the file")
+        if sealing is not None and found_keys.get(tenant_id, TenantKeys()).ca_key is None:
+            raise FileError(f"tenant {tenant_id} has no CA key in the file")
+        for ca in tenant.cas:
+            if ca_ders[tenant_id].get(ca.cert_id) != ca.der:
+                raise FileError(f"tenant {tenant_id}: its CA certificate {ca.cert_id} is not in the file")
+    return Checked(header, tenants, found_keys, counts, line_digests)
+
+
+def _open_keys(keys_header: Any, passphrase_text: str) -> Sealing:
+    try:
+        n, r, p = (int(keys_header[k]) for k in ("n", "r", "p"))
+        if keys_header["kdf"] != "scrypt" or keys_header["cipher"] != "AES-256-GCM":
+            raise ValueError
+        salt = _bytes("salt", keys_header["salt"])
+        check = keys_header["check"]
+    except (KeyError, TypeError, ValueError):
+        raise FileError("the header's keys entry is not one this release reads") from None
+    if not (SCRYPT_N_ACCEPTED[0] <= n <= SCRYPT_N_ACCEPTED[1] and (r, p) == (SCRYPT_R, SCRYPT_P)):
+        raise FileError(f"the header asks for scrypt n={n} r={r} p={p}, outside what this release derives with")
+    sealing = Sealing.derive(passphrase_text, salt, n, r, p)
+    try:
+        if sealing.open(check, b"check") != _CHECK:
+            raise InvalidTag
+    except (InvalidTag, ValueError):
+        raise TransferError("the passphrase does not open this file's keys") from None
+    return sealing
+
+
+def records_of(path: Path, checked: Checked) -> Iterator[Record]:
+    """The file's records again (keys and the end line aside), each line the one the check read."""
+    count = 0
+    for number, raw in _lines(path):
+        count = number
+        if number > len(checked.line_digests) or hashlib.sha256(raw).digest() != checked.line_digests[number - 1]:
+            raise FileError(f"line {number} changed since the file was checked")
+        if number == 1:
+            continue
+        line = json.loads(raw)
+        if line.get("type") in ("key", "end"):
+            continue
+        yield decode(line)
+    if count != len(checked.line_digests):
+        raise FileError(f"{path} was cut short since it was checked")

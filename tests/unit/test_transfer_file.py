@@ -1,0 +1,243 @@
+"""The transfer file (embedded/transfer_file.py) and the SQLite side of the transfer tool, without AWS:
+records through JSON and back, what a check refuses, and a tenant moved between two data directories
+(tests/integration/test_transfer.py moves one to AWS on moto and back, through the API)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.domain import AuditEvent, CaCert, CertificateKind, Tenant, TenantConfig
+from chalicelib.store.sqlite import SqliteBackend
+from chalicelib.store.sqlite.transfer import SchemaMismatch, SqliteTransfer
+from chalicelib.store.transfer import Outcome, SerialClaim
+from embedded import transfer
+from embedded.transfer_file import FileError, decode, encode
+from tests.conftest import ROOT
+from tests.contract.conftest import cert_record, issue, request_record
+
+PASSPHRASE = "a passphrase of the tests"
+FAST = 2**14
+T = "tf-tenant"
+
+
+def test_every_record_type_survives_a_line() -> None:
+    at = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    ca = cert_record(T, kind="ca", at=at)
+    client = replace(cert_record(T, identity="ABCDEFGHIJKLMNOP", serial=2**158 + 5, at=at), revoked_at=at)
+    records: list[Any] = [
+        Tenant(
+            T,
+            TenantConfig(manual_approval=True, gateway_credentials=("ab",)),
+            "s",
+            "f",
+            True,
+            (CaCert(ca.cert_id, ca.der, at),),
+            ca.cert_id,
+            at,
+            at,
+            3,
+        ),
+        replace(ca, kind=CertificateKind.CA),
+        client,
+        SerialClaim(T, client.serial, client.cert_id),
+        request_record(T, "ABCDEFGHIJKLMNOP", at=at),
+        AuditEvent(T, at, "certificate.issued", "client", "x", "issued", {"n": 1, "l": [1, "a"]}, "0123456789abcdef"),
+    ]
+    for record in records:
+        line = json.loads(json.dumps(encode(record)))
+        assert decode(line) == record, type(record).__name__
+    assert encode(client)["serial"] == f"{2**158 + 5:x}"  # no precision lost to a JSON number
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"surprise": 1}, "no field 'surprise'"),
+        ({"version": "1"}, "version: expected int"),
+        ({"der": "not base64!"}, "der: not base64"),
+        ({"created_at": "2024-05-01T12:00:00"}, "created_at: a time without its offset"),
+        ({"serial": "0x10"}, "serial: not lowercase hex"),
+        ({"kind": "root"}, "'root' is not a valid CertificateKind"),
+    ],
+)
+def test_a_record_line_is_read_strictly(change: dict[str, Any], message: str) -> None:
+    line = {**encode(cert_record(T)), **change}
+    with pytest.raises((ValueError, TypeError), match=message):
+        decode(line)
+    missing = encode(cert_record(T))
+    del missing["der"]
+    with pytest.raises(ValueError, match="without its field 'der'"):
+        decode(missing)
+
+
+@pytest.fixture
+def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data directory with a tenant, its sealed CA key, a few certificates, a revocation, a pending request."""
+    from chalicelib.ca import keys
+    from chalicelib.cache import Cache
+    from chalicelib.keystore.local import LocalKeyStore, load_kek
+    from chalicelib.settings import get_settings
+    from scripts import datadir
+
+    monkeypatch.delenv("SEACAT_LOCAL_KEK", raising=False)
+    monkeypatch.setenv("SEACAT_SECRET_PREFIX", "seacat/local/")
+    get_settings.cache_clear()
+    data = tmp_path / "source"
+    datadir.ensure_private(data)
+    key = keys.generate_ca_key()
+    store = LocalKeyStore(data / "seacat.db", load_kek(None, data, create=True).key, Cache("k", 1), Cache("s", 1))
+    secret = store.create(T, key)
+    store.put_secret(T, "webhook-secret", b"w" * 32, replace=False)
+    store.close()
+    with SqliteBackend(data / "seacat.db") as b:
+        ca = cert_record(T, kind="ca")
+        tenant = b.tenants.create(T, TenantConfig(), secret, keys.public_key_fingerprint(key.public_key()), False)
+        b.tenants.add_ca(tenant, ca, [b.audit.item(T, "ca.created", "op")])
+        issued = [issue(b.certificates, T, f"ID{n}") for n in range(3)]
+        b.certificates.revoke(
+            issued[0].cert, "keyCompromise", issued[0].identity, [b.audit.item(T, "certificate.revoked", "op")]
+        )
+        b.certificates.save_request(request_record(T, "PENDING"))
+    return data
+
+
+def test_a_tenant_moves_between_data_directories_once(source: Path, tmp_path: Path) -> None:
+    side = transfer.sqlite_side(source, create=False)
+    path = tmp_path / "t.seacat"
+    try:
+        done = transfer.export(
+            side, path, None, include_keys=True, audit=True, passphrase_text=PASSPHRASE, scrypt_n=FAST
+        )
+    finally:
+        side.close()
+    assert dict(done.counts[T]) == {
+        "tenant": 1,
+        "ca-key": 1,
+        "webhook-secret": 1,
+        "certificate": 4,
+        "serial": 3,
+        "identity": 3,
+        "request": 4,
+        "audit": 2,
+    }
+    target = transfer.sqlite_side(tmp_path / "target", create=True)
+    try:
+        first = transfer.import_file(path, target, lambda: PASSPHRASE)[0]
+        assert first.outcomes == {Outcome.WRITTEN: sum(done.counts[T].values())}
+        again = transfer.import_file(path, target, lambda: PASSPHRASE)[0]
+        assert again.outcomes == {Outcome.SAME: sum(done.counts[T].values())}
+        moved = list(SqliteTransfer(tmp_path / "target" / "seacat.db").records(T, audit=True))
+        assert moved == list(SqliteTransfer(source / "seacat.db").records(T, audit=True))
+        assert target.keystore.load_secret(T, "webhook-secret") == b"w" * 32
+        name = target.keystore.secret_name(T)
+        assert isinstance(moved[0], Tenant) and moved[0].key_secret == name
+        before = transfer.sqlite_side(source, create=False)
+        try:
+            assert target.keystore.load(name).private_numbers() == before.keystore.load(name).private_numbers()
+        finally:
+            before.close()
+    finally:
+        target.close()
+
+
+def test_a_check_refuses_a_changed_moved_or_extended_file(source: Path, tmp_path: Path) -> None:
+    side = transfer.sqlite_side(source, create=False)
+    path = tmp_path / "t.seacat"
+    try:
+        transfer.export(side, path, [T], include_keys=True, audit=False, passphrase_text=PASSPHRASE, scrypt_n=FAST)
+        with pytest.raises(transfer.TransferError, match="exists"):
+            transfer.export(side, path, [T], include_keys=False, audit=False)
+        with pytest.raises(transfer.TransferError, match="has no tenant nobody"):
+            transfer.export(side, tmp_path / "n.seacat", ["nobody"], include_keys=False, audit=False)
+    finally:
+        side.close()
+    lines = path.read_bytes().splitlines(keepends=True)
+    key_line = next(i for i, line in enumerate(lines) if b'"kind":"ca-key"' in line)
+
+    def variant(name: str, new_lines: list[bytes]) -> Path:
+        out = tmp_path / name
+        out.write_bytes(b"".join(new_lines))
+        return out
+
+    def check(p: Path) -> Any:
+        return transfer.check_file(p, lambda: PASSPHRASE)
+
+    moved = json.loads(lines[key_line])
+    moved["tenant_id"] = "another"  # a key put under another tenant does not open there
+    with pytest.raises(FileError, match="away from its tenant"):
+        check(variant("moved", [*lines[:key_line], json.dumps(moved).encode() + b"\n", *lines[key_line + 1 :]]))
+    flipped = json.loads(lines[key_line])
+    flipped["kind"] = "webhook-secret"
+    with pytest.raises(FileError, match="a key that does not open"):
+        check(variant("kind", [*lines[:key_line], json.dumps(flipped).encode() + b"\n", *lines[key_line + 1 :]]))
+    with pytest.raises(FileError, match="follows the end line"):
+        check(variant("extended", [*lines, lines[-2]]))
+    with pytest.raises(FileError, match="no end line"):
+        check(variant("cut", lines[:-1]))
+    header = json.loads(lines[0])
+    header["version"] = 2
+    with pytest.raises(FileError, match="this release reads version 1"):
+        check(variant("newer", [json.dumps(header).encode() + b"\n", *lines[1:]]))
+    with pytest.raises(transfer.TransferError, match="passphrase does not open"):
+        transfer.check_file(path, lambda: "another passphrase")
+    # a line changed between the check and the import is noticed before it is written
+    checked = check(path)
+    swapped = variant("swapped", [*lines[:-2], lines[-2][:-1] + b" \n", lines[-1]])
+    with pytest.raises(FileError, match="changed since the file was checked"):
+        list(transfer.records_of(swapped, checked))
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_database_of_another_schema_is_not_read(source: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(source / "seacat.db")
+    conn.execute("PRAGMA user_version = 0")
+    conn.close()
+    with pytest.raises(SchemaMismatch, match="start this release's service on it once"):
+        SqliteTransfer(source / "seacat.db").tenant_ids()
+
+
+def test_the_file_and_the_sqlite_side_import_no_aws_library() -> None:
+    code = (
+        "import sys\n"
+        "import embedded.transfer, embedded.transfer_file, chalicelib.store.sqlite.transfer\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'pynamodb'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
+def test_an_import_refuses_an_emulator_directory_and_another_kek(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.keystore.local import KeyEncryptionKeyError
+    from chalicelib.settings import get_settings
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "journal.jsonl").write_text("")
+    with pytest.raises(transfer.TransferError, match="emulator run's state"):
+        transfer.sqlite_side(old, create=True)
+    assert sorted(p.name for p in old.iterdir()) == ["journal.jsonl"]
+    monkeypatch.setenv("SEACAT_LOCAL_KEK", "A" * 43 + "=")
+    get_settings.cache_clear()
+    with pytest.raises(KeyEncryptionKeyError, match="does not open"):
+        transfer.sqlite_side(source, create=True)  # nothing sealed under a second KEK beside the first
+
+
+def test_an_installed_command_asks_for_its_data_directory(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from scripts import datadir
+
+    monkeypatch.delenv("SEACAT_DATA_DIR", raising=False)
+    monkeypatch.setattr(datadir, "ROOT", Path("/nonexistent"))
+    assert transfer.main(["export", "--all", "--to", "/nonexistent/x"]) == 1
+    assert "Give --data-dir, or set SEACAT_DATA_DIR" in capsys.readouterr().err
