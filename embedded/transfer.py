@@ -96,7 +96,7 @@ class _NoKeys:
     def _refuse(self, *_: Any, **__: Any) -> Any:
         raise TransferError(self.why)
 
-    secret_name = create = load = put_secret = load_secret = _refuse
+    secret_name = create = load = put_secret = load_secret = schedule_deletion = _refuse
 
 
 def sqlite_side(data: Path, *, create: bool, keys: bool = True) -> Side:
