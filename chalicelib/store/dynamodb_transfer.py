@@ -25,7 +25,7 @@ from chalicelib.domain import AuditEvent, CertificateRecord, IdentityRecord, Req
 from chalicelib.store import audit as audit_store
 from chalicelib.store import certificates, common, tenants
 from chalicelib.store.keys import RETENTION, sort_key
-from chalicelib.store.models import AuditModel, CaEntry, CertificateModel, IdentityModel, RequestModel, TenantModel
+from chalicelib.store.models import AuditModel, CertificateModel, IdentityModel, RequestModel, TenantModel
 from chalicelib.store.transfer import Outcome, Record, SerialClaim
 
 WORKERS = 8  # PutItems in flight
@@ -176,7 +176,7 @@ def _item(record: Record) -> tuple[Model, Any]:
             key_secret=record.key_secret,
             key_fingerprint=record.key_fingerprint,
             key_imported=record.key_imported,
-            cas=[CaEntry(cert_id=ca.cert_id, der=ca.der, created_at=ca.created_at) for ca in record.cas],
+            cas=[tenants._ca_entry(ca) for ca in record.cas],  # each with its key secret, state and state_at
             active_ca=record.active_ca,
             created_at=record.created_at,
             modified_at=record.modified_at,

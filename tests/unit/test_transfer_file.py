@@ -196,6 +196,39 @@ def test_a_check_refuses_a_changed_moved_or_extended_file(source: Path, tmp_path
     assert path.stat().st_mode & 0o777 == 0o600
 
 
+def test_the_sqlite_side_puts_each_ca_entry_with_its_key_secret_and_state(tmp_path: Path) -> None:
+    from chalicelib.domain import CaState
+
+    at = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    first, rotated = cert_record(T, kind="ca", at=at), cert_record(T, kind="ca", at=at)
+    rotated = replace(rotated, kind=CertificateKind.CA, final_crl=b"final crl")
+    tenant = Tenant(
+        T,
+        TenantConfig(),
+        "seacat/local/tf-tenant/ca-key",
+        "f",
+        False,
+        (
+            CaCert(first.cert_id, first.der, at, None, CaState.RETIRED, at),
+            CaCert(rotated.cert_id, rotated.der, at, "seacat/local/tf-tenant/ca-key-0123456789abcdef"),
+        ),
+        rotated.cert_id,
+        at,
+        at,
+        4,
+    )
+    store = SqliteTransfer(tmp_path / "seacat.db")
+    try:
+        records = [replace(first, kind=CertificateKind.CA), rotated, tenant]
+        assert store.put(records) == [Outcome.WRITTEN] * 3
+        assert store.put(records) == [Outcome.SAME] * 3
+        assert store.tenant(T) == tenant
+        read = list(store.records(T, audit=False))
+        assert read[0] == tenant and sorted(read[1:], key=str) == sorted(records[:2], key=str)
+    finally:
+        store.close()
+
+
 def test_a_database_of_another_schema_is_not_read(source: Path) -> None:
     import sqlite3
 

@@ -39,7 +39,7 @@ from chalicelib.store.sqlite.certificates import (
     _request,
     _request_row,
 )
-from chalicelib.store.sqlite.db import hex_serial, now, text
+from chalicelib.store.sqlite.db import hex_serial, now, text, text_or_none
 from chalicelib.store.sqlite.tenants import _GET as _GET_TENANT
 from chalicelib.store.sqlite.tenants import _tenant
 from chalicelib.store.transfer import Outcome, Record, SerialClaim
@@ -56,7 +56,8 @@ _INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({', '.join
 _GET_AUDIT = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE tenant = ? AND sk = ?"
 _INSERT_TENANT = """INSERT INTO tenants (tenant_id, config, key_secret, key_fingerprint, key_imported, active_ca,
     created_at, modified_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"""
-_INSERT_TENANT_CA = "INSERT INTO tenant_cas (tenant_id, position, cert_id) VALUES (?, ?, ?)"
+_INSERT_TENANT_CA = """INSERT INTO tenant_cas (tenant_id, position, cert_id, key_secret, state, state_at)
+    VALUES (?, ?, ?, ?, ?, ?)"""
 
 
 class SchemaMismatch(RuntimeError):
@@ -185,6 +186,12 @@ def _put(conn: sqlite3.Connection, r: Record) -> Outcome:
         times = (r.active_ca, text(r.created_at), text(r.modified_at), r.version)
         written = conn.execute(_INSERT_TENANT, (*columns, *times)).rowcount
         if written:
-            conn.executemany(_INSERT_TENANT_CA, [(r.tenant_id, n, ca.cert_id) for n, ca in enumerate(r.cas)])
+            conn.executemany(
+                _INSERT_TENANT_CA,
+                [
+                    (r.tenant_id, n, ca.cert_id, ca.key_secret, str(ca.state), text_or_none(ca.state_at))
+                    for n, ca in enumerate(r.cas)
+                ],
+            )
         return _outcome(written, _tenant(conn.execute(_GET_TENANT, (r.tenant_id,)).fetchall()), r)
     raise TypeError(f"not a record: {type(r).__name__}")
