@@ -10,19 +10,25 @@ secrets of the stage SEACAT_STAGE names, as the service's own adapters reach the
 ``chalicelib.context.aws_context()``: AWS credentials of your own, AWS_REGION, and AWS_ENDPOINT_URL
 for an emulator). An export defaults to ``--from sqlite``, an import to ``--into aws``.
 
-The file is JSON lines (``FORMAT``, version ``VERSION``): a header, then per tenant its tenant item,
-its keys (with ``--include-keys``), certificates, serial claims, identities, requests and (with
-``--audit``) audit events, then an end line with the counts and a checksum of every line before it.
-Tokens are not exported: a deployment's tokens are re-issued on the other one. CA private keys and
-webhook secrets are written only with ``--include-keys``, each encrypted with AES-256-GCM under a key
-derived from a passphrase (scrypt; SEACAT_TRANSFER_PASSPHRASE, or asked on the terminal), bound to
-its tenant and kind; the checksum is then an HMAC under the passphrase too. The file is written
-0600, whole or not at all, and never over an existing file.
+The file is JSON lines (``FORMAT``, version ``VERSION``; version 1 files are read too): a header,
+then per tenant its tenant item (its CA entries with their key secrets and states), certificates
+(CA certificates with their final CRLs), serial claims, identities, requests, (with ``--audit``)
+audit events and (with ``--include-keys``) its keys, then an end line with the counts and a checksum
+of every line before it. Tokens are not exported: a deployment's tokens are re-issued on the other
+one. CA private keys and webhook secrets are written only with ``--include-keys``, each encrypted
+with AES-256-GCM under a key derived from a passphrase (scrypt; SEACAT_TRANSFER_PASSPHRASE, or asked
+on the terminal), bound to its tenant and kind; the checksum is then an HMAC under the passphrase
+too. Every CA key the tenant's CA entries are over is written (the first key and each a rotation
+made), except one the service no longer uses (its CA certificates revoked, or retired with their
+final CRLs stored: its secret is scheduled for deletion or gone), which the file marks absent. The
+file is written 0600, whole or not at all, and never over an existing file.
 
 An import reads the whole file first (its checksum, every record, every key under the passphrase)
 and writes nothing unless all of it holds. It refuses, before writing anything, a tenant that exists
-on the target with another CA key. It then writes, per tenant, the keys, the records, and the tenant
-item last (until then the tenant does not exist there: an interrupted import is run again). Every
+on the target with another CA key. It then writes, per tenant, the keys (each CA key under the
+target's name for it: the first key's, or the one a rotation gives the key; an absent one is not
+written), the records, and the tenant item last, its key secrets named as the target names them
+(until then the tenant does not exist there: an interrupted import is run again). Every
 record is written only where its key is free; one already there is left as it is and counted as
 the same or, if it differs (the target changed it since), as differing. A second run writes nothing
 and says so.
@@ -40,11 +46,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.domain import Tenant
+from chalicelib.domain import CertificateRecord, Tenant
 from chalicelib.service.ports import KeyStore
 from chalicelib.store.keys import iso
 from chalicelib.store.transfer import Outcome, Record, TransferStore
 from embedded.transfer_file import (
+    ABSENT_CA_KEY,
     CA_KEY,
     FORMAT,
     NAMES,
@@ -52,12 +59,14 @@ from embedded.transfer_file import (
     SCRYPT_N,
     SECRET_KINDS,
     VERSION,
+    CaKey,
     Checked,
     FileError,
     Sealing,
     TenantKeys,
     TransferError,
     Writer,
+    ca_keys_of,
     check_file,
     encode,
     key_context,
@@ -216,15 +225,21 @@ def export(
         )
         for tenant_id in ids:
             counted = counts[tenant_id] = Counter()
+            tenant: Tenant | None = None
+            final_crls: set[str] = set()  # the CA certificates whose final CRL is stored (their key may be gone)
             for record in source.store.records(tenant_id, audit=audit):
                 writer.line(encode(record))
                 counted[NAMES[type(record)]] += 1
-                if isinstance(record, Tenant) and sealing is not None:
-                    for line in _key_lines(source.keystore, record, sealing):
-                        writer.line(line)
-                        counted[line["kind"]] += 1
-            if not counted["tenant"]:
+                if isinstance(record, Tenant):
+                    tenant = record
+                elif isinstance(record, CertificateRecord) and record.final_crl is not None:
+                    final_crls.add(record.cert_id)
+            if tenant is None:
                 raise TransferError(f"tenant {tenant_id} disappeared from {source.name} during the export")
+            if sealing is not None:
+                for kind, line in _key_lines(source.keystore, tenant, final_crls, sealing):
+                    writer.line(line)
+                    counted[kind] += 1
         writer.finish({"type": "end", "counts": {t: dict(c) for t, c in counts.items()}})
     except BaseException:
         writer.abandon()
@@ -232,31 +247,44 @@ def export(
     return Exported(path, counts, include_keys)
 
 
-def _key_lines(keystore: KeyStore, tenant: Tenant, sealing: Sealing) -> Iterator[dict[str, Any]]:
+def _key_lines(
+    keystore: KeyStore, tenant: Tenant, final_crls: set[str], sealing: Sealing
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The tenant's key lines, each with what it counts as: every CA key its CA entries are over (one
+    the service no longer uses marked absent, never read: its secret is scheduled for deletion or
+    gone), then its other secrets."""
     from chalicelib.ca import keys
 
-    key = keystore.load(tenant.key_secret)
-    if keys.public_key_fingerprint(key.public_key()) != tenant.key_fingerprint:
-        raise TransferError(f"the CA key of tenant {tenant.tenant_id} does not match its fingerprint")
-    context = key_context(tenant.tenant_id, CA_KEY, tenant.key_fingerprint)
-    yield {
-        "type": "key",
-        "tenant_id": tenant.tenant_id,
-        "kind": CA_KEY,
-        "fingerprint": tenant.key_fingerprint,
-        **sealing.seal(keys.private_key_to_pem(key), context),
-    }
+    try:
+        held = ca_keys_of(tenant, final_crls)
+    except ValueError as exc:
+        raise TransferError(f"tenant {tenant.tenant_id}: {exc}") from None
+    for ca_key in held:
+        line = {"type": "key", "tenant_id": tenant.tenant_id, "kind": CA_KEY, "fingerprint": ca_key.fingerprint}
+        if not ca_key.needed:
+            yield ABSENT_CA_KEY, {**line, "absent": True}
+            continue
+        key = keystore.load(ca_key.secret)
+        if keys.public_key_fingerprint(key.public_key()) != ca_key.fingerprint:
+            raise TransferError(
+                f"the CA key in secret {ca_key.secret} of tenant {tenant.tenant_id} does not match its fingerprint"
+            )
+        context = key_context(tenant.tenant_id, CA_KEY, ca_key.fingerprint)
+        yield CA_KEY, {**line, **sealing.seal(keys.private_key_to_pem(key), context)}
     for kind in SECRET_KINDS:
         value = keystore.load_secret(tenant.tenant_id, kind)
         if value is not None:
             context = key_context(tenant.tenant_id, kind, None)
-            yield {
-                "type": "key",
-                "tenant_id": tenant.tenant_id,
-                "kind": kind,
-                "fingerprint": None,
-                **sealing.seal(value, context),
-            }
+            yield (
+                kind,
+                {
+                    "type": "key",
+                    "tenant_id": tenant.tenant_id,
+                    "kind": kind,
+                    "fingerprint": None,
+                    **sealing.seal(value, context),
+                },
+            )
 
 
 # -- import ------------------------------------------------------------------------------------------------
@@ -267,6 +295,7 @@ class TenantImport:
     tenant_id: str
     outcomes: Counter[str] = field(default_factory=Counter)  # "written"/"same"/"differs", all records
     differing: Counter[str] = field(default_factory=Counter)  # record types that differ
+    absent_keys: int = 0  # CA keys the file marks absent (no longer used): none is written
 
     def describe(self) -> str:
         written, same, differs = (self.outcomes[o] for o in Outcome)
@@ -276,6 +305,11 @@ class TenantImport:
             text = f"{self.tenant_id}: {_plural(written, 'item')} written, {same} there already"
         if differs:
             text += f"; {differs} differ and were left as the target has them ({_counted(self.differing)})"
+        if self.absent_keys:
+            text += (
+                f"; {_plural(self.absent_keys, 'CA key')} no longer in use not in the file "
+                "(their CA certificates keep their state)"
+            )
         return text
 
 
@@ -300,14 +334,15 @@ def import_file(path: Path, target: Side, passphrase_for: Callable[[], str]) -> 
     def finish_tenant() -> None:
         flush()
         if tenant is not None:
-            pending.append(replace(tenant, key_secret=target.keystore.secret_name(tenant.tenant_id)))
+            pending.append(on_target(target.keystore, tenant, checked.ca_keys[tenant.tenant_id]))
             flush()  # last: until now the tenant does not exist on the target
 
     for record in records:
         if isinstance(record, Tenant):
             finish_tenant()
             tenant = record
-            _import_keys(target, record, checked.keys.get(record.tenant_id), results[record.tenant_id])
+            held = checked.ca_keys[record.tenant_id]
+            _import_keys(target, record, held, checked.keys.get(record.tenant_id), results[record.tenant_id])
             continue
         pending.append(record)
         if len(pending) >= BATCH:
@@ -316,65 +351,114 @@ def import_file(path: Path, target: Side, passphrase_for: Callable[[], str]) -> 
     return list(results.values())
 
 
+def target_name(keystore: KeyStore, tenant_id: str, ca_key: CaKey) -> str:
+    """The name of ``ca_key``'s secret on the target: the first key's, or the one a rotation gives a key."""
+    return keystore.secret_name(tenant_id) if ca_key.first else keystore.secret_name(tenant_id, ca_key.fingerprint)
+
+
+def on_target(keystore: KeyStore, tenant: Tenant, held: list[CaKey]) -> Tenant:
+    """The tenant item as the target stores it: its key secrets (the first key's, each CA entry's) named
+    as the target names them; an entry over the first key keeps None."""
+    names = {ca_key.secret: target_name(keystore, tenant.tenant_id, ca_key) for ca_key in held}
+    cas = tuple(ca if ca.key_secret is None else replace(ca, key_secret=names[ca.key_secret]) for ca in tenant.cas)
+    return replace(tenant, key_secret=names[tenant.key_secret], cas=cas)
+
+
+def _stored(keystore: KeyStore, name: str) -> Any:
+    """The CA key in secret ``name``, or None: none, or not readable (Secrets Manager tells no more than
+    "not available" for a secret that is not there, scheduled for deletion or denied)."""
+    try:
+        return keystore.load(name)
+    except Exception:
+        return None
+
+
+def _no_key(target: Side, tenant_id: str) -> str:
+    return (
+        f"the file holds no CA key for tenant {tenant_id} (exported without --include-keys) and "
+        f"{target.name} has none: export it again with --include-keys"
+    )
+
+
 def preflight(checked: Checked, target: Side) -> None:
     """Refuse, before anything is written, a tenant the target holds another CA key for (its tenant item,
-    or a secret of an interrupted create), or whose key neither the file nor the target has."""
+    or a secret of one of its keys under the target's name for it, as an interrupted import leaves it),
+    or one of whose keys in use neither the file nor the target has."""
     from chalicelib.ca import keys as ca_keys
 
     refusals = []
     for tenant_id, exported in checked.tenants.items():
         there = target.store.tenant(tenant_id)
-        if there is not None:
-            if there.key_fingerprint != exported.key_fingerprint:
-                refusals.append(f"{target.name} has tenant {tenant_id} with another CA key than the file's")
+        if there is not None and there.key_fingerprint != exported.key_fingerprint:
+            refusals.append(f"{target.name} has tenant {tenant_id} with another CA key than the file's")
             continue
-        try:
-            stored = target.keystore.load(target.keystore.secret_name(tenant_id))
-        except Exception:  # none (Secrets Manager tells no more than "not available"): the import creates it
-            stored = None
         found = checked.keys.get(tenant_id)
-        if stored is not None and ca_keys.public_key_fingerprint(stored.public_key()) != exported.key_fingerprint:
-            refusals.append(f"{target.name} holds another CA key for tenant {tenant_id} (a secret without its tenant)")
-        elif stored is None and (found is None or found.ca_key is None):
-            refusals.append(
-                f"the file holds no CA key for tenant {tenant_id} (exported without --include-keys) and "
-                f"{target.name} has none: export it again with --include-keys"
-            )
+        missing = False
+        for ca_key in checked.ca_keys[tenant_id]:
+            name = target_name(target.keystore, tenant_id, ca_key)
+            stored = _stored(target.keystore, name)
+            if stored is not None and ca_keys.public_key_fingerprint(stored.public_key()) != ca_key.fingerprint:
+                without = "" if there is not None else " (a secret without its tenant)"
+                refusals.append(f"{target.name} holds another CA key for tenant {tenant_id} in secret {name}{without}")
+            elif stored is None and there is None and ca_key.needed:
+                missing = missing or found is None or found.ca_keys.get(ca_key.fingerprint) is None
+        if missing:
+            refusals.append(_no_key(target, tenant_id))
     if refusals:
         raise Refused("; ".join(refusals) + ". Nothing was imported (CA keys are never replaced)")
 
 
-def _import_keys(target: Side, tenant: Tenant, found: TenantKeys | None, result: TenantImport) -> None:
-    """The CA key (or the proof that the target has it already) and the other secrets, before any record."""
+def _import_keys(
+    target: Side, tenant: Tenant, held: list[CaKey], found: TenantKeys | None, result: TenantImport
+) -> None:
+    """The CA keys (or the proof that the target has those in use already) and the other secrets,
+    before any record. A CA key the file marks absent is not written: its CA entries keep their state,
+    and the target's name for its secret stays free."""
     from chalicelib.ca import keys as ca_keys
     from chalicelib.errors import SecretAlreadyExists
 
     tenant_id = tenant.tenant_id
     keystore = target.keystore
-    if found is None or found.ca_key is None:
-        there = target.store.tenant(tenant_id)
-        if there is None or there.key_fingerprint != tenant.key_fingerprint:
-            try:
-                stored = keystore.load(keystore.secret_name(tenant_id))
-            except Exception:
-                raise Refused(
-                    f"the file holds no CA key for tenant {tenant_id} (exported without --include-keys) and "
-                    f"{target.name} has none: export it again with --include-keys"
-                ) from None
-            if ca_keys.public_key_fingerprint(stored.public_key()) != tenant.key_fingerprint:
+    there = target.store.tenant(tenant_id)
+    if found is None:  # a file without keys: the target must have those in use
+        if there is not None and there.key_fingerprint == tenant.key_fingerprint:
+            return
+        for ca_key in held:
+            if not ca_key.needed:
+                continue
+            stored = _stored(keystore, target_name(keystore, tenant_id, ca_key))
+            if stored is None:
+                raise Refused(_no_key(target, tenant_id))
+            if ca_keys.public_key_fingerprint(stored.public_key()) != ca_key.fingerprint:
                 raise Refused(f"{target.name} holds another CA key for tenant {tenant_id}: nothing of it was imported")
-        return  # the target has the key; the file has none to count
-    try:
-        keystore.create(tenant_id, found.ca_key)
-        result.outcomes[Outcome.WRITTEN] += 1
-    except SecretAlreadyExists:
-        stored = keystore.load(keystore.secret_name(tenant_id))
-        if ca_keys.public_key_fingerprint(stored.public_key()) != tenant.key_fingerprint:
+        return  # the target has the keys; the file has none to count
+    for ca_key in held:
+        key = found.ca_keys[ca_key.fingerprint]  # every key has its line (checked)
+        if key is None:
+            result.absent_keys += 1
+            continue
+        name = target_name(keystore, tenant_id, ca_key)
+        try:
+            keystore.create(tenant_id, key, name=name)
+            result.outcomes[Outcome.WRITTEN] += 1
+            continue
+        except SecretAlreadyExists:
+            stored = _stored(keystore, name)
+        if stored is None:  # there, but not to be read: scheduled for deletion on the target
+            if there is None and ca_key.needed:
+                raise Refused(
+                    f"{target.name} has the secret {name} for a CA key of tenant {tenant_id} in use, but it cannot "
+                    "be read (scheduled for deletion?): restore it, then import again"
+                )
+            result.outcomes[Outcome.DIFFERS] += 1
+            result.differing[CA_KEY] += 1
+        elif ca_keys.public_key_fingerprint(stored.public_key()) != ca_key.fingerprint:
             raise Refused(
-                f"{target.name} holds another CA key for tenant {tenant_id} (a secret without its tenant): "
-                "nothing of it was imported"
-            ) from None
-        result.outcomes[Outcome.SAME] += 1
+                f"{target.name} holds another CA key for tenant {tenant_id} in secret {name} (a secret without "
+                "its tenant): nothing of it was imported"
+            )
+        else:
+            result.outcomes[Outcome.SAME] += 1
     for kind, value in found.secrets.items():
         try:
             keystore.put_secret(tenant_id, kind, value, replace=False)
@@ -404,6 +488,7 @@ _NOUNS = {
     "request": "request",
     "audit": "audit event",
     CA_KEY: "CA key",
+    ABSENT_CA_KEY: "absent CA key",
     "webhook-secret": "webhook secret",
 }
 

@@ -2,18 +2,25 @@
 
 One JSON object per line, ASCII:
 
-- the header: ``{"format": "seacat-pki-transfer", "version": 1, "created_at", "tenants": [ids],
+- the header: ``{"format": "seacat-pki-transfer", "version": 2, "created_at", "tenants": [ids],
   "audit": bool, "keys": null | {"kdf": "scrypt", "salt", "n", "r", "p", "cipher": "AES-256-GCM",
   "check"}}``;
-- per tenant, in this order: its ``tenant`` line; with keys, its ``key`` lines (``kind`` ``ca-key``
-  with the key's ``fingerprint``, then ``webhook-secret`` if it has one: ``nonce`` and ``ciphertext``
-  of AES-256-GCM); its ``certificate``, ``serial``, ``identity``, ``request`` and ``audit`` lines;
+- per tenant, in this order: its ``tenant`` line; its ``certificate``, ``serial``, ``identity``,
+  ``request`` and ``audit`` lines; with keys, its ``key`` lines: one of ``kind`` ``ca-key`` per CA key
+  (``ca_keys_of``: the first key, then each a rotation made), with the key's ``fingerprint`` and
+  either ``nonce`` and ``ciphertext`` of AES-256-GCM or, for a key the service no longer uses (its
+  secret scheduled for deletion or gone), ``"absent": true``; then ``webhook-secret`` if it has one;
 - the end: ``{"type": "end", "counts": {tenant: {type: n}}, "mac" | "sha256": hex}``, the HMAC-SHA256
   (keys: under the passphrase) or SHA-256 (no keys) of every byte before it.
 
 A record line is ``{"type": <type>, <field>: <value>, ...}`` with the fields of the record's class
 (chalicelib/domain.py, ``SerialClaim``): times ISO-8601 UTC to the microsecond, bytes base64,
-serials lowercase hex, a tenant's configuration as stored.
+serials lowercase hex, a tenant's configuration as stored, a CA entry with its ``key_secret`` (the
+secret's name where it was exported; an import names it anew), ``state`` and ``state_at``.
+
+Version 1 (before CA keys could be rotated) is read too: its CA entries are over the first key and
+trusted, its certificates have no final CRL, its one CA key line (the first key's) precedes the
+records, and its secrets are bound to version 1.
 
 The passphrase gives, through scrypt (its cost in the header), 64 bytes: an AES-256-GCM key for the
 secrets (each with a random nonce, bound to format, version, tenant, kind and fingerprint as
@@ -35,8 +42,8 @@ import sys
 import types
 import typing
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +56,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from chalicelib.domain import (
     AuditEvent,
     CaCert,
+    CaState,
     CertificateKind,
     CertificateRecord,
     IdentityRecord,
@@ -61,7 +69,10 @@ from chalicelib.store.keys import iso
 from chalicelib.store.transfer import Record, SerialClaim
 
 FORMAT = "seacat-pki-transfer"
-VERSION = 1
+# 2: each CA entry's key secret, state and state_at, certificates' final CRLs, a key line per CA key
+# (absent ones marked) after the tenant's records. 1 (before CA keys could be rotated) is still read.
+VERSION = 2
+READ_VERSIONS = (1, 2)
 PASSPHRASE_ENV = "SEACAT_TRANSFER_PASSPHRASE"
 MIN_PASSPHRASE = 12
 SCRYPT_N = 2**17  # 128 MiB and about a second here, once per export and once per import
@@ -69,8 +80,10 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 SCRYPT_N_ACCEPTED = (2**14, 2**20)  # what an import derives with (a file names its own cost)
 CA_KEY = "ca-key"
+ABSENT_CA_KEY = "absent-ca-key"  # the count of the CA keys a file marks absent (see CaKey.needed)
 SECRET_KINDS = ("webhook-secret",)
 _CHECK = b"seacat-pki transfer: this passphrase opens the keys of this file"
+_KEY_FIELDS = frozenset({"type", "tenant_id", "kind", "fingerprint"})
 
 # A record's type in the file, and its class.
 TYPES: dict[str, type[Any]] = {
@@ -110,7 +123,14 @@ def _encode(name: str, value: Any) -> Any:
     if isinstance(value, TenantConfig):
         return value.to_json()
     if isinstance(value, CaCert):
-        return {"cert_id": value.cert_id, "der": _encode("der", value.der), "created_at": iso(value.created_at)}
+        return {
+            "cert_id": value.cert_id,
+            "der": _encode("der", value.der),
+            "created_at": iso(value.created_at),
+            "key_secret": value.key_secret,
+            "state": str(value.state),
+            "state_at": iso(value.state_at) if value.state_at else None,
+        }
     if isinstance(value, tuple):
         return [_encode(name, v) for v in value]
     if isinstance(value, float | dict):
@@ -157,7 +177,7 @@ def _hex(name: str, value: Any) -> int:
     return int(value, 16)
 
 
-def _decode(name: str, hint: Any, value: Any) -> Any:
+def _decode(name: str, hint: Any, value: Any, version: int) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None, the only unions of the records
         if value is None:
             return None
@@ -183,7 +203,7 @@ def _decode(name: str, hint: Any, value: Any) -> Any:
         if not isinstance(value, list):
             raise _bad(name, "not a list")
         if args[0] is CaCert:
-            return tuple(_ca(name, v) for v in value)
+            return tuple(_ca(name, v, version) for v in value)
         return tuple(_pair(name, v) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
@@ -197,12 +217,31 @@ def _decode(name: str, hint: Any, value: Any) -> Any:
     return float(typing.cast(float, value)) if hint is float else value
 
 
-def _ca(name: str, value: Any) -> CaCert:
-    if not isinstance(value, dict) or set(value) != {"cert_id", "der", "created_at"}:
+_CA_FIELDS = {
+    1: {"cert_id", "der", "created_at"},
+    2: {"cert_id", "der", "created_at", "key_secret", "state", "state_at"},
+}
+_STORED_CA_STATES = {str(s): s for s in (CaState.TRUSTED, CaState.RETIRED, CaState.REVOKED)}
+
+
+def _ca(name: str, value: Any, version: int) -> CaCert:
+    """A CA entry; one of version 1 (before CA keys could be rotated) is over the first key and trusted."""
+    if not isinstance(value, dict) or set(value) != _CA_FIELDS[version] or not isinstance(value["cert_id"], str):
         raise _bad(name, "not a CA certificate entry")
-    if not isinstance(value["cert_id"], str):
-        raise _bad(name, "not a CA certificate entry")
-    return CaCert(value["cert_id"], _bytes(name, value["der"]), _time(name, value["created_at"]))
+    ca = CaCert(value["cert_id"], _bytes(name, value["der"]), _time(name, value["created_at"]))
+    if version == 1:
+        return ca
+    key_secret, state, state_at = value["key_secret"], value["state"], value["state_at"]
+    if not (key_secret is None or (isinstance(key_secret, str) and key_secret)):
+        raise _bad(name, "a CA certificate entry's key_secret is not a secret's name")
+    if state not in _STORED_CA_STATES:
+        raise _bad(name, f"a CA certificate entry's state is one of {', '.join(_STORED_CA_STATES)}")
+    return replace(
+        ca,
+        key_secret=key_secret,
+        state=_STORED_CA_STATES[state],
+        state_at=None if state_at is None else _time(name, state_at),
+    )
 
 
 def _pair(name: str, value: Any) -> tuple[str, str]:
@@ -211,20 +250,27 @@ def _pair(name: str, value: Any) -> tuple[str, str]:
     return value[0], value[1]
 
 
-def decode(line: dict[str, Any]) -> Record:
-    """A record from its line (ValueError naming the field for anything that is not one)."""
+# The fields a record of version 1 has not (they were added with the CA lifecycle): their defaults.
+_SINCE_2: dict[type[Any], frozenset[str]] = {CertificateRecord: frozenset({"final_crl"})}
+
+
+def decode(line: dict[str, Any], version: int = VERSION) -> Record:
+    """A record from its line of a file of ``version`` (ValueError naming the field for anything that
+    is not one)."""
     cls = TYPES.get(line.get("type"))  # type: ignore[arg-type]
     if cls is None:
         raise ValueError(f"not a record type: {line.get('type')!r}")
     hints = _HINTS[cls]
     names = {f.name for f in fields(cls)}
+    if version == 1:
+        names -= _SINCE_2.get(cls, frozenset())
     extra = sorted(set(line) - names - {"type"})
     if extra:
         raise ValueError(f"a {line['type']} record has no field {extra[0]!r}")
     missing = sorted(names - set(line))
     if missing:
         raise ValueError(f"a {line['type']} record without its field {missing[0]!r}")
-    record: Record = cls(**{n: _decode(n, hints[n], line[n]) for n in names})
+    record: Record = cls(**{n: _decode(n, hints[n], line[n], version) for n in names})
     return record
 
 
@@ -273,8 +319,63 @@ class Sealing:
         )
 
 
-def key_context(tenant_id: str, kind: str, fingerprint: str | None) -> bytes:
-    return "\0".join((FORMAT, str(VERSION), tenant_id, kind, fingerprint or "")).encode("utf-8")
+def key_context(tenant_id: str, kind: str, fingerprint: str | None, version: int = VERSION) -> bytes:
+    return "\0".join((FORMAT, str(version), tenant_id, kind, fingerprint or "")).encode("utf-8")
+
+
+# -- a tenant's CA keys ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaKey:
+    """One of a tenant's CA keys: its first (``Tenant.key_secret``, ``Tenant.key_fingerprint``) or one
+    a rotation made, with the CA certificates over it (``Tenant.key_of``)."""
+
+    fingerprint: str
+    secret: str  # the name of its secret where the tenant was read
+    first: bool
+    cas: tuple[CaCert, ...]
+    # The service still uses it: to issue or re-certify (a CA certificate over it in trust, or the first
+    # key of a tenant without one yet), or to sign a retired CA certificate's CRL on demand (one whose
+    # final CRL is not stored). A key of revoked CA certificates, or of retired ones whose final CRLs
+    # are all stored, is released: its secret is scheduled for deletion, or gone (chalicelib/service/cas.py).
+    needed: bool
+
+
+def ca_keys_of(tenant: Tenant, final_crls: Collection[str]) -> list[CaKey]:
+    """The tenant's CA keys, its first first, then in the order of its CA certificates; ``final_crls``:
+    the ids of its CA certificates whose final CRL is stored. ValueError if the CA certificates over
+    one secret are not over one key, or another secret holds the first key or another's."""
+    from cryptography import x509
+
+    from chalicelib.ca.keys import public_key_fingerprint
+
+    def fingerprint_of(ca: CaCert) -> str:
+        public = x509.load_der_x509_certificate(ca.der).public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise ValueError(f"CA certificate {ca.cert_id} is not over an EC key")
+        return public_key_fingerprint(public)
+
+    over: dict[str, list[CaCert]] = {tenant.key_secret: []}
+    for ca in tenant.cas:
+        over.setdefault(tenant.key_of(ca), []).append(ca)
+    found: list[CaKey] = []
+    for secret, cas in over.items():
+        first = secret == tenant.key_secret
+        if first:
+            fingerprint = tenant.key_fingerprint  # what the tenant item says; its certificates are over it
+        else:
+            prints = {fingerprint_of(ca) for ca in cas}
+            fingerprint = prints.pop()
+            if prints:
+                raise ValueError(f"the CA certificates over secret {secret} are not over one key")
+        if any(k.fingerprint == fingerprint for k in found):
+            raise ValueError(f"secret {secret} holds a key another secret of the tenant holds too")
+        in_use = not cas or any(
+            ca.in_trust or (ca.state == CaState.RETIRED and ca.cert_id not in final_crls) for ca in cas
+        )
+        found.append(CaKey(fingerprint, secret, first, tuple(cas), in_use))
+    return found
 
 
 def passphrase(*, confirm: bool) -> str:
@@ -347,7 +448,8 @@ class Writer:
 
 @dataclass
 class TenantKeys:
-    ca_key: ec.EllipticCurvePrivateKey | None = None
+    # Each CA key (of ``ca_keys_of``) by its fingerprint; None: the file marks it absent (not needed).
+    ca_keys: dict[str, ec.EllipticCurvePrivateKey | None] = field(default_factory=dict)
     secrets: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -356,8 +458,10 @@ class Checked:
     """What the first reading of a file found: it holds, and this is what it holds."""
 
     header: dict[str, Any]
+    version: int
     tenants: dict[str, Tenant]
-    keys: dict[str, TenantKeys]
+    ca_keys: dict[str, list[CaKey]]  # per tenant, as its records (its CA entries, final CRLs) have them
+    keys: dict[str, TenantKeys]  # per tenant: the keys in the file (none without keys)
     counts: dict[str, Counter[str]]
     line_digests: list[bytes]  # SHA-256 of each line: the second reading must find the same lines
 
@@ -380,7 +484,7 @@ def _json(number: int, raw: bytes) -> dict[str, Any]:
 def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
     """Read the whole file: the header, every record, every key (under the passphrase, asked only if the
     file has keys), the end line's counts and checksum. FileError for anything that does not hold."""
-    from chalicelib.ca import keys as ca_keys
+    from chalicelib.ca import keys as crypto_keys
     from chalicelib.errors import InvalidInput
 
     lines = _lines(path)
@@ -391,8 +495,12 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
     header = _json(number, raw)
     if header.get("format") != FORMAT:
         raise FileError(f"{path} is not a {FORMAT} file")
-    if header.get("version") != VERSION:
-        raise FileError(f"{path} is of version {header.get('version')!r}; this release reads version {VERSION}")
+    version = header.get("version")
+    if type(version) is not int or version not in READ_VERSIONS:
+        raise FileError(
+            f"{path} is of version {version!r}; this release reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))} (a newer file needs a newer release to import it)"
+        )
     declared = header.get("tenants")
     if not isinstance(declared, list) or not all(isinstance(t, str) for t in declared) or not declared:
         raise FileError("the header names no tenants")
@@ -408,6 +516,8 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
     counts: dict[str, Counter[str]] = {}
     cert_ids: dict[str, set[str]] = {}  # per tenant: its certificates (serial claims name them)
     ca_ders: dict[str, dict[str, bytes]] = {}  # per tenant: its CA certificates (the tenant item lists them)
+    final_crls: dict[str, set[str]] = {}  # per tenant: its CA certificates with a final CRL
+    fingerprints: dict[str, set[str]] = {}  # per tenant: its CA keys' fingerprints (the key lines name them)
     current: str | None = None
     end: dict[str, Any] | None = None
     for number, raw in lines:
@@ -430,34 +540,46 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
                 found = found_keys.setdefault(current, TenantKeys())
                 secret_kind = line.get("kind")
                 if secret_kind == CA_KEY:
-                    fingerprint = tenants[current].key_fingerprint
-                    if line.get("fingerprint") != fingerprint or found.ca_key is not None:
-                        raise ValueError("a CA key that is not the tenant's")
-                    pem = sealing.open(line, key_context(current, CA_KEY, fingerprint))
-                    key = ca_keys.load_ca_private_key_pem(pem)
-                    if ca_keys.public_key_fingerprint(key.public_key()) != fingerprint:
-                        raise ValueError("a CA key that is not the tenant's")
-                    found.ca_key = key
+                    fingerprint = line.get("fingerprint")
+                    if not isinstance(fingerprint, str) or fingerprint not in fingerprints[current]:
+                        raise ValueError("a CA key that is not one of the tenant's")
+                    if fingerprint in found.ca_keys:
+                        raise ValueError("a CA key that comes twice")
+                    if version >= 2 and "absent" in line:
+                        if line.get("absent") is not True or set(line) != {*_KEY_FIELDS, "absent"}:
+                            raise ValueError("an absent CA key with more than its fingerprint")
+                        found.ca_keys[fingerprint] = None
+                        counts[current][ABSENT_CA_KEY] += 1
+                        continue
+                    pem = sealing.open(line, key_context(current, CA_KEY, fingerprint, version))
+                    key = crypto_keys.load_ca_private_key_pem(pem, curves=crypto_keys.ROTATION_CURVES)
+                    if crypto_keys.public_key_fingerprint(key.public_key()) != fingerprint:
+                        raise ValueError("a CA key that is not the one its fingerprint names")
+                    found.ca_keys[fingerprint] = key
                 elif secret_kind in SECRET_KINDS and secret_kind not in found.secrets:
-                    found.secrets[str(secret_kind)] = sealing.open(line, key_context(current, str(secret_kind), None))
+                    context = key_context(current, str(secret_kind), None, version)
+                    found.secrets[str(secret_kind)] = sealing.open(line, context)
                 else:
                     raise ValueError(f"not a kind of key: {secret_kind!r}")
                 counts[current][str(secret_kind)] += 1
                 continue
-            record = decode(line)
+            record = decode(line, version)
             if isinstance(record, Tenant):
                 if record.tenant_id not in declared or record.tenant_id in tenants:
                     raise ValueError(f"tenant {record.tenant_id} is not declared in the header, or comes twice")
                 current = record.tenant_id
                 tenants[current] = record
                 counts[current] = Counter()
-                cert_ids[current], ca_ders[current] = set(), {}
+                cert_ids[current], ca_ders[current], final_crls[current] = set(), {}, set()
+                fingerprints[current] = {k.fingerprint for k in ca_keys_of(record, ())}
             elif current is None or tenant_of(record) != current:
                 raise ValueError("a record away from its tenant")
             elif isinstance(record, CertificateRecord):
                 cert_ids[current].add(record.cert_id)
                 if record.kind == CertificateKind.CA:
                     ca_ders[current][record.cert_id] = record.der
+                    if record.final_crl is not None:
+                        final_crls[current].add(record.cert_id)
             elif isinstance(record, SerialClaim) and record.cert_id not in cert_ids[current]:
                 raise ValueError("a serial claim of no certificate in the file")
             counts[current][str(line["type"])] += 1
@@ -474,16 +596,26 @@ def check_file(path: Path, passphrase_for: Callable[[], str]) -> Checked:
         raise FileError(f"{path} does not match its checksum: it was changed or damaged")
     if end.get("counts") != {t: dict(c) for t, c in counts.items()}:
         raise FileError(f"{path} does not hold what its end line counts")
+    held: dict[str, list[CaKey]] = {}
     for tenant_id in declared:
         tenant = tenants.get(tenant_id)
         if tenant is None:
             raise FileError(f"tenant {tenant_id} is declared but not in the file")
-        if sealing is not None and found_keys.get(tenant_id, TenantKeys()).ca_key is None:
-            raise FileError(f"tenant {tenant_id} has no CA key in the file")
         for ca in tenant.cas:
             if ca_ders[tenant_id].get(ca.cert_id) != ca.der:
                 raise FileError(f"tenant {tenant_id}: its CA certificate {ca.cert_id} is not in the file")
-    return Checked(header, tenants, found_keys, counts, line_digests)
+        held[tenant_id] = ca_keys_of(tenant, final_crls[tenant_id])
+        if sealing is None:
+            continue
+        found = found_keys.get(tenant_id, TenantKeys())
+        for ca_key in held[tenant_id]:
+            if ca_key.fingerprint not in found.ca_keys:
+                raise FileError(f"tenant {tenant_id} has no line for its CA key {ca_key.fingerprint} in the file")
+            if ca_key.needed and found.ca_keys[ca_key.fingerprint] is None:
+                raise FileError(
+                    f"tenant {tenant_id}: its CA key {ca_key.fingerprint} is in use, but the file marks it absent"
+                )
+    return Checked(header, version, tenants, held, found_keys, counts, line_digests)
 
 
 def _open_keys(keys_header: Any, passphrase_text: str) -> Sealing:
@@ -518,6 +650,6 @@ def records_of(path: Path, checked: Checked) -> Iterator[Record]:
         line = json.loads(raw)
         if line.get("type") in ("key", "end"):
             continue
-        yield decode(line)
+        yield decode(line, checked.version)
     if count != len(checked.line_digests):
         raise FileError(f"{path} was cut short since it was checked")

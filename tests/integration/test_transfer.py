@@ -366,7 +366,7 @@ def test_the_command_line_and_what_an_import_refuses(
             from chalicelib.errors import Unavailable
             from chalicelib.keystore.secretsmanager import SecretsManagerKeyStore
 
-            def denied(*_: Any) -> None:
+            def denied(*_: Any, **__: Any) -> None:
                 raise Unavailable("the key store is not available")
 
             m.setattr(SecretsManagerKeyStore, "create", denied)

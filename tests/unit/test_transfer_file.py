@@ -183,8 +183,8 @@ def test_a_check_refuses_a_changed_moved_or_extended_file(source: Path, tmp_path
     with pytest.raises(FileError, match="no end line"):
         check(variant("cut", lines[:-1]))
     header = json.loads(lines[0])
-    header["version"] = 2
-    with pytest.raises(FileError, match="this release reads version 1"):
+    header["version"] = 3
+    with pytest.raises(FileError, match="version 3; this release reads versions 1, 2"):
         check(variant("newer", [json.dumps(header).encode() + b"\n", *lines[1:]]))
     with pytest.raises(transfer.TransferError, match="passphrase does not open"):
         transfer.check_file(path, lambda: "another passphrase")
@@ -227,6 +227,102 @@ def test_the_sqlite_side_puts_each_ca_entry_with_its_key_secret_and_state(tmp_pa
         assert read[0] == tenant and sorted(read[1:], key=str) == sorted(records[:2], key=str)
     finally:
         store.close()
+
+
+def resealed(path: Path, out: Path, change: Any, *, version: int | None = None) -> Path:
+    """``path`` with each line between the header and the end changed by ``change`` (None drops it), its keys
+    sealed again for ``version``, its counts and MAC made anew: a file only the passphrase's holder can make."""
+    import base64
+    import hashlib
+    import hmac
+    from collections import Counter
+
+    from embedded.transfer_file import ABSENT_CA_KEY, Sealing, key_context
+
+    header, *body, end = (json.loads(line) for line in path.read_text().splitlines())
+    spec = header["keys"]
+    sealing = Sealing.derive(PASSPHRASE, base64.b64decode(spec["salt"]), spec["n"], spec["r"], spec["p"])
+    before, header["version"] = header["version"], version or header["version"]
+    lines: list[dict[str, Any]] = []
+    counts: dict[str, Counter[str]] = {}
+    for line in body:
+        if line["type"] == "key" and "nonce" in line:
+            context = (line["tenant_id"], line["kind"], line["fingerprint"])
+            line = {
+                **line,
+                **sealing.seal(
+                    sealing.open(line, key_context(*context, before)), key_context(*context, header["version"])
+                ),
+            }
+        changed = change(line)
+        if changed is None:
+            continue
+        lines.append(changed)
+        kind = (
+            changed["type"] if changed["type"] != "key" else ABSENT_CA_KEY if changed.get("absent") else changed["kind"]
+        )
+        counts.setdefault(changed.get("tenant_id") or changed.get("tenant"), Counter())[kind] += 1
+    data = b"".join(json.dumps(x, separators=(",", ":")).encode() + b"\n" for x in [header, *lines])
+    end = {"type": "end", "counts": {t: dict(c) for t, c in counts.items()}}
+    end["mac"] = hmac.new(sealing.mac_key, data, hashlib.sha256).hexdigest()
+    out.write_bytes(data + json.dumps(end, separators=(",", ":")).encode() + b"\n")
+    return out
+
+
+def test_a_version_1_file_is_read_and_imported_as_before(source: Path, tmp_path: Path) -> None:
+    side = transfer.sqlite_side(source, create=False)
+    path = tmp_path / "t.seacat"
+    try:
+        transfer.export(side, path, [T], include_keys=True, audit=True, passphrase_text=PASSPHRASE, scrypt_n=FAST)
+    finally:
+        side.close()
+
+    def as_version_1(line: dict[str, Any]) -> dict[str, Any]:
+        if line["type"] == "tenant":
+            line["cas"] = [{k: ca[k] for k in ("cert_id", "der", "created_at")} for ca in line["cas"]]
+        if line["type"] == "certificate":
+            del line["final_crl"]
+        return line
+
+    old = resealed(path, tmp_path / "v1.seacat", as_version_1, version=1)
+    assert json.loads(old.read_text().splitlines()[0])["version"] == 1
+    target = transfer.sqlite_side(tmp_path / "target", create=True)
+    try:
+        result = transfer.import_file(old, target, lambda: PASSPHRASE)[0]
+        assert result.outcomes[Outcome.DIFFERS] == 0 and result.outcomes[Outcome.WRITTEN] > 10
+        moved = list(SqliteTransfer(tmp_path / "target" / "seacat.db").records(T, audit=True))
+        assert moved == list(SqliteTransfer(source / "seacat.db").records(T, audit=True))
+    finally:
+        target.close()
+    # a version 1 line in a version 2 file is not: the CA entries' fields are that version's
+    with pytest.raises(FileError, match="not a CA certificate entry"):
+        transfer.check_file(resealed(path, tmp_path / "mixed.seacat", as_version_1), lambda: PASSPHRASE)
+
+
+def test_a_check_refuses_a_ca_key_in_use_marked_absent(source: Path, tmp_path: Path) -> None:
+    side = transfer.sqlite_side(source, create=False)
+    path = tmp_path / "t.seacat"
+    try:
+        transfer.export(side, path, [T], include_keys=True, audit=False, passphrase_text=PASSPHRASE, scrypt_n=FAST)
+    finally:
+        side.close()
+
+    def absent(line: dict[str, Any]) -> dict[str, Any]:
+        if line.get("kind") == "ca-key":
+            return {k: line[k] for k in ("type", "tenant_id", "kind", "fingerprint")} | {"absent": True}
+        return line
+
+    with pytest.raises(FileError, match="its CA key [0-9a-f]{64} is in use, but the file marks it absent"):
+        transfer.check_file(resealed(path, tmp_path / "absent.seacat", absent), lambda: PASSPHRASE)
+    dropped = resealed(path, tmp_path / "dropped.seacat", lambda line: None if line.get("kind") == "ca-key" else line)
+    with pytest.raises(FileError, match="has no line for its CA key"):
+        transfer.check_file(dropped, lambda: PASSPHRASE)
+
+    def foreign(line: dict[str, Any]) -> dict[str, Any]:
+        return line | {"fingerprint": "0" * 64} if line.get("kind") == "ca-key" else line
+
+    with pytest.raises(FileError, match="a CA key that is not one of the tenant's"):
+        transfer.check_file(resealed(path, tmp_path / "foreign.seacat", foreign), lambda: PASSPHRASE)
 
 
 def test_a_database_of_another_schema_is_not_read(source: Path) -> None:
