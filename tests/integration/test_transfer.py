@@ -1,7 +1,10 @@
 """embedded/transfer.py: a make run data directory filled through the API, exported, imported into the
 AWS stage on moto (and back into a fresh data directory), then checked through the API: the CA bundle,
 the certificates, identities, the revocation (gateway 403, CRL), the pending request, and the CA key
-still signing. Then what an import refuses: a changed or cut file, a wrong passphrase, another key."""
+still signing. Then what an import refuses: a changed or cut file, a wrong passphrase, another key. And a
+tenant that rotated its CA (the old CA left trusted, or retired with force and its key released), with
+clients under both CAs: its CA states, both CAs, the keys under the stage's names, the gateway's answers,
+and a new enrolment under the new CA, on moto and back in a data directory."""
 
 from __future__ import annotations
 
@@ -381,3 +384,158 @@ def test_the_command_line_and_what_an_import_refuses(
         assert transfer.main(["import", str(plain)]) == 0
         assert "nothing changed" in capsys.readouterr().out
         assert client.http.get("/acme/x509/ca").body == made.ca_bundle
+
+
+# -- a tenant that rotated its CA ----------------------------------------------------------------------
+
+
+def ski(cert: x509.Certificate) -> bytes:
+    return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def aki(cert: x509.Certificate) -> bytes | None:
+    return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+
+
+def spec(cn: str, **extra: Any) -> str:
+    body = json.loads(REFERENCE_SPEC)
+    body["subject"]["CN"] = cn
+    body.update(extra)
+    return json.dumps(body)
+
+
+@dataclass
+class Rotated:
+    """A tenant whose first CA was followed by a rotated one, as the data directory served it."""
+
+    old_ca: x509.Certificate
+    new_ca: x509.Certificate
+    new_fingerprint: str
+    old_client: x509.Certificate  # enrolled under the old CA
+    new_client: x509.Certificate  # enrolled under the new one
+    view: dict[str, Any]  # GET /tenants/acme
+    bundle: bytes
+
+
+def rotate_and_enrol(client: Any, *, retire: bool) -> Rotated:
+    token = LOCAL_OPERATOR
+    assert client.http.put("/tenants/acme", headers=auth(token), body="{}").status_code == 201
+    r = client.http.put("/acme/x509/self-signed", headers=auth(token), body=spec("Root CA"))
+    assert r.status_code == 201, r.body
+    old_ca = x509.load_pem_x509_certificate(r.json_body["certificate"].encode())
+    r = enrol(client, ec.generate_private_key(ec.SECP256R1()))
+    assert r.status_code == 200, r.body
+    old_client = x509.load_der_x509_certificate(r.body)
+    revoked = x509.load_der_x509_certificate(enrol(client, ec.generate_private_key(ec.SECP256R1())).body)
+    r = client.http.put(f"/acme/x509/cert/{cert_id(revoked)}/revoke", headers=auth(token), body="{}")
+    assert r.status_code == 200, r.body  # the old CA's CRLs list it
+    r = client.http.post("/acme/x509/ca/rotate", headers=auth(token), body=spec("Root CA 2", curve="P-384"))
+    assert r.status_code == 201, r.body
+    new_ca = x509.load_pem_x509_certificate(r.json_body["certificate"].encode())
+    new_fingerprint = r.json_body["keyFingerprint"]
+    r = enrol(client, ec.generate_private_key(ec.SECP256R1()))
+    assert r.status_code == 200, r.body
+    new_client = x509.load_der_x509_certificate(r.body)
+    assert aki(old_client) == ski(old_ca) and aki(new_client) == ski(new_ca)
+    if retire:
+        r = client.http.put(f"/acme/x509/ca/{cert_id(old_ca)}/retire", headers=auth(token), body='{"force": true}')
+        assert r.status_code == 200, r.body
+        assert r.json_body["keyDeletionScheduled"] is True and r.json_body["certificatesRefused"] == 1
+    assert gateway(client, old_client) == (403 if retire else 200)
+    view = client.http.get("/tenants/acme", headers=auth(token)).json_body
+    assert [ca["state"] for ca in view["cas"]] == ["retired" if retire else "trusted", "active"]
+    return Rotated(old_ca, new_ca, new_fingerprint, old_client, new_client, view, client.http.get("/acme/x509/ca").body)
+
+
+def served_the_same(client: Any, made: Rotated, token: str, *, retired: bool) -> None:
+    """What GET /tenants/acme, the bundle, the gateway and the CRLs answer, as the data directory did;
+    a new enrolment is issued by the new (active) CA with its key."""
+    view = client.http.get("/tenants/acme", headers=auth(token)).json_body
+    for name in ("keyFingerprint", "activeCa", "caCertificates", "cas"):
+        assert view[name] == made.view[name], name
+    assert client.http.get("/acme/x509/ca").body == made.bundle
+    assert x509.load_pem_x509_certificates(made.bundle) == ([made.new_ca] if retired else [made.old_ca, made.new_ca])
+    assert gateway(client, made.old_client) == (403 if retired else 200)
+    assert gateway(client, made.new_client) == 200
+    # the old CA's CRL: its final one when it is retired (its key is gone), else signed with its key
+    old_crl = x509.load_der_x509_crl(client.http.get(f"/acme/x509/crl/{cert_id(made.old_ca)}").body)
+    assert old_crl.is_signature_valid(made.old_ca.public_key()) and len(list(old_crl)) == 1
+    if retired:
+        assert old_crl.next_update_utc == made.old_ca.not_valid_after_utc
+    fresh = enrol(client, ec.generate_private_key(ec.SECP256R1()))
+    assert fresh.status_code == 200, fresh.body
+    issued = x509.load_der_x509_certificate(fresh.body)
+    assert aki(issued) == ski(made.new_ca) and issued.issuer == made.new_ca.subject
+    issued.verify_directly_issued_by(made.new_ca)  # signed with the new CA's key, which came along
+    assert gateway(client, issued) == 200
+
+
+@pytest.mark.parametrize("retired", [False, True], ids=["old-ca-trusted", "old-ca-retired"])
+def test_a_rotated_tenant_moves_with_its_ca_states_and_keys(retired: bool, tmp_path: Path, local_env: None) -> None:
+    import boto3
+
+    data = tmp_path / "data"
+    with local_service(data) as client:
+        made = rotate_and_enrol(client, retire=retired)
+    exported = export_local(data, tmp_path / "acme.seacat", ["acme"])
+    counts = exported.counts["acme"]
+    # every CA key the entries are over; the retired one's secret is scheduled for deletion: marked absent
+    assert (counts["ca-key"], counts["absent-ca-key"]) == ((1, 1) if retired else (2, 0))
+    lines = [json.loads(line) for line in exported.path.read_text().splitlines()]
+    [tenant_line] = [line for line in lines if line.get("type") == "tenant"]
+    assert [(ca["state"], ca["key_secret"]) for ca in tenant_line["cas"]] == [
+        ("retired" if retired else "trusted", None),
+        ("trusted", f"seacat/local/acme/ca-key-{made.new_fingerprint[:16]}"),
+    ]
+    final_crls = [line["final_crl"] for line in lines if line.get("type") == "certificate" and line["kind"] == "ca"]
+    assert [crl is not None for crl in final_crls] == [retired, False]
+
+    with aws_service() as client:
+        side = transfer.aws_side(workers=4)
+        [result] = import_into(side, exported.path)
+        assert result.outcomes[Outcome.DIFFERS] == 0 and result.absent_keys == int(retired)
+        assert ("1 CA key no longer in use not in the file" in result.describe()) is retired
+        # each key under the stage's name for it, and the entries name those secrets
+        rotated_secret = f"seacat/test/acme/ca-key-{made.new_fingerprint[:16]}"
+        names = {s["Name"] for s in boto3.client("secretsmanager").list_secrets()["SecretList"]}
+        assert {n for n in names if "/ca-key" in n} == (
+            {rotated_secret} if retired else {"seacat/test/acme/ca-key", rotated_secret}
+        )
+        tenant = side.store.tenant("acme")
+        assert tenant is not None and tenant.key_secret == "seacat/test/acme/ca-key"
+        assert [ca.key_secret for ca in tenant.cas] == [None, rotated_secret]
+        assert [ca.state_at is not None for ca in tenant.cas] == [retired, False]
+        served_the_same(client, made, AWS_OPERATOR, retired=retired)
+        again = import_into(side, exported.path)
+        assert written(again) == 0 and again[0].outcomes[Outcome.DIFFERS] == 0
+
+        if not retired:  # the lifecycle goes on on the stage: retiring the old CA there releases its key
+            r = client.http.put(
+                f"/acme/x509/ca/{cert_id(made.old_ca)}/retire", headers=auth(AWS_OPERATOR), body='{"force": true}'
+            )
+            assert r.status_code == 200 and r.json_body["keyDeletionScheduled"] is True, r.body
+            described = boto3.client("secretsmanager").describe_secret(SecretId="seacat/test/acme/ca-key")
+            assert described.get("DeletedDate") is not None
+            assert gateway(client, made.old_client) == 403
+        made.view = client.http.get("/tenants/acme", headers=auth(AWS_OPERATOR)).json_body  # as the stage has it now
+        made.bundle = client.http.get("/acme/x509/ca").body
+
+        # and back into a new data directory: the released key is not read from the stage (it cannot be)
+        back = transfer.export(
+            side,
+            tmp_path / "back.seacat",
+            ["acme"],
+            include_keys=True,
+            audit=False,
+            passphrase_text=PASSPHRASE,
+            scrypt_n=FAST_SCRYPT,
+        )
+        assert (back.counts["acme"]["ca-key"], back.counts["acme"]["absent-ca-key"]) == (1, 1)
+    fresh = tmp_path / "fresh"
+    target = transfer.sqlite_side(fresh, create=True)
+    try:
+        assert written(import_into(target, back.path)) > 0
+    finally:
+        target.close()
+    with local_service(fresh) as client:
+        served_the_same(client, made, LOCAL_OPERATOR, retired=True)
