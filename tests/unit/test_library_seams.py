@@ -11,6 +11,11 @@ by name, instead of somewhere far away (a slow emulator, a second botocore sessi
   ``Connection._client``; chalicelib/store/models.py drops a model's cached ``_connection`` on rebind.
   pynamodb offers no public way to share a session or client: pynamodb/PynamoDB issues #876 (a
   session and client per model) and #1245 (a Meta option to share one connection) ask for it.
+- chalicelib/store/dynamodb_transfer.py writes an imported item exactly as its record has it (version
+  and times kept; ``Model.save()`` would move the version) with a PutItem conditioned on its key being
+  free: ``Model.serialize()``, ``Model._hash_key_attribute()`` / ``_range_key_attribute()`` (their
+  ``attr_name``, ``attr_type`` and ``does_not_exist()``) and the table connection's
+  ``put_item(hash_key, range_key=, attributes=, condition=)``.
 """
 
 from __future__ import annotations
@@ -74,3 +79,49 @@ def test_pynamodb_internals_the_store_shares_a_session_through() -> None:
         table_conn = model._get_connection()
         assert isinstance(table_conn.connection, Connection)
     models.unbind()
+
+
+def test_pynamodb_internals_the_transfer_puts_items_through() -> None:
+    import boto3
+    from moto import mock_aws
+    from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
+    from pynamodb.connection.table import TableConnection
+    from pynamodb.expressions.condition import Condition
+    from pynamodb.models import Model
+
+    from chalicelib.store.dynamodb_transfer import _put_new
+
+    parameters = inspect.signature(TableConnection.put_item).parameters
+    assert list(parameters)[:3] == ["self", "hash_key", "range_key"]
+    assert {"attributes", "condition"} <= set(parameters)
+
+    class Seam(Model):
+        class Meta:
+            table_name = "seam-transfer"
+            region = "eu-west-1"
+
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        value = NumberAttribute()
+        version = VersionAttribute()
+
+    item = Seam("a", "b", value=1, version=5)
+    assert item.serialize() == {"pk": {"S": "a"}, "sk": {"S": "b"}, "value": {"N": "1"}, "version": {"N": "5"}}
+    hash_attr, range_attr = item._hash_key_attribute(), item._range_key_attribute()
+    assert (hash_attr.attr_name, hash_attr.attr_type, range_attr.attr_name) == ("pk", "S", "sk")
+    assert isinstance(hash_attr.does_not_exist(), Condition)
+    with mock_aws():
+        boto3.client("dynamodb", region_name="eu-west-1").create_table(
+            TableName="seam-transfer",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        assert isinstance(Seam._get_connection(), TableConnection)
+        assert _put_new(item) is True
+        assert _put_new(Seam("a", "b", value=2, version=9)) is False  # the key is taken: nothing written
+        stored = Seam.get("a", "b", consistent_read=True)
+        assert (stored.value, stored.version) == (1, 5)  # as given: no version moved
