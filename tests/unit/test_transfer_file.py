@@ -325,6 +325,57 @@ def test_a_check_refuses_a_ca_key_in_use_marked_absent(source: Path, tmp_path: P
         transfer.check_file(resealed(path, tmp_path / "foreign.seacat", foreign), lambda: PASSPHRASE)
 
 
+def test_which_ca_keys_a_tenant_has_and_which_the_service_still_uses() -> None:
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    from chalicelib.ca import keys
+    from chalicelib.domain import CaState
+    from embedded.transfer_file import ca_keys_of
+
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+
+    def ca_over(key: Any, n: int) -> CaCert:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"CA {n}")])
+        cert = (
+            x509.CertificateBuilder(name, name, key.public_key(), n, at, at + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return CaCert(f"ca{n}", cert.public_bytes(serialization.Encoding.DER), at)
+
+    first, revoked, kept, released, active = (keys.generate_ca_key() for _ in range(5))
+    fingerprint = {id(k): keys.public_key_fingerprint(k.public_key()) for k in (first, revoked, kept, released, active)}
+    cas = (
+        replace(ca_over(first, 1), state=CaState.RETIRED),  # its final CRL is stored: released
+        replace(ca_over(revoked, 2), key_secret="s/revoked", state=CaState.REVOKED),
+        replace(ca_over(kept, 3), key_secret="s/kept", state=CaState.RETIRED),  # no final CRL: kept to sign one
+        replace(ca_over(released, 4), key_secret="s/released", state=CaState.RETIRED),
+        replace(ca_over(released, 5), key_secret="s/released", state=CaState.RETIRED),
+        replace(ca_over(active, 6), key_secret="s/active"),
+    )
+    tenant = Tenant(T, TenantConfig(), "s/first", fingerprint[id(first)], False, cas, "ca6", at, at, 9)
+    found = ca_keys_of(tenant, {"ca1", "ca4", "ca5"})
+    assert [(k.secret, k.first, k.needed, len(k.cas)) for k in found] == [
+        ("s/first", True, False, 1),
+        ("s/revoked", False, False, 1),
+        ("s/kept", False, True, 1),
+        ("s/released", False, False, 2),
+        ("s/active", False, True, 1),
+    ]
+    assert [k.fingerprint for k in found] == [fingerprint[id(k)] for k in (first, revoked, kept, released, active)]
+    assert [k.needed for k in ca_keys_of(tenant, {"ca1", "ca4"})][3] is True  # one retired CA without its CRL
+    # a tenant without a CA certificate yet needs its first key
+    assert [(k.first, k.needed) for k in ca_keys_of(replace(tenant, cas=(), active_ca=None), ())] == [(True, True)]
+    with pytest.raises(ValueError, match="not over one key"):
+        ca_keys_of(replace(tenant, cas=(*cas, replace(ca_over(kept, 7), key_secret="s/active"))), ())
+    with pytest.raises(ValueError, match="another secret of the tenant holds too"):
+        ca_keys_of(replace(tenant, cas=(*cas, replace(ca_over(kept, 7), key_secret="s/kept-again"))), ())
+
+
 def test_a_database_of_another_schema_is_not_read(source: Path) -> None:
     import sqlite3
 
