@@ -307,7 +307,7 @@ class TenantImport:
             text += f"; {differs} differ and were left as the target has them ({_counted(self.differing)})"
         if self.absent_keys:
             text += (
-                f"; {_plural(self.absent_keys, 'CA key')} no longer in use not in the file "
+                f"; {_plural(self.absent_keys, 'CA key')} no longer in use left out of the file "
                 "(their CA certificates keep their state)"
             )
         return text

@@ -494,7 +494,7 @@ def test_a_rotated_tenant_moves_with_its_ca_states_and_keys(retired: bool, tmp_p
         side = transfer.aws_side(workers=4)
         [result] = import_into(side, exported.path)
         assert result.outcomes[Outcome.DIFFERS] == 0 and result.absent_keys == int(retired)
-        assert ("1 CA key no longer in use not in the file" in result.describe()) is retired
+        assert ("1 CA key no longer in use left out of the file" in result.describe()) is retired
         # each key under the stage's name for it, and the entries name those secrets
         rotated_secret = f"seacat/test/acme/ca-key-{made.new_fingerprint[:16]}"
         names = {s["Name"] for s in boto3.client("secretsmanager").list_secrets()["SecretList"]}
