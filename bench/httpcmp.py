@@ -93,6 +93,26 @@ Request = tuple[str, str, bytes, dict[str, str]]  # method, path, body, headers
 # --- the client ------------------------------------------------------------------------------------
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) of the live processes of a process group: a server and its workers.
+    Load-independent, unlike a rate on a shared machine: what each request cost the server."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp; then utime and stime (fields 14 and 15 of proc(5))
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
 def _pct(sorted_values: list[float], p: float) -> float | None:
     if not sorted_values:
         return None
@@ -108,10 +128,12 @@ def drive(
     threads: int = THREADS,
     seconds: float = SECONDS,
     keep_bodies: bool = False,
+    server_pgid: int | None = None,
 ) -> dict[str, Any]:
     """Send ``requests`` from ``threads`` threads until done or ``seconds`` pass. Without ``keep_alive``
     a new connection per request (``Connection: close``); with it one connection per thread, opened
-    again only if the server closes it. ``keep_bodies``: the good answers' bodies under ``_bodies``."""
+    again only if the server closes it. ``keep_bodies``: the good answers' bodies under ``_bodies``.
+    ``server_pgid``: also the CPU time the server's processes and this client spent per good answer."""
     queue = list(reversed(requests))
     lock = threading.Lock()
     latencies: list[float] = []
@@ -162,6 +184,8 @@ def drive(
             if conn is not None:
                 conn.close()
 
+    server_cpu = group_cpu_seconds(server_pgid) if server_pgid else 0.0
+    client_cpu = time.process_time()
     started = time.perf_counter()
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for t in pool:
@@ -169,6 +193,9 @@ def drive(
     for t in pool:
         t.join(seconds + REQUEST_TIMEOUT + 10)
     elapsed = time.perf_counter() - started
+    client_cpu = time.process_time() - client_cpu
+    if server_pgid:
+        server_cpu = group_cpu_seconds(server_pgid) - server_cpu
     latencies.sort()
     result: dict[str, Any] = {
         "per_s": round(len(latencies) / elapsed, 1),
@@ -181,6 +208,9 @@ def drive(
         "p95_ms": _pct(latencies, 0.95),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
     }
+    if server_pgid and latencies:
+        result["server_cpu_ms"] = round(server_cpu * 1000 / len(latencies), 3)
+        result["client_cpu_ms"] = round(client_cpu * 1000 / len(latencies), 3)
     if keep_bodies:
         result["_bodies"] = bodies
     return result
@@ -191,12 +221,14 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     def med(key: str) -> float | None:
         values = [r[key] for r in runs if r.get(key) is not None]
-        return round(statistics.median(values), 1) if values else None
+        return round(statistics.median(values), 3 if key.endswith("cpu_ms") else 1) if values else None
 
     return {
         "per_s": med("per_s"),
         "p50_ms": med("p50_ms"),
         "p95_ms": med("p95_ms"),
+        "server_cpu_ms": med("server_cpu_ms"),
+        "client_cpu_ms": med("client_cpu_ms"),
         "ok": sum(r["ok"] for r in runs),
         "failed": sum(r["failed"] for r in runs),
         "first_failure": next((r["first_failure"] for r in runs if r["first_failure"]), None),
@@ -353,6 +385,11 @@ class MakeRun:
         self.starts = 0
 
     @property
+    def pgid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid  # start_new_session: the server leads its own group, its workers in it
+
+    @property
     def database(self) -> Path:
         return self.data / "seacat.db"
 
@@ -477,11 +514,15 @@ def side_by_side(ours: MakeRun, theirs: Cfssl | None) -> tuple[dict[str, Any], l
             turns = ["ours", "cfssl"] if round_ % 2 == 0 else ["cfssl", "ours"]
             for turn in turns:
                 if turn == "ours":
-                    result = drive(ours.port, ours_inputs, enrolled, keep_alive=keep_alive, keep_bodies=True)
+                    result = drive(
+                        ours.port, ours_inputs, enrolled, keep_alive=keep_alive, keep_bodies=True, server_pgid=ours.pgid
+                    )
                     issued.extend(result.pop("_bodies"))
                     mine.append(result)
                 elif theirs is not None:
-                    cfssl.append(drive(theirs.port, their_inputs, theirs.ok, keep_alive=keep_alive))
+                    cfssl.append(
+                        drive(theirs.port, their_inputs, theirs.ok, keep_alive=keep_alive, server_pgid=theirs.proc.pid)
+                    )
             say(
                 f"    {mode} round {round_ + 1}: ours {mine[-1]['per_s']}/s"
                 + (f", CFSSL {cfssl[-1]['per_s']}/s" if cfssl else "")
@@ -557,13 +598,22 @@ def authenticate(ours: MakeRun, issued: list[bytes]) -> dict[str, Any]:
     def ok(status: int, body: bytes) -> bool:
         return status == 200
 
-    first = drive(ours.port, requests(AUTH_POOL), ok, seconds=AUTH_SECONDS * 3)  # each certificate's first sight
+    first = drive(
+        ours.port, requests(AUTH_POOL), ok, seconds=AUTH_SECONDS * 3, server_pgid=ours.pgid
+    )  # each certificate's first sight
     # Each worker keeps its own verified-certificate cache: a few more passes so every worker has seen each one.
     drive(ours.port, requests(3 * AUTH_POOL), ok, keep_alive=True, seconds=AUTH_SECONDS * 3)
     out: dict[str, Any] = {"first_sight": {k: v for k, v in first.items() if not k.startswith("_")}}
     for mode, keep_alive in (("close", False), ("keepalive", True)):
         runs = [
-            drive(ours.port, requests(AUTH_REQUESTS), ok, keep_alive=keep_alive, seconds=AUTH_SECONDS)
+            drive(
+                ours.port,
+                requests(AUTH_REQUESTS),
+                ok,
+                keep_alive=keep_alive,
+                seconds=AUTH_SECONDS,
+                server_pgid=ours.pgid,
+            )
             for _ in range(ROUNDS)
         ]
         out[mode] = summarize(runs)
@@ -662,6 +712,28 @@ def restarts(ours: MakeRun) -> dict[str, Any]:
     }
 
 
+def disk_sync(directory: Path, count: int = 100, seconds: float = 5.0) -> dict[str, Any]:
+    """What one durable commit waits for on this disk: fdatasync after a 4 KiB write (SQLite's
+    synchronous=FULL syncs the log once per commit, and writers commit one at a time)."""
+    path = directory / "sync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    took: list[float] = []
+    try:
+        deadline = time.monotonic() + seconds
+        for i in range(count):
+            os.pwrite(fd, os.urandom(4096), (i % 16) * 4096)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            took.append(time.perf_counter() - started)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        os.close(fd)
+        path.unlink()
+    took.sort()
+    return {"fdatasync_p50_ms": _pct(took, 0.5), "fdatasync_p95_ms": _pct(took, 0.95), "count": len(took)}
+
+
 def _step(name: str, out: dict[str, Any], work: Callable[[], Any]) -> Any:
     say(f"  {name} ...")
     started = time.monotonic()
@@ -706,6 +778,7 @@ def run() -> dict[str, Any]:
             out["auth"] = _step("nginx_authenticate", out, lambda: authenticate(ours, issued))
             out["kill_9"] = _step("kill -9 during parallel enrolments", out, lambda: kill_9(ours))
             ours.stop()
+            out["disk"] = _step("the disk's fdatasync", out, lambda: disk_sync(workdir))
             out["fill"] = _step(f"fill to {RESTART_FILL} enrolments (in-process)", out, lambda: fill(ours))
             ours.start()
             out["restart"] = _step(f"restart with {RESTART_FILL} enrolments stored", out, lambda: restarts(ours))

@@ -233,11 +233,11 @@ def http_figures(http: dict[str, Any]) -> dict[str, Any]:
         side = enrol.get(mode) or {}
         for who in ("cfssl", "ours"):
             figures = side.get(who) or {}
-            for key in ("per_s", "p50_ms", "p95_ms"):
+            for key in ("per_s", "p50_ms", "p95_ms", "server_cpu_ms"):
                 out[f"{who}_http_{key}{suffix}"] = figures.get(key)
         out[f"ours_vs_cfssl_ratio{suffix}"] = side.get("ratio")
         figures = auth.get(mode) or {}
-        for key in ("per_s", "p50_ms", "p95_ms"):
+        for key in ("per_s", "p50_ms", "p95_ms", "server_cpu_ms"):
             out[f"auth_http_{key}{suffix}"] = figures.get(key)
     out["auth_http_first_sight_per_s"] = (auth.get("first_sight") or {}).get("per_s")
     out["cfssl_version"] = http.get("cfssl_version")
@@ -249,6 +249,7 @@ def http_figures(http: dict[str, Any]) -> dict[str, Any]:
     out["kill9_found"] = killed.get("found")
     out["restart_10k_s"] = restart.get("seconds")
     out["restart_stored"] = restart.get("client_certificates")
+    out["disk_fdatasync_p50_ms"] = (http.get("disk") or {}).get("fdatasync_p50_ms")
     return out
 
 
@@ -408,20 +409,28 @@ def http_table(r: dict[str, Any]) -> None:
         f"HTTP on 127.0.0.1, one client for all ({http.get('server', 'make run')}; load average "
         f"{load.get('start')} at the start, {load.get('end')} at the end)"
     )
-    say(f"  {'':<44} {'new connection each':>25}   {'keep-alive':>25}")
-    say(f"  {'':<44} {'per s':>9} {'p50 ms':>7} {'p95 ms':>7}   {'per s':>9} {'p50 ms':>7} {'p95 ms':>7}")
+    say(f"  {'':<44} {'new connection each':>33}   {'keep-alive':>33}")
+    heads = f"{'per s':>9} {'p50 ms':>7} {'p95 ms':>7} {'cpu ms':>7}"
+    say(f"  {'':<44} {heads}   {heads}")
     version = (r.get("cfssl_version") or "").removeprefix("Version: ")
     cfssl = f"CFSSL {version} sign (POST /api/v1/cfssl/sign)"
-    for label, who in ((cfssl, "cfssl_http"), ("ours: make run, PUT /{tenant}/seacat/enroll", "ours_http")):
-        cells = [_fmt(r.get(f"{who}_{k}{m}")) for m in ("", "_keepalive") for k in ("per_s", "p50_ms", "p95_ms")]
-        say(f"  {label:<44} {cells[0]:>9} {cells[1]:>7} {cells[2]:>7}   {cells[3]:>9} {cells[4]:>7} {cells[5]:>7}")
+
+    def row(label: str, who: str) -> None:
+        cells = [
+            _fmt(r.get(f"{who}_{k}{m}"))
+            for m in ("", "_keepalive")
+            for k in ("per_s", "p50_ms", "p95_ms", "server_cpu_ms")
+        ]
+        left = f"{cells[0]:>9} {cells[1]:>7} {cells[2]:>7} {cells[3]:>7}"
+        say(f"  {label:<44} {left}   {cells[4]:>9} {cells[5]:>7} {cells[6]:>7} {cells[7]:>7}")
+
+    row(cfssl, "cfssl_http")
+    row("ours: make run, PUT /{tenant}/seacat/enroll", "ours_http")
     say(
-        f"  {'ratio ours/CFSSL (median of paired rounds)':<44} {_fmt(r.get('ours_vs_cfssl_ratio')):>9} {'':>15}   "
+        f"  {'ratio ours/CFSSL (median of paired rounds)':<44} {_fmt(r.get('ours_vs_cfssl_ratio')):>9} {'':>23}   "
         f"{_fmt(r.get('ours_vs_cfssl_ratio_keepalive')):>9}"
     )
-    cells = [_fmt(r.get(f"auth_http_{k}{m}")) for m in ("", "_keepalive") for k in ("per_s", "p50_ms", "p95_ms")]
-    label = "nginx_authenticate, service caches warm"
-    say(f"  {label:<44} {cells[0]:>9} {cells[1]:>7} {cells[2]:>7}   {cells[3]:>9} {cells[4]:>7} {cells[5]:>7}")
+    row("nginx_authenticate, service caches warm", "auth_http")
     say(f"  {'nginx_authenticate, first sight of each':<44} {_fmt(r.get('auth_http_first_sight_per_s')):>9}")
     crowd = http.get("crowd") or {}
     if crowd:
@@ -443,7 +452,13 @@ def http_table(r: dict[str, Any]) -> None:
             f"(runs {restart['runs']}; {fill.get('enrolled', '?')} of them filled in-process at "
             f"{fill.get('per_s', '?')}/s)"
         )
-    say(f"  ({http.get('client')})")
+    disk = http.get("disk") or {}
+    if disk:
+        say(
+            f"  the data directory's disk: fdatasync p50 {disk['fdatasync_p50_ms']} ms, p95 {disk['fdatasync_p95_ms']} ms "
+            "(one per enrolment, committed one at a time)"
+        )
+    say(f"  ({http.get('client')}; cpu ms: the server's processes' CPU time per answer)")
 
 
 def table(r: dict[str, Any]) -> None:
