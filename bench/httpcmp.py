@@ -407,6 +407,8 @@ class MakeRun:
                 **self.env,
             }
         )
+        # The server's shape as make run takes it (SEACAT_WORKERS, SEACAT_THREADS), to compare shapes.
+        env.update({k: v for k, v in os.environ.items() if k in ("SEACAT_WORKERS", "SEACAT_THREADS")})
         self.log = self.log_dir / f"make-run-{self.starts}.log"
         with self.log.open("wb") as log:
             started = time.perf_counter()
