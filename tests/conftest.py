@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.moto_stack import share_botocore_data
+
 pytest_plugins = ["tests.secret_scan"]
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "seacat-cr-vectors.json").read_text())
@@ -26,6 +28,7 @@ for _name, _value in {
     os.environ[_name] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+share_botocore_data()  # the service's per-test cold starts share botocore's parsed models (tests/moto_stack.py)
 
 TEST_ENV = {
     "SEACAT_STAGE": "test",
@@ -72,7 +75,7 @@ PUBLIC_ROUTES = {
 @contextlib.contextmanager
 def moto_client(operator_token: str, **env: str) -> Iterator[Any]:
     """The app on moto with the stage's resources and an operator token, for one module's tests
-    (module-scoped fixtures build on it; the per-test ``aws``/``client`` fixtures are the same, per test)."""
+    (module-scoped fixtures build on it; the per-test ``aws``/``client`` fixtures give the same, emptied per test)."""
     from chalice.test import Client
     from moto import mock_aws
 
@@ -94,13 +97,14 @@ def moto_client(operator_token: str, **env: str) -> Iterator[Any]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from moto import mock_aws
+    """moto with the stage's stack, empty: deployed once per process and emptied for each test
+    (tests/moto_stack.py); the service's caches reset as a new container has them."""
+    from tests.moto_stack import shared
 
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
+    with shared.fresh():
         reset_caches()
-        deploy_resources("test")
         yield
     reset_caches()
 

@@ -331,12 +331,31 @@ def scan_stack_logs(scanner: Scanner, base: Path) -> int:
     return count
 
 
+_WORKER_LEAKS = "secret_scan_leaks"
+_workers_reported = False
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: a worker ended; its leaks join the run's."""
+    global _workers_reported
+    _workers_reported = True
+    for leak in getattr(node, "workeroutput", {}).get(_WORKER_LEAKS, []):
+        if len(SCANNER.leaks) < MAX_REPORTED:
+            SCANNER.leaks.append(f"{leak} [{getattr(getattr(node, 'gateway', None), 'id', 'a worker')}]")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     factory = getattr(session.config, "_tmp_path_factory", None)
     base = getattr(factory, "_basetemp", None) if factory is not None else None
-    if base is not None and Path(base).exists():
+    if base is not None and Path(base).exists() and not _workers_reported:
+        # each worker (pytest-xdist) scans the stacks it started, under its own temporary directory
         scan_stack_logs(SCANNER, Path(base))
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller reports and fails the run
+        workeroutput[_WORKER_LEAKS] = list(SCANNER.leaks)
+        return
     if not SCANNER.leaks:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

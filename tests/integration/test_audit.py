@@ -409,6 +409,7 @@ def test_from_is_included_and_to_excluded_after_conversion_to_utc(trail: Trail) 
     assert [e["subject"] for e in r.json_body["items"]] == ["in", "at-from"]
 
 
+@pytest.mark.slow  # hundreds of queries on moto
 def test_paging_is_exact_across_hours_and_shards(trail: Trail) -> None:
     """Every event once, newest first, whatever the page size: events crowded in one shard, spread
     over all of them, sharing a timestamp, at the range's bounds, in hours with nothing between."""
@@ -443,6 +444,7 @@ def test_paging_is_exact_across_hours_and_shards(trail: Trail) -> None:
         assert [s for page in pages for s in page] == expected, f"limit {limit}"
 
 
+@pytest.mark.slow  # hundreds of queries on moto
 @pytest.mark.parametrize("evaluated", [None, 3])  # a type filter's Query evaluates FILTERED_PAGE items, or 3
 def test_paging_with_a_type_filter_is_exact(
     trail: Trail, monkeypatch: pytest.MonkeyPatch, evaluated: int | None
@@ -561,6 +563,7 @@ def test_a_400_day_range_costs_at_most_ten_queries(aws: None, monkeypatch: pytes
     assert pages == [[f"Y{n}"] for n in range(7, -1, -1)]
 
 
+@pytest.mark.slow  # hundreds of queries on moto
 @pytest.mark.parametrize("limit", [7, 100])
 def test_events_spread_over_many_hours_cost_at_most_ten_queries_a_page(
     client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch, limit: int
@@ -590,6 +593,7 @@ def test_events_spread_over_many_hours_cost_at_most_ten_queries_a_page(
     assert all(n is not None and n <= limit + 2 for n in count.limits)  # each query evaluates at most a page and two
 
 
+@pytest.mark.slow  # hundreds of queries on moto
 @pytest.mark.parametrize("evaluated, limit", [(None, 50), (20, 10)])  # FILTERED_PAGE as it is, or small: many pages
 def test_a_rare_type_costs_at_most_ten_queries_a_page(
     client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch, evaluated: int | None, limit: int

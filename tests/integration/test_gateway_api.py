@@ -391,6 +391,7 @@ def test_revocation_cache_window_avoids_reads(client: Any, tenants: None, monkey
     assert miss <= 1 and len(calls) == miss
 
 
+@pytest.mark.slow
 def test_crl_reads_every_page_and_skips_expired(aws: None, tenants: None) -> None:
     """Revocation entries are one item each; the CRL follows every page of the index."""
     from chalicelib import context

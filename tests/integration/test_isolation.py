@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -396,7 +397,7 @@ def test_the_scanner_finds_keys_tokens_and_known_secrets() -> None:
     assert not scanner.find(f'{{"data": "{cert_hex}", "token": "sct_0123456789abcdef"}}')
 
 
-def run_pytest(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+def run_pytest(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
     test = tmp_path / "test_leaky.py"
     test.write_text(textwrap.dedent(source))
     return subprocess.run(
@@ -413,9 +414,12 @@ def run_pytest(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
             str(tmp_path),
             "--basetemp",
             str(tmp_path / "inner"),
+            *args,
             str(test),
         ],
         cwd=ROOT,
+        # the plugin under test and no other: the installed ones (schemathesis, hypothesis, xdist) cost ~2 s a run
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -440,6 +444,26 @@ def test_a_leak_in_a_log_fails_the_run(tmp_path: Path) -> None:
     assert "the body of a CA private key in log record" in leaky.stdout
     clean = run_pytest(tmp_path, "def test_nothing():\n    pass\n")
     assert clean.returncode == 0 and "secret scan" not in clean.stdout
+
+
+def test_a_leak_in_a_pytest_xdist_worker_fails_the_run(tmp_path: Path) -> None:
+    """make test runs the suite in pytest-xdist workers: what a worker saw fails the run all the same."""
+    leaky = run_pytest(
+        tmp_path,
+        """
+        import logging
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from chalicelib.ca import keys
+
+        def test_logs_a_key():
+            pem = keys.private_key_to_pem(ec.generate_private_key(ec.SECP256R1())).decode()
+            logging.getLogger("seacat.test").warning("key is %s", pem.splitlines()[1])
+        """,
+        *("-p", "xdist.plugin", "-n", "1"),
+    )
+    assert leaky.returncode == 1, leaky.stdout[-2000:]
+    assert "1 passed" in leaky.stdout and "secret scan failed" in leaky.stdout
+    assert "the body of a CA private key in log record" in leaky.stdout and "[gw0]" in leaky.stdout
 
 
 def test_a_leak_in_a_response_fails_the_run(tmp_path: Path) -> None:

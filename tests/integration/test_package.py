@@ -24,6 +24,8 @@ import yaml
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 STAGE = "dev"
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 PROTECTED = ("secretsmanager", "kms", "dynamodb", "logs")
