@@ -49,12 +49,13 @@ reset:
 reset-emulator:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m scripts.local_run --reset
 
-## The whole test suite (unit, integration under moto, end-to-end on 127.0.0.1)
+## The whole test suite (unit, integration under moto, end-to-end on 127.0.0.1), in a pytest-xdist worker per core
 test: $(DEV)
 	$(PY) -m pytest -q
 
+## The unit tests, in this process (about 10 s: pytest-xdist workers would cost more than they save)
 unit: $(DEV)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n 0 tests/unit
 
 ## Lint, formatting and types, as CI runs them before the tests (`make format` applies ruff's formatting)
 check: $(DEV)
