@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 
+from chalicelib.domain import AuditEvent
 from chalicelib.errors import InvalidInput
 
 RETENTION = timedelta(days=400)  # how long an audit event is kept (DynamoDB's TTL `expires_at`)
@@ -17,6 +19,20 @@ RETENTION = timedelta(days=400)  # how long an audit event is kept (DynamoDB's T
 _MAX_TOKEN = 256  # characters: a token is the hex of about 60 bytes
 _CURSOR = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[0-9a-f]{16}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def audit_event(
+    tenant: str | None,
+    event: str,
+    actor: str,
+    subject: str | None,
+    outcome: str | None,
+    details: dict[str, object] | None,
+    at: datetime | None,
+) -> AuditEvent:
+    """The audit entry the adapters without AWS hand to writes (the port's ``item``): its time, now by
+    default, and a random 64-bit event id that orders events of the same microsecond."""
+    return AuditEvent(tenant, at or datetime.now(UTC), event, actor, subject, outcome, details, secrets.token_hex(8))
 
 
 def iso(dt: datetime) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -363,7 +362,7 @@ class MemoryAudit:
         details: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> AuditEvent:
-        return AuditEvent(tenant, at or _now(), event, actor, subject, outcome, details, secrets.token_hex(8))
+        return keys.audit_event(tenant, event, actor, subject, outcome, details, at)
 
     def put(self, entry: Any) -> None:
         with self._s.lock:

@@ -9,7 +9,6 @@ a query never returns an expired one, and writes purge them in bounded batches, 
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -84,7 +83,7 @@ class SqliteAudit:
         details: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> AuditEvent:
-        return AuditEvent(tenant, at or now(), event, actor, subject, outcome, details, secrets.token_hex(8))
+        return keys.audit_event(tenant, event, actor, subject, outcome, details, at)
 
     def put(self, entry: Any) -> None:
         with self._db.write() as conn:
