@@ -9,8 +9,7 @@ InvalidInput naming the CSR field outside the profile. Pure: no AWS, no Chalice,
 Patterns (``sans``):
 
 - ``dns``: a DNS name, ``*.example.com`` (exactly one label in place of ``*``) or ``**.example.com``
-  (one or more labels). Compared case-insensitively; a CSR's wildcard DNS name is refused unless the
-  pattern has the same literal ``*.`` form... (never: a profile issues no wildcard certificates).
+  (one or more labels), compared case-insensitively. A CSR's own wildcard name is never issued.
 - ``uri``: a URI where ``*`` stands for one path segment (no ``/``) and a trailing ``/**`` for any
   rest, e.g. ``spiffe://example.org/ns/*/sa/*``, ``spiffe://example.org/**``; scheme and host compare
   case-insensitively, the path exactly.
