@@ -3,8 +3,8 @@
 A profile is data, kept on the tenant's configuration (a handful per tenant), like a Vault role or a
 step-ca provisioner's claims. ``parse_profile`` is the trust boundary for an admin's JSON (any shape
 yields a Profile or InvalidInput naming the field); ``Profile.to_json``/``from_json`` are its stored
-form; ``plan`` checks a CSR against a profile and says what the certificate will hold, or raises
-InvalidInput naming the CSR field outside the profile. Pure: no AWS, no Chalice, no clock.
+form; ``chalicelib.ca.csr.plan`` checks a CSR against one. Pure: no AWS, no Chalice, no cryptography
+(the tenant configuration that holds profiles is read on every path, cold starts included).
 
 Patterns (``sans``):
 
