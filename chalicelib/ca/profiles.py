@@ -117,8 +117,32 @@ class Profile:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Profile:
-        """The stored form (validated when it was written)."""
-        return parse_profile(str(raw.get("name", "")), dict(raw), stored=True)
+        """The stored form, validated when it was written (``parse_profile``), so read without checks:
+        every read of a tenant (each enrolment on ``make run``) reads its profiles."""
+        subject = raw["subject"]
+        if subject["mode"] == "template":
+            rule = SubjectRule(
+                mode="template",
+                allowed=(),
+                required=(),
+                template=tuple((k, v) for item in subject["template"] for k, v in item.items()),
+            )
+        else:
+            rule = SubjectRule(mode="csr", allowed=tuple(subject["allowed"]), required=tuple(subject["required"]))
+        return cls(
+            name=raw["name"],
+            key_types=tuple(raw["keyTypes"]),
+            rsa_min_bits=raw["rsaMinBits"],
+            lifetime_hours=raw["lifetimeHours"],
+            key_usages=tuple(raw["keyUsage"]),
+            ekus=tuple(raw["extendedKeyUsage"]),
+            subject=rule,
+            sans=tuple((kind, tuple(patterns)) for kind, patterns in raw["sans"].items()),
+            max_sans=raw["maxSans"],
+            require_san=raw["requireSan"],
+            approval=raw["approval"],
+            description=raw["description"],
+        )
 
 
 def seacat_profile(lifetime_days: int) -> Profile:
