@@ -39,6 +39,7 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
     reset_caches()
     backend = context.use_memory()
     tokens.install_operator_token(TOKEN)
@@ -470,3 +471,24 @@ def test_a_tenant_token_reaches_its_tenant_only(memory: Any) -> None:
         ).status_code
         == 404
     )
+
+
+def test_nginx_authenticate_never_takes_a_csr_certificate_for_a_seacat_identity(memory: Any) -> None:
+    from seacat_client.cr import build_cr
+
+    client, _ = memory
+    tenant(client)
+    key, request = make_csr()
+    r = client.http.post("/acme/x509/sign?profile=routers", headers=admin("application/pkcs10"), body=der(request))
+    assert r.status_code == 200
+    pem = r.json_body["certificate"].encode()
+    gate = {"X-SSL-Client-Verify": "SUCCESS"}
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gate, body=pem).status_code == 403
+    # even when the same key is also a SeaCat client's
+    enrol = client.http.put(
+        "/acme/seacat/enroll", headers={"Content-Type": "application/octet-stream"}, body=build_cr(key, application="a")
+    )
+    assert enrol.status_code == 200
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gate, body=pem).status_code == 403
+    seacat_pem = x509.load_der_x509_certificate(enrol.body).public_bytes(serialization.Encoding.PEM)
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gate, body=seacat_pem).status_code == 200
