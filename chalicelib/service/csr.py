@@ -227,8 +227,10 @@ def sign_csr(
     if existing is not None:
         if existing.kind != RequestKind.CSR:
             raise Conflict("this request id names a SeaCat CR", field="csr")
+        if existing.profile != profile.name:
+            raise Conflict(f"this CSR was sent under profile {existing.profile}: make a new CSR", field="profile")
         if existing.state == RequestState.PENDING:
-            return CsrOutcome(202, PENDING, rid, identity_name, existing.profile or profile.name, None)
+            return CsrOutcome(202, PENDING, rid, identity_name, profile.name, None)
         if existing.state == RequestState.REJECTED:
             raise Forbidden("this CSR was rejected")
         if existing.state == RequestState.ISSUED and existing.cert_id:
@@ -236,7 +238,7 @@ def sign_csr(
             if issued is not None and issued.revoked_at is not None:
                 raise Forbidden("this CSR's certificate was revoked: make a new CSR")
             if issued is not None and issued.not_after > now:
-                return CsrOutcome(200, EXISTING, rid, identity_name, existing.profile or profile.name, issued)
+                return CsrOutcome(200, EXISTING, rid, identity_name, profile.name, issued)
 
     identity = store.get_identity(tenant_id, identity_name)
     why = identity.refusal() if identity is not None else None
