@@ -30,6 +30,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT = 30.0
 MAX_PAGE = 100  # the API's largest page
 MAX_PAGES = 100_000  # a list longer than this is not followed further (a loop guard, never reached in use)
+MAX_ANSWER = 64 * 1024 * 1024  # no admin answer comes near this (a page is 100 items, a CRL a few MB)
 USER_AGENT = "seacat-cli/1"
 
 URL_ENV = "SEACAT_URL"
@@ -150,15 +151,20 @@ class Api:
         if params:
             target += "?" + urllib.parse.urlencode(params)
         headers = {"Accept": accept, "User-Agent": USER_AGENT, **(self._authorization() if auth else {})}
+        if body is not None and "privateKey" in body and not _private_channel(self.url):
+            raise usage(f"refusing to send a CA private key to {self.url} over plain http: use https (or the loopback)")
         data = json.dumps(body).encode("utf-8") if body is not None else None
         if method != "GET":  # every admin write takes JSON; a bodyless one too (no server guesses a type)
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(target, data=data, method=method, headers=headers)
         try:
             with self._opener.open(request, timeout=self.timeout) as answer:
-                return Response(answer.status, answer.read(), dict(answer.headers.items()))
+                raw = answer.read(MAX_ANSWER + 1)
+                if len(raw) > MAX_ANSWER:
+                    raise CliError(UNAVAILABLE, f"{method} {path}: the answer is larger than {MAX_ANSWER} bytes")
+                return Response(answer.status, raw, dict(answer.headers.items()))
         except urllib.error.HTTPError as error:
-            raw = error.read()
+            raw = error.read(64 * 1024)
             try:
                 parsed = json.loads(raw)
             except ValueError:
@@ -181,7 +187,25 @@ class Api:
 
 def quote(segment: str) -> str:
     """One path segment (a tenant, an id), so nothing a user types can reach another route."""
+    if segment in ("", ".", ".."):
+        raise usage(f"{segment!r} is not a tenant or an id")
     return urllib.parse.quote(segment, safe=":")
+
+
+def _private_channel(url: str) -> bool:
+    """https, or http to this machine: where a CA private key may travel."""
+    import ipaddress
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- the command's context --------------------------------------------------------------------------

@@ -196,6 +196,19 @@ def test_the_token_comes_from_the_environment_or_a_file_never_the_command_line(
     assert wrong.code == 1 and wrong.error["status"] == 401
 
 
+def test_a_ca_key_never_travels_over_plain_http_and_no_id_escapes_its_path_segment(
+    service: Service, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(sec1_pem(ec.generate_private_key(ec.SECP256R1())))
+    plain = seacat(
+        service, "tenant", "create", "acme", "--private-key-file", str(key_file), "--url", "http://pki.invalid"
+    )
+    assert plain.code == 2 and "plain http" in plain.err
+    assert seacat(service, "tenant", "show", "..").code == 2
+    assert seacat(service, "cert", "show", "acme", ".").code == 2
+
+
 def test_a_tenant_token_sees_its_tenant_only_and_stops_at_revocation(service: Service) -> None:
     for tenant in ("acme", "beta"):
         assert seacat(service, "tenant", "create", tenant).code == 0
@@ -351,6 +364,16 @@ def test_cr_list_pages_through_a_long_queue_up_to_limit_or_all(service: Service,
     some = seacat(service, "cr", "list", "acme", "--limit", "120", "--json")
     assert [r["_id"] for r in some.json] == [r["_id"] for r in every.json[:120]]
     assert len(seacat(service, "cr", "list", "acme", "--json").json) == 50  # the default limit
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Terminal()
+    environ = {"SEACAT_URL": service.url, "SEACAT_TOKEN": OPERATOR}
+    assert main(["cr", "list", "acme", "--all"], environ=environ, out=out, err=err) == 0
+    assert "100 requests so far" in err.getvalue() and err.getvalue().endswith("130 requests\n")
+    assert len(out.getvalue().splitlines()) == 131  # the heading and every request
 
 
 def test_audit_lists_and_follow_prints_new_events_then_ctrl_c_exits_130(
