@@ -63,7 +63,14 @@ def usage(message: str) -> CliError:
 
 # -- printing ---------------------------------------------------------------------------------------
 
-_CONTROL = {c: " " for c in range(32)} | {127: " "} | {c: " " for c in range(0x80, 0xA0)}
+# C0 and C1 controls and DEL (escape sequences, bells, carriage returns), and the Unicode format
+# characters that reorder or split what is shown (bidi overrides and isolates, line separators).
+_CONTROL = (
+    {c: " " for c in range(32)}
+    | {127: " "}
+    | {c: " " for c in range(0x80, 0xA0)}
+    | {c: " " for c in (0x200E, 0x200F, 0x2028, 0x2029, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+)
 
 
 def clean(value: object) -> str:
