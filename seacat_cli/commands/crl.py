@@ -84,8 +84,11 @@ def _download(cli: Cli) -> int:
     else:
         data = der
     write_output(cli.args.out, data, cli.out)
-    if cli.args.out and cli.args.out != "-":
-        cli.note(f"wrote {cli.args.out}")
+    if cli.args.out != "-":
+        if cli.as_json:
+            cli.emit({"out": cli.args.out, "format": "pem" if cli.args.pem else "der"}, lambda out: None)
+        else:
+            cli.note(f"wrote {cli.args.out}")
     return 0
 
 

@@ -295,7 +295,8 @@ def test_cert_show_download_revoke_and_the_crl_lists_it(service: Service, tmp_pa
         (format(issued.serial_number, "x"), "key_compromise")
     ]
     crl_file = tmp_path / "crl.der"
-    assert seacat(service, "crl", "download", "acme", "--out", str(crl_file)).code == 0
+    downloaded = seacat(service, "crl", "download", "acme", "--out", str(crl_file), "--json")
+    assert downloaded.code == 0 and downloaded.json == {"out": str(crl_file), "format": "der"}
     assert x509.load_der_x509_crl(crl_file.read_bytes()).get_revoked_certificate_by_serial_number(issued.serial_number)
     assert seacat(service, "cert", "show", "acme", "0" * 96).code == 3
 
