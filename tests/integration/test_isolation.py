@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
 from tests.conftest import PUBLIC_ROUTES, REFERENCE_SPEC, ROOT, moto_client
+from tests.reference_pki import reference_ca
 
 OPERATOR = "sct_00000000000000f3_isolation-operator-token-012345"
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -92,9 +93,19 @@ def world() -> Iterator[World]:
             )
             made = client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC)
             assert made.status_code == 201
-            # a second CA certificate, over a key of its own: the first can then be retired
-            rotated = client.http.post(f"/{name}/x509/ca/rotate", headers=auth(OPERATOR), body=REFERENCE_SPEC)
+            # a second CA certificate, over a key of its own: the first can then be retired; the key is
+            # the test's, so a CA certificate made elsewhere over it could be imported (the import case)
+            ca_key = ec.generate_private_key(ec.SECP256R1())
+            ca_key_pem = ca_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
+            rotated = client.http.post(
+                f"/{name}/x509/ca/rotate",
+                headers=auth(OPERATOR),
+                body=json.dumps({**json.loads(REFERENCE_SPEC), "privateKey": ca_key_pem}),
+            )
             assert rotated.status_code == 201
+            importable = reference_ca(ca_key, cn=f"{name} imported").public_bytes(serialization.Encoding.PEM)
             key = ec.generate_private_key(ec.SECP256R1())
             cr_id = client.http.put(
                 f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")
@@ -126,6 +137,7 @@ def world() -> Iterator[World]:
                 "pending_cr_id": pending.json_body["id"],
                 "token_id": made.json_body["tokenId"],
                 "ca_id": first_ca,
+                "import_body": json.dumps({"certificate": importable.decode()}),
             }
         revoked = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": "alpha"})).json_body
         assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=auth(OPERATOR)).status_code == 200
@@ -142,6 +154,7 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/tenants/{tenant}"): ("/tenants/{tenant}", None),
     ("PUT", "/{tenant}/x509/self-signed"): ("/{tenant}/x509/self-signed", REFERENCE_SPEC),
     ("POST", "/{tenant}/x509/ca/rotate"): ("/{tenant}/x509/ca/rotate", REFERENCE_SPEC),
+    ("PUT", "/{tenant}/x509/ca/import"): ("/{tenant}/x509/ca/import", "{import_body}"),
     ("PUT", "/{tenant}/x509/ca/{ca_id}/retire"): ("/{tenant}/x509/ca/{ca_id}/retire", '{"force": true}'),
     ("PUT", "/{tenant}/x509/ca/{ca_id}/revoke"): ("/{tenant}/x509/ca/{ca_id}/revoke", '{"reason": "cACompromise"}'),
     ("POST", "/{tenant}/webhook/secret"): ("/{tenant}/webhook/secret", None),
@@ -283,6 +296,17 @@ def test_own_paths_with_another_tenants_ids_answer_404_and_change_nothing(world:
             headers = {**auth(token), **({"Content-Type": "application/pkcs10"} if "/sign" in path else {})}
             r = world.client.http.request(method, path, headers=headers, body=body)
             assert r.status_code == 404, (method, path, r.status_code, r.body[:200])
+    assert diff(before, snapshot()) == []
+
+
+def test_another_tenants_ca_certificate_is_not_imported_into_ones_own(world: World) -> None:
+    """A CA certificate over beta's key, imported into alpha (by alpha's token or the operator's): 400,
+    its key is not alpha's, and nothing changes."""
+    before = snapshot()
+    for token in (world.alpha_token, OPERATOR):
+        r = world.client.http.put("/alpha/x509/ca/import", headers=auth(token), body=world.ids["beta"]["import_body"])
+        assert r.status_code == 400 and r.json_body["field"] == "certificate", r.body[:200]
+        assert "not the tenant's CA key" in r.json_body["message"]
     assert diff(before, snapshot()) == []
 
 
