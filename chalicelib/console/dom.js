@@ -50,7 +50,7 @@ export function daysLeft(value) {
   return Math.floor((new Date(value).getTime() - Date.now()) / 86400000);
 }
 
-/** A table: columns [{label, cell(row) -> node|string}], rows; a caption for screen readers. */
+/** A table: columns [{label, cell(row) -> node|string, nowrap?}], rows; a caption for screen readers. */
 export function table(caption, columns, rows, empty = "Nothing to show.") {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   return h(
@@ -64,7 +64,7 @@ export function table(caption, columns, rows, empty = "Nothing to show.") {
       h(
         "tbody",
         {},
-        rows.map((row) => h("tr", {}, columns.map((c) => h("td", { "data-label": c.label }, c.cell(row))))),
+        rows.map((row) => h("tr", {}, columns.map((c) => h("td", { "data-label": c.label, class: c.nowrap ? "nowrap" : null }, c.cell(row))))),
       ),
     ),
   );

@@ -32,7 +32,7 @@ async function queue(ctx, view) {
     caption: `Pending certificate requests of ${tenant}`,
     empty: "No request is waiting.",
     columns: [
-      { label: "Received", cell: (cr) => when(cr._c) },
+      { label: "Received", cell: (cr) => when(cr._c), nowrap: true },
       { label: "Application", cell: (cr) => h("span", { class: "app" }, cr.seacat_application) },
       { label: "Identity", cell: (cr) => h("a", { href: link(["tenants", tenant, "identities"], { identity: cr.seacat_identity }), class: "mono" }, cr.seacat_identity) },
       { label: "Attributes", cell: attributes },

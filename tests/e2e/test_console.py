@@ -55,9 +55,12 @@ def browser() -> Iterator[Any]:
 
 
 def wait(driver: Any, condition: Any) -> Any:
+    """Poll ``condition`` for up to WAIT seconds; an element replaced by a re-render meanwhile is looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT).until(condition)
+    ignored = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(condition)
 
 
 def by_css(css: str) -> Any:
@@ -69,7 +72,7 @@ def by_css(css: str) -> Any:
 def sign_in(driver: Any, stack: Stack, token: str) -> None:
     from selenium.webdriver.support import expected_conditions as ec_
 
-    driver.get(f"{stack.url}/console/")
+    driver.get(f"{stack.url}/health")  # the origin's sessionStorage, without the console running on it
     driver.execute_script("sessionStorage.clear()")
     driver.get(f"{stack.url}/console/")
     field = wait(driver, ec_.visibility_of_element_located(by_css("input[name=token]")))
