@@ -73,13 +73,3 @@ export async function api(method, route, { body, query, accept = "application/js
   if (as === "text") return response.text();
   return response.json();
 }
-
-/** Every page of a paged list ({items, next}), calling progress(itemsSoFar) after each page. */
-export async function* pages(route, query, limit = 50) {
-  let next = null;
-  do {
-    const page = await api("GET", route, { query: { ...query, limit, next } });
-    yield page;
-    next = page.next;
-  } while (next);
-}

@@ -159,6 +159,11 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("signout").addEventListener("click", signOut);
+  // The skip link must not become a route: move the focus instead of the hash.
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    $("main").focus();
+  });
   window.addEventListener("hashchange", render);
   const saved = session.token();
   if (saved) {

@@ -45,11 +45,6 @@ export function when(value) {
   return Number.isNaN(d.getTime()) ? String(value) : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
-export function daysLeft(value) {
-  if (!value) return null;
-  return Math.floor((new Date(value).getTime() - Date.now()) / 86400000);
-}
-
 /** A table: columns [{label, cell(row) -> node|string, nowrap?}], rows; a caption for screen readers. */
 export function table(caption, columns, rows, empty = "Nothing to show.") {
   if (!rows.length) return h("p", { class: "empty" }, empty);

@@ -2,7 +2,7 @@
 
 import { api, path } from "./api.js";
 import { append, field, fill, h, status, when } from "./dom.js";
-import { action, errorBox, form, go, link } from "./ui.js";
+import { action, errorBox, form, go, link, pagedList } from "./ui.js";
 import { downloadCertificate } from "./page-cas.js";
 import { reasonSelect } from "./page-identities.js";
 
@@ -17,8 +17,24 @@ async function render(ctx, view) {
     result,
   ]);
   if (!wanted) {
-    fill(result, h("p", {}, "Open a certificate from an identity, a request or the audit trail; the CA certificates' expiry is on ",
-      h("a", { href: link(["tenants", tenant, "cas"]) }, "CA certificates"), "."));
+    fill(result,
+      h("p", {}, "Open a certificate from an identity, a request or the audit trail; the CA certificates' expiry is on ",
+        h("a", { href: link(["tenants", tenant, "cas"]) }, "CA certificates"), "."),
+      h("h2", {}, "Revoked in the last 31 days"));
+    const from = new Date(Date.now() - 31 * 86400000 + 60000).toISOString();
+    const revoked = pagedList(result, {
+      caption: `Certificates of ${tenant} revoked in the last 31 days (the audit trail's certificate.revoked), newest first`,
+      empty: "No certificate was revoked in the last 31 days.",
+      columns: [
+        { label: "Revoked", cell: (e) => when(e.at), nowrap: true },
+        { label: "Reason", cell: (e) => e.outcome || "", nowrap: true },
+        { label: "Identity", cell: (e) => (e.details?.identity ? h("a", { href: link(["tenants", tenant, "identities"], { identity: e.details.identity }), class: "mono" }, e.details.identity) : "") },
+        { label: "Certificate", cell: (e) => h("a", { href: link(["tenants", tenant, "certificates"], { id: e.subject }), class: "mono short", title: e.subject }, `${String(e.subject).slice(0, 16)}…`) },
+        { label: "By", cell: (e) => h("span", { class: "mono" }, e.actor) },
+      ],
+      fetchPage: (next) => api("GET", "audit", { query: { tenant, type: "certificate.revoked", from, limit: 50, next } }),
+    });
+    await revoked.load();
     return;
   }
   let cert;

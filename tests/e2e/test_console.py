@@ -70,14 +70,14 @@ def by_css(css: str) -> Any:
 
 
 def sign_in(driver: Any, stack: Stack, token: str) -> None:
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec_
 
     driver.get(f"{stack.url}/health")  # the origin's sessionStorage, without the console running on it
     driver.execute_script("sessionStorage.clear()")
     driver.get(f"{stack.url}/console/")
     field = wait(driver, ec_.visibility_of_element_located(by_css("input[name=token]")))
-    field.send_keys(token)
-    field.submit()
+    field.send_keys(token + Keys.ENTER)  # the keyboard alone signs in
     wait(driver, ec_.visibility_of_element_located(by_css("#signout")))
 
 
@@ -214,6 +214,9 @@ def test_revoke_a_certificate_with_a_reason(stack: Stack, browser: Any) -> None:
     status, cert = api(stack, "GET", f"/{tenant}/x509/cert/{cert_id}")
     assert (cert["status"], cert["revoked"]["reason"]) == ("revoked", "keyCompromise")
     assert "keyCompromise" in browser.find_element(By.CSS_SELECTOR, ".facts").text
+    # and it is in the tenant's list of recent revocations
+    open_page(browser, stack, f"/tenants/{tenant}/certificates", "#view tbody tr")
+    assert "keyCompromise" in row_of(browser, identity).text
     assert severe_logs(browser) == []
 
 
