@@ -10,7 +10,7 @@ OUT    ?= dist/$(STAGE)
 REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),eu-west-1)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
 
-.PHONY: run run-emulator test unit check typecheck lint format lock venv reset reset-emulator clean package deploy bench
+.PHONY: run run-emulator test unit check typecheck lint format lock venv reset reset-emulator clean package deploy bench screenshots
 
 venv: $(DEV)
 
@@ -69,6 +69,10 @@ check: $(DEV)
 format: $(DEV)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## The console's screenshots in docs/ (docs/console.md), taken by its end-to-end test in headless Chromium
+screenshots: $(DEV)
+	SEACAT_SCREENSHOTS=$(CURDIR)/docs/console $(PY) -m pytest -q -n 0 tests/e2e/test_console.py -k screenshots
 
 ## Benchmarks beside the raw crypto limits, with their budgets (docs/performance.md); not part of make test
 bench: $(DEV)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import audit, gateway_credentials, health, openapi, profiles, seacat, tenants, tokens
+from chalicelib.api import audit, console, gateway_credentials, health, openapi, profiles, seacat, tenants, tokens
 from chalicelib.api.middleware import register
 
 app = Chalice(app_name="seacat-pki")
@@ -17,3 +17,4 @@ app.register_blueprint(profiles.bp)
 app.register_blueprint(gateway_credentials.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(openapi.bp)
+app.register_blueprint(console.bp)

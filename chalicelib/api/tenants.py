@@ -14,6 +14,17 @@ from chalicelib.service import tenants as service
 bp = Blueprint(__name__)
 
 
+@bp.route("/tenants", methods=["GET"])
+@json_errors
+def list_tenants() -> Response:
+    """Operator: every tenant's id, sorted."""
+    from chalicelib.context import current
+
+    auth.require(bp.current_request, operator=True)
+    items = [{"tenant": tenant_id} for tenant_id in current().tenants.ids()]
+    return json_response({"items": items, "count": len(items)})
+
+
 @bp.route("/tenants/{tenant}", methods=["PUT"], content_types=["application/json"])
 @json_errors
 def put_tenant(tenant: str) -> Response:

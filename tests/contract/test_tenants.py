@@ -243,3 +243,13 @@ def test_set_ca_states_of_a_stale_tenant_or_an_unknown_ca_writes_nothing(adapter
     assert adapter.tenants.get(tenant_id) == winner
     assert adapter.certificates.get_certificate(tenant_id, old.cert_id) == old
     assert audit_events(adapter, tenant_id, event="ca.retired") == []
+
+
+def test_ids_lists_every_tenant_sorted(adapter: Adapter, tenant_id: str) -> None:
+    second, first = f"{tenant_id}-b", f"{tenant_id}-a"
+    assert not {second, first, tenant_id} & set(adapter.tenants.ids())
+    for name in (second, tenant_id, first):
+        adapter.tenants.create(name, CONFIG, f"secret/{name}", "fp", False)
+    listed = adapter.tenants.ids()
+    assert listed == sorted(listed)
+    assert [t for t in listed if t.startswith(tenant_id)] == [tenant_id, first, second]
