@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -60,6 +60,14 @@ def get(tenant_id: str, *, consistent: bool = True) -> Tenant | None:
             return _to_domain(TenantModel.get(tenant_id, consistent_read=consistent))
         except DoesNotExist:
             return None
+
+
+def ids() -> Iterator[str]:
+    """Every tenant id, a page at a time (a Scan of the keys only): for the scheduled upkeep, not a route."""
+    common.ready()
+    with common.translated():
+        for item in TenantModel.scan(attributes_to_get=["tenant_id"]):
+            yield item.tenant_id
 
 
 def create(
