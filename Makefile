@@ -77,7 +77,7 @@ typecheck: $(DEV)
 ## AWS: one CloudFormation template ($(OUT)/sam.yaml) and the Lambda zip for STAGE; calls no AWS API (docs/deploy.md)
 package: $(DEV)
 	rm -f $(OUT)/sam.yaml $(OUT)/deployment.zip $(OUT)/merge-template.yaml
-	$(PY) infra/merge_templates.py --stage $(STAGE) --chalice-config .chalice/config.json --out $(OUT)/merge-template.yaml infra/resources.yaml infra/api.yaml
+	$(PY) infra/merge_templates.py --stage $(STAGE) --chalice-config .chalice/config.json --out $(OUT)/merge-template.yaml infra/resources.yaml infra/api.yaml infra/monitoring.yaml infra/waf.yaml
 	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template $(OUT)/merge-template.yaml $(OUT)
 	$(PY) infra/precompile.py $(OUT)/deployment.zip
 
