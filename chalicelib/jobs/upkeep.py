@@ -2,21 +2,28 @@
 
 A Chalice scheduled function (app.py registers ``bp``; `make package` gives it a function of its own,
 ``seacat-pki-<stage>-upkeep``, run by an EventBridge rule every hour). For each tenant it runs every
-task of ``TENANT_TASKS`` and emits CloudWatch embedded metrics (namespace ``SeaCatPKI``) that the
-stack's alarms read (infra/monitoring.yaml, docs/deploy.md):
+task of ``TENANT_TASKS``; a task returns the whole days left on what it looks after for that tenant (the
+fewest), or None. The run emits CloudWatch embedded metrics (namespace ``SeaCatPKI``) that the stack's
+alarms read (infra/monitoring.yaml, docs/deploy.md):
 
-- ``ca_expiry``: ``ActiveCaDaysLeft`` (dimensions Stage, Tenant), the whole days until the tenant's active
-  CA certificate's notAfter, the same metric the hot paths emit, so the alarm has a value every hour for
-  every tenant, with or without traffic.
+- ``DaysLeft`` (dimensions Stage, Task): per task, the fewest days any tenant has left. One value per
+  task and run, whatever the number of tenants, so each expiry alarm watches one metric.
+- ``UpkeepFailures`` (dimension Stage): how many (tenant, task) runs failed, 0 included, so that an
+  upkeep that stopped running shows as missing data. Each failure is logged with its task and tenant.
+
+The tasks:
+
+- ``ca_expiry``: the days until the tenant's active CA certificate's notAfter; also emitted per tenant as
+  ``ActiveCaDaysLeft`` (dimensions Stage, Tenant), as the hot paths do, for the dashboard to name the tenant.
 - ``crl``: signs the active CA certificate's CRL as ``GET /{tenant}/x509/crl`` would (the CA key read
   from its secret, the revoked index queried). CRLs are built on request and valid a day, so none is
   stored to expire; what can go wrong is that one can no longer be signed, and that is what this finds
-  before a relying party's copy runs out.
+  before a relying party's copy runs out. No pre-built CRLs exist to refresh.
 
-A task that fails for a tenant counts in ``UpkeepFailures`` (dimensions Stage, Task) and the others go
-on; the run's summary line names the tasks and the counts. Re-issuing delegated OCSP signers is a task
-for the OCSP module to register here (``TENANT_TASKS["ocsp_signers"]``); until then the job does not do it
-and does not say it does (tests/unit/test_upkeep.py checks that an OCSP module, once merged, is wired).
+Re-issuing delegated OCSP signers is a task for the OCSP module to register here
+(``TENANT_TASKS["ocsp_signers"]``, returning the fewest days left on the tenant's signers after it ran; the
+stack's OcspSignerExpiry alarm reads ``DaysLeft`` for it). Until then the job does not do it and does not
+say it does (tests/unit/test_upkeep.py checks that an OCSP module, once merged, is wired).
 """
 
 from __future__ import annotations
@@ -37,27 +44,30 @@ log = logging.getLogger("seacat.upkeep")
 
 bp = Blueprint(__name__)
 
-TenantTask = Callable[[Tenant, datetime], None]
+# (tenant, now) -> the whole days left on what the task looks after for that tenant (the fewest), or None
+TenantTask = Callable[[Tenant, datetime], float | None]
 
 
-def ca_expiry(tenant: Tenant, now: datetime) -> None:
+def ca_expiry(tenant: Tenant, now: datetime) -> float | None:
     from chalicelib import observability
     from chalicelib.service.enrollment import ca_certificate
 
     active = tenant.active_ca_cert()
     if active is None:
-        return
+        return None
     left = ca_certificate(active.cert_id, active.der).not_valid_after_utc - now
     days = math.floor(left.total_seconds() / 86400)
     observability.metric("ActiveCaDaysLeft", days, unit="None", Tenant=tenant.tenant_id)
+    return days
 
 
-def crl(tenant: Tenant, now: datetime) -> None:
+def crl(tenant: Tenant, now: datetime) -> float | None:
     from chalicelib.service.revocation import sign_crl
 
     active = tenant.active_ca_cert()
     if active is not None:
         sign_crl(tenant, active, now.replace(microsecond=0))
+    return None
 
 
 # The tasks run for every tenant, in this order. The OCSP module adds its signer re-issue here.
@@ -67,7 +77,8 @@ TENANT_TASKS: dict[str, TenantTask] = {"ca_expiry": ca_expiry, "crl": crl}
 @dataclass
 class Report:
     tenants: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # task -> tenants it failed for
+    days_left: dict[str, float] = field(default_factory=dict)  # task -> the fewest days any tenant has left
 
 
 def run(tenant_ids: Iterable[str], now: datetime | None = None) -> Report:
@@ -85,18 +96,23 @@ def run(tenant_ids: Iterable[str], now: datetime | None = None) -> Report:
         at = now or datetime.now(UTC)
         for name, task in TENANT_TASKS.items():
             try:
-                task(tenant, at)
+                days = task(tenant, at)
             except Exception as exc:  # one tenant's broken key must not hide every other tenant's expiry
                 report.failures[name] += 1
                 log.error("upkeep task failed", extra={"task": name, "tenant": tenant_id, "error": type(exc).__name__})
-    for name, count in report.failures.items():
-        observability.metric("UpkeepFailures", count, Task=name)
+                continue
+            if days is not None:
+                report.days_left[name] = min(days, report.days_left.get(name, days))
+    for name, days in report.days_left.items():
+        observability.metric("DaysLeft", days, unit="None", Task=name)
+    observability.metric("UpkeepFailures", sum(report.failures.values()))
     log.info(
         "upkeep done",
         extra={
             "tenants": report.tenants,
             "tasks": list(TENANT_TASKS),
             "failures": report.failures,
+            "days_left": report.days_left,
             "duration_ms": round((time.monotonic() - started) * 1000),
         },
     )

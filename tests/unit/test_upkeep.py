@@ -70,7 +70,7 @@ def test_emits_each_tenants_ca_days_left_and_counts_no_failures(
     report = upkeep.run(["acme", "noca", "gone"], now=now)
 
     assert report.tenants == 2  # "gone" is not a tenant (deleted since the listing): skipped
-    assert report.failures == {"ca_expiry": 0, "crl": 0}
+    assert report.failures == {"ca_expiry": 0, "crl": 0} and report.days_left == {"ca_expiry": 59}
     metrics = _metrics(capsys.readouterr().out)
     days = [(m["Tenant"], m["ActiveCaDaysLeft"]) for m in metrics if "ActiveCaDaysLeft" in m]
     assert days == [("acme", 59)]  # the tenant without a CA has nothing to expire
@@ -80,8 +80,27 @@ def test_emits_each_tenants_ca_days_left_and_counts_no_failures(
         "Dimensions": [["Stage", "Tenant"]],
         "Metrics": [{"Name": "ActiveCaDaysLeft", "Unit": "None"}],
     }
-    failures = {m["Task"]: m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m}
-    assert failures == {"ca_expiry": 0, "crl": 0}  # a zero every run: the alarm has data
+    # one value per task for the alarms, whatever the number of tenants; a zero failure count every run
+    assert [(m["Task"], m["DaysLeft"]) for m in metrics if "DaysLeft" in m] == [("ca_expiry", 59)]
+    assert [m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m] == [0]
+    (failures,) = [m["_aws"]["CloudWatchMetrics"] for m in metrics if "UpkeepFailures" in m]
+    assert failures[0]["Dimensions"] == [["Stage"]]
+
+
+def test_days_left_is_the_fewest_of_every_tenant(
+    memory: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.jobs import upkeep
+
+    for name in ("acme", "beta", "gamma"):
+        _tenant_with_ca(memory, name)
+    left = {"acme": 10.0, "beta": 3.0, "gamma": None}  # a task a tenant has nothing for returns None
+    monkeypatch.setitem(upkeep.TENANT_TASKS, "signers", lambda tenant, now: left[tenant.tenant_id])
+    capsys.readouterr()
+    report = upkeep.run(["acme", "beta", "gamma"], now=datetime.now(UTC))
+    assert report.days_left["signers"] == 3.0 and report.failures["signers"] == 0
+    metrics = _metrics(capsys.readouterr().out)
+    assert {m["Task"]: m["DaysLeft"] for m in metrics if "DaysLeft" in m}["signers"] == 3.0
 
 
 def test_a_failing_task_is_counted_and_the_other_tenants_still_get_theirs(
@@ -107,7 +126,7 @@ def test_a_failing_task_is_counted_and_the_other_tenants_still_get_theirs(
     assert report.tenants == 2 and report.failures == {"ca_expiry": 0, "crl": 1}
     metrics = _metrics(capsys.readouterr().out)
     assert sorted(m["Tenant"] for m in metrics if "ActiveCaDaysLeft" in m) == ["acme", "beta"]
-    assert {m["Task"]: m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m} == {"ca_expiry": 0, "crl": 1}
+    assert [m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m] == [1]
     failed = [r for r in caplog.records if r.name == "seacat.upkeep" and r.getMessage() == "upkeep task failed"]
     assert [(r.task, r.tenant, r.error) for r in failed] == [("crl", "acme", "RuntimeError")]  # type: ignore[attr-defined]
 
