@@ -604,6 +604,7 @@ def test_the_alarms_and_the_dashboard_read_metrics_the_service_emits(template: d
     alarms = json.dumps(_of_type(template, "AWS::CloudWatch::Alarm"))
     dashboard = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     text = alarms + json.dumps(dashboard)
+
     # by MetricName (alarms), in a dashboard's metric arrays and SEARCH expressions, and in Metrics Insights
     # queries (FROM SCHEMA(SeaCatPKI, dims...))
     def named(value: Any) -> Iterator[str]:  # every {"Namespace": "SeaCatPKI", "MetricName": ...} inside
