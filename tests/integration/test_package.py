@@ -317,6 +317,10 @@ def test_lambda_settings(template: dict[str, Any]) -> None:
     assert props["Environment"]["Variables"] == expected
     assert props["CodeUri"] == "./deployment.zip"
     assert props["Tracing"] == {"Ref": "Tracing"}
+    # with tracing on, the functions are created after the role may write to X-Ray (Lambda checks it)
+    waits = {"Fn::If": ["TracingActive", {"Ref": "TracingPolicy"}, "none"]}
+    assert props["Tags"]["seacat:tracing-policy"] == resources["Upkeep"]["Properties"]["Tags"]["seacat:tracing-policy"]
+    assert props["Tags"]["seacat:tracing-policy"] == waits
     # reserved concurrency only when asked for, never 0 (that would stop the API)
     assert props["ReservedConcurrentExecutions"] == {
         "Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
@@ -364,6 +368,10 @@ def test_the_transformed_template_has_one_stage_and_it_has_the_throttles(
     # its access log and tracing option survive the transform
     assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["AccessLogGroup", "Arn"]}
     assert stage["TracingEnabled"] == {"Fn::If": ["TracingActive", True, False]}
+    # the functions wait for the X-Ray policy when tracing is on (a reference, through the transform)
+    for function in ("APIHandler", "Upkeep"):
+        tags = {t["Key"]: t["Value"] for t in resources[function]["Properties"]["Tags"]}
+        assert tags["seacat:tracing-policy"] == {"Fn::If": ["TracingActive", {"Ref": "TracingPolicy"}, "none"]}
     # the web ACL is on that stage
     association = resources["WebAclAssociation"]["Properties"]["ResourceArn"]["Fn::Sub"]
     assert association.endswith("/restapis/${RestAPI}/stages/${RestAPIapiStage}")
