@@ -81,20 +81,35 @@ bench: $(DEV)
 typecheck: $(DEV)
 	$(PY) -m mypy chalicelib seacat_client seacat_cli scripts embedded
 
+# The Lambda runtime (docs/deploy.md, "Runtime and architecture"), and its Python, which compiles the zip's
+# bytecode (infra/precompile.py): on PATH, or pyenv's; LAMBDA_PYTHON=<path> names another.
+LAMBDA_RUNTIME := python3.13
+LAMBDA_PYTHON ?= $(shell for p in $$(command -v $(LAMBDA_RUNTIME)) $(HOME)/.pyenv/versions/3.13*/bin/python3.13; do \
+  "$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
+
 ## AWS: one CloudFormation template ($(OUT)/sam.yaml) and the Lambda zip for STAGE; calls no AWS API (docs/deploy.md)
 package: $(DEV)
+	@test -n "$(LAMBDA_PYTHON)" || { echo "make package needs $(LAMBDA_RUNTIME), the Lambda runtime's Python, to precompile the zip: install it or set LAMBDA_PYTHON=<path>" >&2; exit 2; }
 	rm -f $(OUT)/sam.yaml $(OUT)/deployment.zip $(OUT)/merge-template.yaml
-	$(PY) infra/merge_templates.py --stage $(STAGE) --out $(OUT)/merge-template.yaml infra/resources.yaml infra/api.yaml
-	AWS_DEFAULT_REGION=$(REGION) $(VENV)/bin/chalice package --stage $(STAGE) --merge-template $(OUT)/merge-template.yaml $(OUT)
-	$(PY) infra/precompile.py $(OUT)/deployment.zip
+	$(PY) infra/merge_templates.py --stage $(STAGE) --chalice-config .chalice/config.json --out $(OUT)/merge-template.yaml infra/resources.yaml infra/api.yaml infra/monitoring.yaml infra/waf.yaml
+	AWS_DEFAULT_REGION=$(REGION) $(PY) infra/chalice_package.py --runtime $(LAMBDA_RUNTIME) \
+	  package --stage $(STAGE) --merge-template $(OUT)/merge-template.yaml $(OUT)
+	$(LAMBDA_PYTHON) infra/precompile.py --runtime $(LAMBDA_RUNTIME) $(OUT)/deployment.zip
 
-## AWS: package, upload the zip to BUCKET and create/update the stack seacat-pki-STAGE (needs AWS credentials and the aws CLI)
+## AWS: package, upload the zip and the template to BUCKET, create/update the stack seacat-pki-STAGE (needs AWS credentials and the aws CLI)
+# The template is larger than CloudFormation's 51,200-byte limit for an inline template: `deploy` uploads it
+# (--s3-bucket). A new stack is created with its tables' deletion protection off, so that a failed create can
+# roll back cleanly, and updated at once to turn it on (docs/deploy.md, "A failed first deploy").
+CFN_DEPLOY = aws cloudformation deploy --region $(REGION) --template-file $(OUT)/packaged.yaml \
+  --stack-name seacat-pki-$(STAGE) --s3-bucket $(BUCKET) --s3-prefix seacat-pki/$(STAGE) \
+  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset --parameter-overrides Stage=$(STAGE)
 deploy: package
 	@test -n "$(BUCKET)" || { echo "make deploy needs BUCKET=<an S3 bucket in $(REGION) for the Lambda zip>" >&2; exit 2; }
 	aws cloudformation package --region $(REGION) --template-file $(OUT)/sam.yaml \
 	  --s3-bucket $(BUCKET) --s3-prefix seacat-pki/$(STAGE) --output-template-file $(OUT)/packaged.yaml
-	aws cloudformation deploy --region $(REGION) --template-file $(OUT)/packaged.yaml --stack-name seacat-pki-$(STAGE) \
-	  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --parameter-overrides Stage=$(STAGE) $(PARAMS)
+	if aws cloudformation describe-stacks --region $(REGION) --stack-name seacat-pki-$(STAGE) 2>&1 | grep -q 'does not exist'; then \
+	  $(CFN_DEPLOY) TableDeletionProtection=false $(PARAMS) || exit 1; fi
+	$(CFN_DEPLOY) TableDeletionProtection=true $(PARAMS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

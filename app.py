@@ -6,6 +6,7 @@ from chalice import Chalice
 
 from chalicelib.api import audit, console, gateway_credentials, health, openapi, profiles, seacat, tenants, tokens
 from chalicelib.api.middleware import register
+from chalicelib.jobs import upkeep
 
 app = Chalice(app_name="seacat-pki")
 register(app)
@@ -18,3 +19,4 @@ app.register_blueprint(gateway_credentials.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(openapi.bp)
 app.register_blueprint(console.bp)
+app.register_blueprint(upkeep.bp)  # the hourly upkeep: a scheduled function of its own on AWS
