@@ -19,8 +19,19 @@ import zipfile
 from pathlib import Path
 
 
+def _foreign_bytecode(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        name.endswith(".pyc")
+        and len(parts) > 1
+        and parts[-2] == "__pycache__"
+        and f".{sys.implementation.cache_tag}." not in parts[-1]
+    )
+
+
 def precompile(archive: Path) -> int:
-    """Rewrite ``archive`` with a __pycache__/*.pyc beside every .py; returns how many were added."""
+    """Rewrite ``archive`` with a __pycache__/*.pyc beside every .py, leaving out other interpreters'
+    __pycache__ entries (chalice copies chalicelib/ as it is, caches included); returns how many were added."""
     added = 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -28,6 +39,8 @@ def precompile(archive: Path) -> int:
         with zipfile.ZipFile(archive) as source, zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as target:
             names = set(source.namelist())
             for info in source.infolist():
+                if _foreign_bytecode(info.filename):
+                    continue  # another interpreter's cache, copied from a source tree that ran it
                 data = source.read(info)
                 target.writestr(info, data)
                 if not info.filename.endswith(".py"):
