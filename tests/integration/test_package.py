@@ -688,7 +688,9 @@ def test_every_log_group_has_a_retention_and_access_logs_are_json(template: dict
 # Public routes not under the web ACL's rate rules: cheap, answered from the function's memory.
 # Answered from the function's memory, writing nothing: the stage throttle is their limit.
 UNLIMITED = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/console"), ("GET", "/console/{asset}")}
-# Public routes other helpers are adding (OCSP, EST, sign): the web ACL covers them already.
+# Routes a device calls with a credential (a token or an EST enrolment credential): rate-limited as enrolment is.
+DEVICE_FACING = {("POST", "/{tenant}/x509/sign")}
+# Public routes of OCSP and EST (and sign): the web ACL covers them.
 COMING = [
     ("POST", "/acme/ocsp", True),
     ("GET", "/acme/ocsp/MEowSDBGMEQwQjAHBgUrDgMCGgQU", False),
@@ -724,7 +726,7 @@ def _matched(patterns: list[str], path: str) -> bool:
 
 def _concrete(route: str) -> str:
     values = {"tenant": "acme", "identity": "KZXW6YTBOI2DEMZQ", "ca_id": "0f" * 48, "cert_id": "1e" * 48}
-    values |= {"token_id": "00000000000000aa", "cr_id": "2d" * 16}
+    values |= {"token_id": "00000000000000aa", "cr_id": "2d" * 16, "name": "routers", "asset": "app.js"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route)
 
 
@@ -757,7 +759,9 @@ def test_every_public_route_is_under_a_per_address_and_a_per_tenant_rate_rule(te
         assert _matched(per_tenant, path) == one_per_tenant, (method, route)
     for _method, path, one_per_tenant in COMING:
         assert _matched(per_address, path) and _matched(per_tenant, path) == one_per_tenant, path
-    for method, route in sorted(routes - PUBLIC_ROUTES):  # token-authenticated: the stage throttle only
+    for method, route in sorted(DEVICE_FACING):  # authenticated, but called by devices: limited like enrolment
+        assert _matched(per_address, _concrete(route)) and _matched(per_tenant, _concrete(route)), (method, route)
+    for method, route in sorted(routes - PUBLIC_ROUTES - DEVICE_FACING):  # admin routes: the stage throttle only
         assert not _matched(per_address + per_tenant, _concrete(route)), (method, route)
     # nginx_authenticate has its own rules: NGINX understands 2xx, 401 and 403 only, so WAF answers 403 there
     gateway = _scope(rate["GatewayPerAddress"], sets)
