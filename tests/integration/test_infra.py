@@ -493,7 +493,7 @@ def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> Non
     tables = [arn.format("dynamodb", f"table/seacat-test-{n}") for n in _model_names()]
     assert sorted(statements["Tables"]["Resource"]) == sorted(tables)
     assert sorted(statements["Indexes"]["Resource"]) == sorted(
-        arn.format("dynamodb", f"table/seacat-test-{n}/index/*") for n in ("certificates", "requests")
+        arn.format("dynamodb", f"table/seacat-test-{n}/index/*") for n in ("certificates", "requests", "tokens")
     )
     assert statements["CaKeySecrets"]["Resource"] == arn.format("secretsmanager", "secret:seacat/test/*")
     rotation = statements["WebhookSecretRotation"]
