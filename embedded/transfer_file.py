@@ -60,6 +60,7 @@ from chalicelib.domain import (
     CertificateKind,
     CertificateRecord,
     IdentityRecord,
+    RequestKind,
     RequestRecord,
     RequestState,
     Tenant,
@@ -189,7 +190,7 @@ def _decode(name: str, hint: Any, value: Any, version: int) -> Any:
         return _bytes(name, value)
     if hint is int and name in _HEX_INTS:
         return _hex(name, value)
-    if hint in (CertificateKind, RequestState):
+    if hint in (CertificateKind, RequestState, RequestKind):
         return hint(value)
     if hint is TenantConfig:
         if not isinstance(value, dict):
