@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import audit, est, est_credentials, gateway_credentials, health, openapi, seacat, tenants, tokens
+from chalicelib.api import (
+    audit,
+    est,
+    est_credentials,
+    gateway_credentials,
+    health,
+    openapi,
+    profiles,
+    seacat,
+    tenants,
+    tokens,
+)
 from chalicelib.api.middleware import register
 
 app = Chalice(app_name="seacat-pki")
@@ -13,6 +24,7 @@ app.register_blueprint(health.bp)
 app.register_blueprint(tokens.bp)
 app.register_blueprint(tenants.bp)
 app.register_blueprint(seacat.bp)
+app.register_blueprint(profiles.bp)
 app.register_blueprint(gateway_credentials.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(est.bp)

@@ -413,12 +413,7 @@ def plan(profile: Profile, csr: x509.CertificateSigningRequest) -> Plan:
 def describe(csr: x509.CertificateSigningRequest, plan_: Plan | None = None) -> dict[str, object]:
     """The CSR's details for the approve webhook and the request's metadata (CSR-supplied strings,
     shown as data: the receiver must treat them so)."""
-    sans: list[str] = []
-    for name in plan_.sans if plan_ is not None else ():
-        prefix = {x509.DNSName: "DNS", x509.UniformResourceIdentifier: "URI", x509.RFC822Name: "email"}.get(
-            type(name), "IP"
-        )
-        sans.append(f"{prefix}:{name.value}")
+    sans = [_san_text(name) for name in (plan_.sans if plan_ is not None else ())]
     details: dict[str, object] = {"subject": csr.subject.rfc4514_string()}
     if plan_ is not None:
         details["issuedSubject"] = plan_.subject.rfc4514_string()
@@ -485,3 +480,33 @@ def build_certificate(
         )
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     return builder.sign(issuer_key, signature_hash(issuer_key))
+
+
+def describe_request(der: bytes) -> dict[str, object]:
+    """What a stored CSR asks for, for an administrator deciding it: subject, requested SANs and EKUs,
+    key type. Never raises: a part that cannot be read is left out."""
+    details: dict[str, object] = {}
+    try:
+        csr = x509.load_der_x509_csr(der)
+        details["subject"] = csr.subject.rfc4514_string()
+        details["keyType"] = key_type(csr.public_key())
+        for ext in csr.extensions:
+            if isinstance(ext.value, x509.SubjectAlternativeName):
+                details["subjectAltName"] = [_san_text(name) for name in ext.value]
+            elif isinstance(ext.value, x509.ExtendedKeyUsage):
+                details["extendedKeyUsage"] = [_EKU_NAMES.get(oid, oid.dotted_string) for oid in ext.value]
+    except Exception:  # a stored CSR passed load_csr and plan once; this view must not fail on it
+        pass
+    return details
+
+
+def _san_text(name: x509.GeneralName) -> str:
+    if isinstance(name, x509.DNSName):
+        return f"DNS:{name.value}"
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return f"URI:{name.value}"
+    if isinstance(name, x509.RFC822Name):
+        return f"email:{name.value}"
+    if isinstance(name, x509.IPAddress):
+        return f"IP:{name.value}"
+    return type(name).__name__
