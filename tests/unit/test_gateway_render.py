@@ -269,8 +269,10 @@ def test_render_with_credential_file(
     conf = (tmp_path / "out" / "nginx.conf").read_text()
     auth = location(conf, "= /_seacat_pki_auth")
     assert header_lines(auth) == [f'proxy_set_header {HEADER} "{credential}";']
-    # in that one place only: the enrolment location and the upstream's never carry it
-    assert conf.count(credential) == 1
+    # there and beside a forwarded client certificate in the two EST locations (the PKI trusts the
+    # certificate only with it); the enrolment location and the upstream's never carry it
+    assert conf.count(credential) == 3
+    assert location(conf, "/.well-known/est/").count(credential) == 1
     assert credential not in location(conf, "/seacat/") and credential not in location(conf, "/")
     assert_client_header_cleared(conf)
     # the next steps say the file holds a secret, and never show it
@@ -280,7 +282,14 @@ def test_render_with_credential_file(
     status, _, stderr = run(monkeypatch, capsys, tmp_path / "plain")
     assert status == 0, stderr
     plain = (tmp_path / "plain" / "nginx.conf").read_text()
-    others = [line.replace("/out/", "/plain/") for line in conf.splitlines() if line.strip() and credential not in line]
+    # without one, the EST locations send an empty credential header (none) where this one sends it
+    auth = conf.index("location = /_seacat_pki_auth {")
+    without = conf[:auth] + conf[auth:].replace(f'proxy_set_header {HEADER} "{credential}";', "", 1)
+    others = [
+        line.replace("/out/", "/plain/").replace(f'"{credential}"', '""')
+        for line in without.splitlines()
+        if line.strip()
+    ]
     assert others == [line for line in plain.splitlines() if line.strip()]
 
 
