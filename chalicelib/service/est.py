@@ -137,6 +137,13 @@ def _paid_for(tenant_id: str, request_id: str, now: datetime) -> bool:
 
 def enroll(tenant_id: str, profile: str | None, csr_der: bytes, authorization: str | None) -> Answer:
     """/simpleenroll with an enrolment credential (HTTP Basic)."""
+    return _answer(sign_with_credential(tenant_id, profile_name(tenant_id, profile), csr_der, authorization))
+
+
+def sign_with_credential(tenant_id: str, name: str, csr_der: bytes, authorization: str | None) -> Any:
+    """Sign a CSR (PEM or DER) under profile ``name`` for the holder of an enrolment credential for it
+    (HTTP Basic): EST's simpleenroll, and ``POST /{tenant}/x509/sign`` with Basic. Returns the
+    CsrOutcome of chalicelib/service/csr.py."""
     from chalicelib.ca.csr import load_csr, plan, request_id
     from chalicelib.service import credentials
     from chalicelib.service.csr import profile_of, sign_csr
@@ -145,7 +152,6 @@ def enroll(tenant_id: str, profile: str | None, csr_der: bytes, authorization: s
     basic = credentials.basic_credentials(authorization)
     if basic is None:
         raise Unauthenticated("an enrolment credential is required (HTTP Basic)")
-    name = profile_name(tenant_id, profile)
     credential = credentials.authenticate(tenant_id, basic[0], basic[1], now)
     if credential.profile != name:
         raise Forbidden(f"this enrolment credential is for profile {credential.profile}, not {name}")
@@ -154,7 +160,7 @@ def enroll(tenant_id: str, profile: str | None, csr_der: bytes, authorization: s
     rid = request_id(csr)
     if not _paid_for(tenant_id, rid, now):
         credentials.consume(credential, now, rid)
-    return _answer(sign_csr(tenant_id, csr, name, requester=f"est:{credential.username}", now=now))
+    return sign_csr(tenant_id, csr, name, requester=f"est:{credential.username}", now=now)
 
 
 # -- re-enrolment: the client certificate --------------------------------------------------------------

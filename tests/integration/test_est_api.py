@@ -348,3 +348,21 @@ def test_simplereenroll_refuses_a_foreign_a_revoked_certificate_and_another_subj
     assert est.admin("put", f"/acme/x509/cert/{cert_id}/revoke", {"reason": "keyCompromise"}).status_code == 200
     r = est.post("simplereenroll", csr, forwarded(cert, credential))
     assert r.status_code == 403 and b"revoked" in r.body
+
+
+def test_x509_sign_takes_an_enrolment_credential(est: Est) -> None:
+    c = est.credential(uses=1)
+    _, csr = make_csr()
+    pem = csr.public_bytes(serialization.Encoding.PEM)
+    headers = {"Content-Type": "application/pkcs10", "Accept": "application/x-pem-file", **basic(c)}
+    signed = est.client.http.post("/acme/x509/sign?profile=routers", headers=headers, body=pem)
+    assert signed.status_code == 200, signed.body
+    cert = x509.load_pem_x509_certificate(signed.body)
+    assert cert.subject == csr.subject and cert.issuer == ca_of(est).subject
+    _, second = make_csr("r2.routers.example.com", ("r2.routers.example.com",))
+    refused = est.client.http.post(
+        "/acme/x509/sign?profile=routers", headers=headers, body=second.public_bytes(serialization.Encoding.PEM)
+    )
+    assert refused.status_code == 403 and refused.json_body["error"] == "Forbidden"
+    wrong = est.client.http.post("/acme/x509/sign?profile=routers", headers={**headers, **basic(c, "nope")}, body=pem)
+    assert wrong.status_code == 401 and wrong.json_body["error"] == "Unauthenticated"
