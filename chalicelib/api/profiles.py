@@ -107,6 +107,8 @@ def get_profile(tenant: str, name: str) -> Response:
 
     validate_tenant_id(tenant)
     auth.require(bp.current_request, tenant)
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput("not a profile name", field="name")
     record, profile = profiles.get_profile(tenant, name)
     return json_response(profiles.profile_json(record, profile))
 

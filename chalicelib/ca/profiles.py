@@ -3,14 +3,13 @@
 A profile is data, kept on the tenant's configuration (a handful per tenant), like a Vault role or a
 step-ca provisioner's claims. ``parse_profile`` is the trust boundary for an admin's JSON (any shape
 yields a Profile or InvalidInput naming the field); ``Profile.to_json``/``from_json`` are its stored
-form; ``plan`` checks a CSR against a profile and says what the certificate will hold, or raises
-InvalidInput naming the CSR field outside the profile. Pure: no AWS, no Chalice, no clock.
+form; ``chalicelib.ca.csr.plan`` checks a CSR against one. Pure: no AWS, no Chalice, no cryptography
+(the tenant configuration that holds profiles is read on every path, cold starts included).
 
 Patterns (``sans``):
 
 - ``dns``: a DNS name, ``*.example.com`` (exactly one label in place of ``*``) or ``**.example.com``
-  (one or more labels). Compared case-insensitively; a CSR's wildcard DNS name is refused unless the
-  pattern has the same literal ``*.`` form... (never: a profile issues no wildcard certificates).
+  (one or more labels), compared case-insensitively. A CSR's own wildcard name is never issued.
 - ``uri``: a URI where ``*`` stands for one path segment (no ``/``) and a trailing ``/**`` for any
   rest, e.g. ``spiffe://example.org/ns/*/sa/*``, ``spiffe://example.org/**``; scheme and host compare
   case-insensitively, the path exactly.
@@ -118,8 +117,32 @@ class Profile:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Profile:
-        """The stored form (validated when it was written)."""
-        return parse_profile(str(raw.get("name", "")), dict(raw), stored=True)
+        """The stored form, validated when it was written (``parse_profile``), so read without checks:
+        every read of a tenant (each enrolment on ``make run``) reads its profiles."""
+        subject = raw["subject"]
+        if subject["mode"] == "template":
+            rule = SubjectRule(
+                mode="template",
+                allowed=(),
+                required=(),
+                template=tuple((k, v) for item in subject["template"] for k, v in item.items()),
+            )
+        else:
+            rule = SubjectRule(mode="csr", allowed=tuple(subject["allowed"]), required=tuple(subject["required"]))
+        return cls(
+            name=raw["name"],
+            key_types=tuple(raw["keyTypes"]),
+            rsa_min_bits=raw["rsaMinBits"],
+            lifetime_hours=raw["lifetimeHours"],
+            key_usages=tuple(raw["keyUsage"]),
+            ekus=tuple(raw["extendedKeyUsage"]),
+            subject=rule,
+            sans=tuple((kind, tuple(patterns)) for kind, patterns in raw["sans"].items()),
+            max_sans=raw["maxSans"],
+            require_san=raw["requireSan"],
+            approval=raw["approval"],
+            description=raw["description"],
+        )
 
 
 def seacat_profile(lifetime_days: int) -> Profile:
