@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.ca.profiles import Profile
+if TYPE_CHECKING:
+    from chalicelib.ca.profiles import Profile
 
 DEFAULT_LIFETIME_DAYS = 365
 
@@ -70,6 +71,11 @@ class TenantConfig:
     def from_json(cls, raw: dict[str, Any]) -> TenantConfig:
         """The stored form (validated when it was written); absent keys take the defaults."""
         timeout = raw.get("webhookTimeout")
+        profiles: tuple[Profile, ...] = ()
+        if raw.get("profiles"):
+            from chalicelib.ca.profiles import Profile  # only when there are some: cold starts
+
+            profiles = tuple(Profile.from_json(p) for p in raw["profiles"])
         return cls(
             seacat=bool(raw.get("seacat", True)),
             approve=raw.get("approve") or None,
@@ -79,7 +85,7 @@ class TenantConfig:
             webhook_timeout=float(timeout) if timeout is not None else None,
             public_base_url=raw.get("publicBaseUrl") or None,
             gateway_credentials=tuple(str(h) for h in raw.get("gatewayCredentialSha256") or ()),
-            profiles=tuple(Profile.from_json(p) for p in raw.get("profiles") or ()),
+            profiles=profiles,
             est_profile=raw.get("estProfile") or None,
         )
 

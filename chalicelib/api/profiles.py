@@ -11,7 +11,6 @@ from chalicelib.api import auth, media
 from chalicelib.api.errors import json_errors, json_response
 from chalicelib.api.schemas import certificate_meta
 from chalicelib.ca.pem import der_to_pem
-from chalicelib.ca.profiles import NAME_RE
 from chalicelib.errors import InvalidInput, PkiError
 from chalicelib.service.ids import validate_tenant_id
 
@@ -79,6 +78,13 @@ def sign(tenant: str) -> Response:
     return media.certificate_response(request, record.der, meta)
 
 
+def _check_name(name: str) -> None:
+    from chalicelib.ca.profiles import NAME_RE
+
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput("not a profile name", field="name")
+
+
 def _page(items: list[dict[str, object]], next_token: str | None) -> Response:
     return json_response({"items": items, "count": len(items), "next": next_token})
 
@@ -107,8 +113,7 @@ def get_profile(tenant: str, name: str) -> Response:
 
     validate_tenant_id(tenant)
     auth.require(bp.current_request, tenant)
-    if not NAME_RE.fullmatch(name):
-        raise InvalidInput("not a profile name", field="name")
+    _check_name(name)
     record, profile = profiles.get_profile(tenant, name)
     return json_response(profiles.profile_json(record, profile))
 
@@ -136,7 +141,6 @@ def delete_profile(tenant: str, name: str) -> Response:
 
     validate_tenant_id(tenant)
     auth.require(bp.current_request, tenant)
-    if not NAME_RE.fullmatch(name):
-        raise InvalidInput("not a profile name", field="name")
+    _check_name(name)
     deleted = profiles.delete_profile(tenant, name)
     return json_response({"tenant": tenant, "name": name, "deleted": deleted})

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -88,7 +89,7 @@ def load_csr(body: bytes) -> x509.CertificateSigningRequest:
             raise _fail("the PEM's base64 is malformed", "csr") from None
     try:
         return x509.load_der_x509_csr(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise _fail("not a PKCS#10 certificate request (PEM or DER)", "csr") from None
 
 
@@ -346,7 +347,7 @@ def plan(profile: Profile, csr: x509.CertificateSigningRequest) -> Plan:
         raise _fail("the seacat profile issues to SeaCat CRs only (/{tenant}/seacat/enroll)", "profile")
     try:
         public_key = csr.public_key()
-    except (ValueError, TypeError):  # an unsupported or malformed key
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # an unsupported or malformed key
         raise _fail("the CSR's public key is not a supported key", "publicKey") from None
     kind = _check_key(profile, public_key)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
@@ -31,6 +32,9 @@ from chalicelib.domain import (
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from chalicelib.service import audit
 from chalicelib.settings import get_settings
+
+if TYPE_CHECKING:
+    from chalicelib.ca.csr import Plan
 
 log = logging.getLogger("seacat.csr")
 
@@ -176,11 +180,10 @@ def webhook_payload(
 
 
 def _details(
-    csr: x509.CertificateSigningRequest, plan: object, profile: Profile, identity: str, requester: str
+    csr: x509.CertificateSigningRequest, plan: Plan, profile: Profile, identity: str, requester: str
 ) -> dict[str, object]:
-    from chalicelib.ca.csr import Plan, describe
+    from chalicelib.ca.csr import describe
 
-    assert isinstance(plan, Plan)
     return {"profile": profile.name, "identity": identity, "requester": requester, **describe(csr, plan)}
 
 
@@ -224,8 +227,10 @@ def sign_csr(
     if existing is not None:
         if existing.kind != RequestKind.CSR:
             raise Conflict("this request id names a SeaCat CR", field="csr")
+        if existing.profile != profile.name:
+            raise Conflict(f"this CSR was sent under profile {existing.profile}: make a new CSR", field="profile")
         if existing.state == RequestState.PENDING:
-            return CsrOutcome(202, PENDING, rid, identity_name, existing.profile or profile.name, None)
+            return CsrOutcome(202, PENDING, rid, identity_name, profile.name, None)
         if existing.state == RequestState.REJECTED:
             raise Forbidden("this CSR was rejected")
         if existing.state == RequestState.ISSUED and existing.cert_id:
@@ -233,7 +238,7 @@ def sign_csr(
             if issued is not None and issued.revoked_at is not None:
                 raise Forbidden("this CSR's certificate was revoked: make a new CSR")
             if issued is not None and issued.not_after > now:
-                return CsrOutcome(200, EXISTING, rid, identity_name, existing.profile or profile.name, issued)
+                return CsrOutcome(200, EXISTING, rid, identity_name, profile.name, issued)
 
     identity = store.get_identity(tenant_id, identity_name)
     why = identity.refusal() if identity is not None else None
@@ -253,7 +258,7 @@ def sign_csr(
             return CsrOutcome(202, PENDING, rid, identity_name, profile.name, None)
         if mode == "webhook":
             _webhook(tenant, csr, identity_name, profile, details, now)
-    return _issue(tenant, csr, identity_name, profile, now, actor=requester, details=details)
+    return _issue(tenant, csr, checked, identity_name, profile, now, actor=requester, details=details)
 
 
 def _webhook(
@@ -319,6 +324,7 @@ def _record_refusal(
 def _issue(
     tenant: Tenant,
     csr: x509.CertificateSigningRequest,
+    checked: Plan,
     identity_name: str,
     profile: Profile,
     now: datetime,
@@ -331,7 +337,7 @@ def _issue(
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca import builder
-    from chalicelib.ca.csr import build_certificate, plan, request_id, validity
+    from chalicelib.ca.csr import build_certificate, request_id, validity
     from chalicelib.service.enrollment import ca_certificate
 
     store = current().certificates
@@ -346,7 +352,6 @@ def _issue(
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
     public_base = tenant.config.public_base_url
     crl_url = f"{public_base}/{tenant.tenant_id}/x509/crl/{ca_entry.cert_id}" if public_base else None
-    checked = plan(profile, csr)
     rid = request_id(csr)
     for _ in range(3):
         serial = builder.random_serial()
@@ -469,6 +474,7 @@ def approve(tenant_id: str, request_id: str, principal_id: str, *, now: datetime
     return _issue(
         tenant,
         csr,
+        checked,
         identity_name,
         profile,
         now or datetime.now(UTC),

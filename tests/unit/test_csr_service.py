@@ -39,6 +39,7 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
     reset_caches()
     backend = context.use_memory()
     tokens.install_operator_token(TOKEN)
@@ -94,7 +95,7 @@ def test_issue_store_list_revoke(memory: Any) -> None:
 
     client, backend = memory
     tenant(client, {"publicBaseUrl": "https://pki.example.com"})
-    _, request = make_csr(
+    key, request = make_csr(
         sans=[x509.DNSName("r1.dev.example.com"), x509.UniformResourceIdentifier("spiffe://example.org/r1")]
     )
     outcome = csr.sign_csr("acme", der(request), "routers", requester="tok1")
@@ -136,14 +137,24 @@ def test_issue_store_list_revoke(memory: Any) -> None:
     assert [i["_id"] for i in listed["items"]] == [record.cert_id]
     assert listed["items"][0]["family"] == "x509" and listed["items"][0]["identity"] == outcome.identity
 
-    # revoked: in the CRL; the same CSR is refused, a new CSR of the same key is issued
+    # the same CSR under another profile that admits it too: a conflict, not the first profile's certificate
+    client.http.put("/acme/x509/profiles/other", headers=admin(), body=json.dumps(ROUTERS))
+    with pytest.raises(Conflict) as conflict:
+        csr.sign_csr("acme", request, "other", requester="tok1")
+    assert conflict.value.field == "profile"
+
+    # revoked: in the CRL; the same CSR is refused, and so is a new CSR of the same key (its current
+    # certificate is revoked), as for a SeaCat identity; a new key is issued
     revocation.revoke_certificate("acme", record.cert_id, "keyCompromise")
     crl = x509.load_der_x509_crl(client.http.get("/acme/x509/crl").body)
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden, match="revoked"):
         csr.sign_csr("acme", request, "routers", requester="tok1")
+    with pytest.raises(Forbidden, match="certificate is revoked"):
+        csr.sign_csr("acme", make_csr(key, cn="r1b")[1], "routers", requester="tok1")
+    assert csr.sign_csr("acme", make_csr(cn="r1c")[1], "routers", requester="tok1").status == 200
     events = [e.event for e in backend.shared.audit]
-    assert "profile.created" in events and events.count("certificate.issued") == 1
+    assert "profile.created" in events and events.count("certificate.issued") == 2
 
 
 def test_refusals_name_the_field_and_store_nothing(memory: Any) -> None:
@@ -470,3 +481,24 @@ def test_a_tenant_token_reaches_its_tenant_only(memory: Any) -> None:
         ).status_code
         == 404
     )
+
+
+def test_nginx_authenticate_never_takes_a_csr_certificate_for_a_seacat_identity(memory: Any) -> None:
+    from seacat_client.cr import build_cr
+
+    client, _ = memory
+    tenant(client)
+    key, request = make_csr()
+    r = client.http.post("/acme/x509/sign?profile=routers", headers=admin("application/pkcs10"), body=der(request))
+    assert r.status_code == 200
+    pem = r.json_body["certificate"].encode()
+    gate = {"X-SSL-Client-Verify": "SUCCESS"}
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gate, body=pem).status_code == 403
+    # even when the same key is also a SeaCat client's
+    enrol = client.http.put(
+        "/acme/seacat/enroll", headers={"Content-Type": "application/octet-stream"}, body=build_cr(key, application="a")
+    )
+    assert enrol.status_code == 200
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gate, body=pem).status_code == 403
+    seacat_pem = x509.load_der_x509_certificate(enrol.body).public_bytes(serialization.Encoding.PEM)
+    assert client.http.put("/acme/seacat/nginx_authenticate", headers=gate, body=seacat_pem).status_code == 200

@@ -11,6 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chalicelib.ca import csr as csrmod
 from chalicelib.ca.profiles import Profile, parse_profile, seacat_profile
@@ -228,6 +230,16 @@ def test_load_csr_pem_der_and_garbage() -> None:
         fails("csr", csrmod.load_csr, junk)
 
 
+def test_a_bad_version_or_an_unknown_key_algorithm_is_a_named_400() -> None:
+    der = make_csr().public_bytes(serialization.Encoding.DER)
+    version = der.index(b"\x02\x01\x00")  # CertificationRequestInfo's version, v1 (0)
+    fails("csr", csrmod.load_csr, der[:version] + b"\x02\x01\x01" + der[version + 3 :])
+    ec_public_key = bytes.fromhex("06072a8648ce3d0201")  # id-ecPublicKey
+    at = der.index(ec_public_key)
+    unknown = der[:at] + bytes.fromhex("0607008648ce3d0201") + der[at + len(ec_public_key) :]
+    fails("publicKey", csrmod.plan, ROUTERS, csrmod.load_csr(unknown))
+
+
 def test_subject_from_the_csr() -> None:
     plan = csrmod.plan(ROUTERS, make_csr(subject=[(NameOID.COMMON_NAME, "r1"), (NameOID.ORGANIZATION_NAME, "Acme")]))
     assert plan.subject.rfc4514_string() == "O=Acme,CN=r1"
@@ -366,3 +378,42 @@ def test_csr_identity_is_apart_from_the_seacat_identity() -> None:
     assert len(identity) == 16 and set(identity) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
     assert identity != identity_of_public_key(EC_KEY.public_key())
     assert identity == csrmod.csr_identity(EC_KEY.public_key())
+
+
+# -- any input: a profile or InvalidInput, a plan or InvalidInput ------------------------------
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 100_000) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+PROFILE_KEYS = st.sampled_from(
+    ["keyTypes", "lifetimeHours", "keyUsage", "extendedKeyUsage", "subject", "sans", "maxSans", "approval", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(PROFILE_KEYS, JSONISH, max_size=4))
+def test_any_profile_body_is_a_profile_or_a_named_400(body: dict[str, Any]) -> None:
+    try:
+        profile = parse_profile("fuzz", body)
+    except InvalidInput as exc:
+        assert exc.field
+        return
+    assert Profile.from_json(profile.to_json()) == profile
+
+
+def _mutations() -> st.SearchStrategy[bytes]:
+    der = make_csr(sans=[x509.DNSName("r1.dev.example.com")]).public_bytes(serialization.Encoding.DER)
+    return st.tuples(st.integers(0, len(der) - 1), st.integers(0, 255), st.integers(0, 3)).map(
+        lambda t: der[: t[0]] + bytes([t[1]]) + der[t[0] + 1 + t[2] :]
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=300), _mutations()))
+def test_any_csr_bytes_are_a_plan_or_a_named_400(body: bytes) -> None:
+    try:
+        csrmod.plan(ROUTERS, csrmod.load_csr(body))
+    except InvalidInput as exc:
+        assert exc.field
