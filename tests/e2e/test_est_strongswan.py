@@ -317,3 +317,82 @@ def test_a_profile_named_by_the_urls_path(est: EstSetup) -> None:
         "pem",
     )
     assert refused.returncode != 0
+
+
+def curl_status(est: EstSetup, path: str, body: Path, *tls: str, userpass: str | None = None) -> int:
+    """POST a base64 CSR through the gateway with curl; the HTTP status (0: no HTTP answer)."""
+    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(est.trust), *tls]
+    if userpass:
+        args += ["-u", userpass]
+    args += ["-H", "Content-Type: application/pkcs10", "--data-binary", f"@{body}", f"{est.url}{path}"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    return int(run.stdout or 0)
+
+
+def test_reenrolment_is_refused_without_a_current_certificate(est: EstSetup, tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    userpass = est.credential(uses=1)
+    key, request = est.key_and_request("r5", "r5.routers.example.com", "r5.routers.example.com")
+    pem = ok(
+        run_pki(
+            "--est",
+            "--url",
+            est.url,
+            "--cacert",
+            str(est.trust),
+            "--in",
+            str(request),
+            "--userpass",
+            userpass,
+            "--outform",
+            "pem",
+        )
+    )
+    cert_file, key_file = tmp_path / "r5.pem", tmp_path / "r5-key.pem"
+    cert_file.write_bytes(pem)
+    converted = subprocess.run(
+        ["openssl", "pkey", "-inform", "DER", "-in", str(key), "-out", str(key_file)], capture_output=True, timeout=30
+    )
+    assert converted.returncode == 0, converted.stderr
+    _, renewal = est.key_and_request("r5-new", "r5.routers.example.com", "r5.routers.example.com")
+    body = tmp_path / "r5-new.b64"
+    body.write_bytes(base64.b64encode(renewal.read_bytes()))
+    mine = ("--cert", str(cert_file), "--key", str(key_file))
+
+    assert curl_status(est, "/.well-known/est/simplereenroll", body) == 401  # no client certificate
+    # the same names from another CA: NGINX itself refuses the handshake's certificate (400)
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = x509.load_pem_x509_certificate(pem)
+    foreign = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(other_key.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(other_key, hashes.SHA256())
+    )
+    foreign_cert, foreign_key = tmp_path / "foreign.pem", tmp_path / "foreign-key.pem"
+    foreign_cert.write_bytes(foreign.public_bytes(serialization.Encoding.PEM))
+    foreign_key.write_bytes(
+        other_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    assert (
+        curl_status(
+            est, "/.well-known/est/simplereenroll", body, "--cert", str(foreign_cert), "--key", str(foreign_key)
+        )
+        == 400
+    )
+    assert curl_status(est, "/.well-known/est/simplereenroll", body, *mine) == 200  # curl, as strongSwan did
+    # revoked: NGINX lets the handshake pass (it has no CRL), the PKI refuses
+    cert_id = hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    status, _, answer = est.admin("PUT", f"/{TENANT}/x509/cert/{cert_id}/revoke", {"reason": "keyCompromise"})
+    assert status == 200, answer
+    assert curl_status(est, "/.well-known/est/simplereenroll", body, *mine) == 403
+    assert curl_status(est, "/sensors/.well-known/est/simplereenroll", body, *mine) == 403
