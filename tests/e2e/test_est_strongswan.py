@@ -11,7 +11,9 @@ required in CI (.ci/run installs them); elsewhere the tests skip without them.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -25,6 +27,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.e2e.conftest import Stack, http, setup_tenant, start_stack, stop_stack
@@ -330,9 +333,6 @@ def curl_status(est: EstSetup, path: str, body: Path, *tls: str, userpass: str |
 
 
 def test_reenrolment_is_refused_without_a_current_certificate(est: EstSetup, tmp_path: Path) -> None:
-    import base64
-    import hashlib
-
     userpass = est.credential(uses=1)
     key, request = est.key_and_request("r5", "r5.routers.example.com", "r5.routers.example.com")
     pem = ok(
@@ -396,3 +396,36 @@ def test_reenrolment_is_refused_without_a_current_certificate(est: EstSetup, tmp
     assert status == 200, answer
     assert curl_status(est, "/.well-known/est/simplereenroll", body, *mine) == 403
     assert curl_status(est, "/sensors/.well-known/est/simplereenroll", body, *mine) == 403
+
+
+def test_manual_approval_202_then_the_same_csr_gets_the_certificate(est: EstSetup, tmp_path: Path) -> None:
+    status, _, body = est.admin("PUT", f"/{TENANT}/x509/profiles/manual", {**ROUTERS, "approval": "manual"})
+    assert status in (200, 201), body
+    userpass = est.credential("manual", uses=1)
+    _, request = est.key_and_request("m1", "m1.routers.example.com", "m1.routers.example.com")
+    b64 = tmp_path / "m1.b64"
+    b64.write_bytes(base64.b64encode(request.read_bytes()))
+
+    def post() -> tuple[int, str, bytes]:
+        run = subprocess.run(
+            ["curl", "-s", "-D", str(tmp_path / "headers"), "--cacert", str(est.trust), "-u", userpass,
+             "-H", "Content-Type: application/pkcs10", "--data-binary", f"@{b64}",
+             f"{est.url}/.well-known/est/manual/simpleenroll"],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        head = (tmp_path / "headers").read_text()
+        return int(head.split()[1]), head.lower(), run.stdout
+
+    status, head, _ = post()
+    assert status == 202 and "retry-after: 60" in head
+    assert post()[0] == 202  # polling takes no use (the credential had one)
+    rid = hashlib.sha384(request.read_bytes()).hexdigest()  # a CSR's request id: SHA-384 of its DER
+    status, _, answer = est.admin("PUT", f"/{TENANT}/seacat/cr/{rid}/approve")
+    assert status == 200, answer
+    status, head, out = post()
+    assert status == 200 and "application/pkcs7-mime; smime-type=certs-only" in head
+    (cert,) = pkcs7.load_der_pkcs7_certificates(base64.b64decode(out))
+    pem = tmp_path / "m1.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    assert openssl_verify(est.tenant_ca(), pem).strip().endswith(": OK")
+    assert cert.subject.rfc4514_string() == "CN=m1.routers.example.com"
