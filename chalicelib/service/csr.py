@@ -231,7 +231,8 @@ def sign_csr(
             raise Conflict(f"this CSR was sent under profile {existing.profile}: make a new CSR", field="profile")
         if existing.state == RequestState.PENDING:
             return CsrOutcome(202, PENDING, rid, identity_name, profile.name, None)
-        if existing.state == RequestState.REJECTED:
+        if existing.state == RequestState.REJECTED and existing.decided_by is not None:
+            # An administrator's rejection stands; the webhook's (or a blocked identity's) is asked again.
             raise Forbidden("this CSR was rejected")
         if existing.state == RequestState.ISSUED and existing.cert_id:
             issued = store.get_certificate(tenant_id, existing.cert_id)

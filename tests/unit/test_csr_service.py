@@ -302,6 +302,11 @@ def test_webhook_gets_the_csr_envelope(memory: Any, approves: bool) -> None:
         else:
             with pytest.raises(Forbidden, match="webhook"):
                 csr.sign_csr("acme", request, "routers", requester="tok9")
+            # the same CSR again: the webhook is asked again (its refusal is not a decision for good)
+            with pytest.raises(Forbidden, match="webhook"):
+                csr.sign_csr("acme", request, "routers", requester="tok9")
+            assert len(hook.received) == 2
+            hook.received.pop()
     finally:
         hook.close()
     ((headers, body),) = hook.received
