@@ -79,12 +79,13 @@ def profile_name(tenant_id: str, profile: str | None) -> str:
 
 
 def ca_certificates(tenant_id: str, profile: str | None) -> list[x509.Certificate]:
-    """/cacerts: the tenant's CA certificates in trust, the active (issuing) one first."""
+    """/cacerts: the tenant's CA certificates in trust (certs-only holds them as a DER SET OF: in the
+    encoding's order, so no order is promised)."""
     from chalicelib.service.enrollment import ca_certificate
 
     profile_name(tenant_id, profile)
     tenant = _tenant(tenant_id)
-    trusted = sorted(tenant.trusted_cas(), key=lambda ca: ca.cert_id != tenant.active_ca)
+    trusted = tenant.trusted_cas()
     if not trusted:
         raise NotFound("the tenant has no CA certificate", field="tenant")
     return [ca_certificate(ca.cert_id, ca.der) for ca in trusted]
