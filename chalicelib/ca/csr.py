@@ -446,6 +446,7 @@ def build_certificate(
     not_before: datetime,
     not_after: datetime,
     crl_url: str | None = None,
+    ocsp_url: str | None = None,
 ) -> x509.Certificate:
     """An end-entity certificate as ``plan`` says, signed by the tenant's CA. Apart from the SeaCat
     builder (``builder.build_client_certificate``, the enrolment hot path), which it shares the issuer
@@ -480,6 +481,11 @@ def build_certificate(
             full_name=[x509.UniformResourceIdentifier(crl_url)], relative_name=None, reasons=None, crl_issuer=None
         )
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    if ocsp_url is not None:  # RFC 5280 4.2.2.1: where to ask this certificate's status
+        ocsp = x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+        )
+        builder = builder.add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 

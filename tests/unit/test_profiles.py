@@ -345,6 +345,7 @@ def test_build_certificate_and_validity() -> None:
         not_before=not_before,
         not_after=not_after,
         crl_url="https://pki.example.com/t/x509/crl/abc",
+        ocsp_url="https://pki.example.com/t/ocsp",
     )
     cert.verify_directly_issued_by(ca)
     assert cert.subject.rfc4514_string() == "CN=r1" and cert.serial_number == 77
@@ -354,6 +355,8 @@ def test_build_certificate_and_validity() -> None:
     assert not san.critical and list(san.value) == [x509.DNSName("r1.dev.example.com")]
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert cdp[0].full_name == [x509.UniformResourceIdentifier("https://pki.example.com/t/x509/crl/abc")]
+    (ocsp,) = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert ocsp.access_location == x509.UniformResourceIdentifier("https://pki.example.com/t/ocsp")
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     # an empty subject: the SAN extension is critical (RFC 5280 4.2.1.6)
