@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import audit, console, gateway_credentials, health, openapi, profiles, seacat, tenants, tokens
+from chalicelib.api import (
+    audit,
+    console,
+    est,
+    est_credentials,
+    gateway_credentials,
+    health,
+    openapi,
+    profiles,
+    seacat,
+    tenants,
+    tokens,
+)
 from chalicelib.api.middleware import register
 from chalicelib.jobs import upkeep
 
@@ -17,6 +29,8 @@ app.register_blueprint(seacat.bp)
 app.register_blueprint(profiles.bp)
 app.register_blueprint(gateway_credentials.bp)
 app.register_blueprint(audit.bp)
+app.register_blueprint(est.bp)
+app.register_blueprint(est_credentials.bp)
 app.register_blueprint(openapi.bp)
 app.register_blueprint(console.bp)
 app.register_blueprint(upkeep.bp)  # the hourly upkeep: a scheduled function of its own on AWS

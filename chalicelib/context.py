@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from chalicelib.domain import IdentityRecord, Tenant
-    from chalicelib.service.ports import AuditStore, CertificateStore, KeyStore, TenantStore, TokenStore
+    from chalicelib.service.ports import (
+        AuditStore,
+        CertificateStore,
+        CredentialStore,
+        KeyStore,
+        TenantStore,
+        TokenStore,
+    )
     from chalicelib.store.memory import MemoryBackend
     from chalicelib.store.sqlite import SqliteBackend
 
@@ -106,12 +113,14 @@ class Context:
     audit: AuditStore
     keystore: KeyStore
     caches: Caches
+    # EST enrolment credentials (chalicelib/service/credentials.py).
+    credentials: CredentialStore
 
 
 def aws_context() -> Context:
     """DynamoDB (pynamodb) and Secrets Manager, bound to the current settings at first use."""
     from chalicelib.keystore.secretsmanager import SecretsManagerKeyStore
-    from chalicelib.store import audit, certificates, tenants, tokens
+    from chalicelib.store import audit, certificates, credentials, tenants, tokens
 
     caches = Caches.fresh()
     return Context(
@@ -121,6 +130,7 @@ def aws_context() -> Context:
         audit=audit,
         keystore=SecretsManagerKeyStore(caches.keys, caches.secrets),
         caches=caches,
+        credentials=credentials,
     )
 
 
@@ -157,6 +167,7 @@ def memory_context() -> tuple[Context, MemoryBackend]:
         audit=backend.audit,
         keystore=backend.keystore,
         caches=Caches.fresh(),
+        credentials=backend.credentials,
     )
     return context, backend
 
@@ -175,6 +186,7 @@ def sqlite_context(path: Path | SqliteBackend, keystore: KeyStore) -> Context:
         audit=backend.audit,
         keystore=keystore,
         caches=Caches.fresh(),
+        credentials=backend.credentials,
     )
 
 

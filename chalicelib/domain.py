@@ -258,6 +258,27 @@ class StoredToken:
 
 
 @dataclass(frozen=True)
+class EnrolmentCredential:
+    """An EST enrolment credential (HTTP Basic): a username and the SHA-256 of its password, good for
+    ``uses`` enrolments under ``profile`` of ``tenant_id`` until ``expires_at`` or revocation."""
+
+    tenant_id: str
+    username: str
+    secret_hash: str
+    profile: str
+    uses: int
+    uses_left: int
+    expires_at: datetime
+    created_at: datetime
+    revoked_at: datetime | None = None
+    label: str | None = None
+    last_used_at: datetime | None = None
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.uses_left > 0 and now < self.expires_at
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     tenant: str | None
     at: datetime

@@ -305,6 +305,25 @@ def pki_tls_lines(pki_url: str, pki_ca_file: str) -> str:
     return "\n".join(indent + line for line in lines)
 
 
+# ---- EST (RFC 7030) block of the template ------------------------------------------------------
+
+
+def est_values(pki_url: str, credential: str | None) -> dict[str, str]:
+    """The EST block's placeholders: the PKI's origin and path apart (a regex location's proxy_pass
+    takes no path), and the gateway credential sent with a forwarded client certificate, or an empty
+    header (NGINX then sends none, and a client's own header of that name is dropped)."""
+    parts = urllib.parse.urlsplit(pki_url)
+    line = credential_lines(credential) or " " * 12 + f'proxy_set_header {CREDENTIAL_HEADER} "";'
+    return {
+        "EST_PKI_ORIGIN": _safe("--pki-url", f"{parts.scheme}://{parts.netloc}"),
+        "EST_PKI_PATH": parts.path.rstrip("/"),
+        "EST_GATEWAY_CREDENTIAL": line,
+    }
+
+
+# ---- end of EST ---------------------------------------------------------------------------------
+
+
 @dataclass
 class Rendered:
     conf: Path
@@ -378,6 +397,7 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
         "UPSTREAM": upstream,
         "AUTH_CACHE_VALID": cache_valid,
         "GATEWAY_CREDENTIAL": credential_lines(credential),
+        **est_values(pki_url, credential),
     }
     conf = out / CONF_FILE
     write_conf(conf, render_template(TEMPLATE.read_text(), values), secret=credential is not None)

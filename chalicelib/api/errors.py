@@ -2,7 +2,7 @@
 
 Admin and public JSON routes answer ``{"error": <code>, "message": <reason>, "field": <input>}``;
 SeaCat client routes answer a status code with a short plain-text reason (the clients only look at
-the status). Unexpected faults are logged and answered with a generic 500 (or 503 with
+the status); EST routes too, as RFC 7030 §4.2.3 has it (a 401 with its Basic challenge). Unexpected faults are logged and answered with a generic 500 (or 503 with
 Retry-After when the cause is a throttled or unavailable dependency): never a traceback.
 """
 
@@ -84,6 +84,39 @@ def text_errors(view: F) -> F:
                 status_code=exc.status,
                 headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE, **_retry_headers(exc)},
             )
+        except Exception as exc:
+            err = _internal(view.__name__, exc)
+            return Response(
+                body=(err.message + "\n").encode("utf-8"),
+                status_code=500,
+                headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE},
+            )
+
+    return cast(F, wrapper)
+
+
+EST_REALM = 'Basic realm="SeaCat PKI EST", charset="UTF-8"'
+
+
+def est_errors(view: F) -> F:
+    """EST routes (RFC 7030): a status code and a human-readable plain-text reason; a 401 carries the
+    WWW-Authenticate challenge HTTP requires (clients answer it with their enrolment credential)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except PkiError as exc:
+            log.info("%s refused: %s %s", view.__name__, exc.status, exc.message)
+            reason = f"{exc.message} ({exc.field})" if exc.field and exc.status == 400 else exc.message
+            headers: dict[str, str | list[str]] = {
+                "Content-Type": "text/plain; charset=utf-8",
+                **NO_STORE,
+                **_retry_headers(exc),
+            }
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = EST_REALM
+            return Response(body=(reason + "\n").encode("utf-8"), status_code=exc.status, headers=headers)
         except Exception as exc:
             err = _internal(view.__name__, exc)
             return Response(

@@ -38,14 +38,22 @@ def sign(tenant: str) -> Response:
 
     request = bp.current_request
     validate_tenant_id(tenant)
-    principal = auth.require(request, tenant)
+    authorization = request.headers.get("authorization") or ""
+    # An EST enrolment credential (HTTP Basic) for the profile, or an admin token.
+    basic = authorization.strip()[:6].lower() == "basic "
+    principal = None if basic else auth.require(request, tenant)
     profile = _query({"profile"}).get("profile")
     if not profile:
         raise InvalidInput("name the profile: ?profile=NAME (GET /{tenant}/x509/profiles lists them)", field="profile")
     media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is issued
     body = media.raw_body(request, MAX_CSR_SIZE)
     try:
-        outcome = csr.sign_csr(tenant, body, profile, requester=principal.token_id)
+        if principal is None:
+            from chalicelib.service import est
+
+            outcome = est.sign_with_credential(tenant, profile, body, authorization)
+        else:
+            outcome = csr.sign_csr(tenant, body, profile, requester=principal.token_id)
     except PkiError as exc:
         observability.metric("CsrSigned", Outcome=exc.code)
         raise

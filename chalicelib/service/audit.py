@@ -46,6 +46,9 @@ EVENTS = (
     "authentication.denied",
     "gateway_credential.created",
     "gateway_credential.dropped",
+    "est_credential.created",
+    "est_credential.used",
+    "est_credential.revoked",
 )
 MAX_RANGE = timedelta(days=31)
 FIRST = datetime.min.replace(tzinfo=UTC)  # the earliest time a query can name

@@ -17,6 +17,7 @@ from chalicelib.domain import (
     AuditEvent,
     CaState,
     CertificateRecord,
+    EnrolmentCredential,
     IdentityRecord,
     RequestRecord,
     StoredToken,
@@ -85,6 +86,36 @@ class TokenStore(Protocol):
     ) -> None: ...
 
     def revoke(self, token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None: ...
+
+
+class CredentialStore(Protocol):
+    """EST enrolment credentials. Keys start with the tenant as everywhere: a credential of another
+    tenant reads as absent."""
+
+    def create(self, credential: EnrolmentCredential, audit: Sequence[Any] = ()) -> None:
+        """Store a new credential; Conflict (nothing written) if its username is in use."""
+        ...
+
+    def get(self, tenant_id: str, username: str) -> EnrolmentCredential | None: ...
+
+    def list_page(
+        self, tenant_id: str, *, limit: int, next_token: str | None
+    ) -> tuple[list[EnrolmentCredential], str | None]:
+        """The tenant's credentials, newest first, a page at a time (``next_token`` from the last page)."""
+        ...
+
+    def consume(
+        self, tenant_id: str, username: str, now: datetime, audit: Sequence[Any] = ()
+    ) -> EnrolmentCredential | None:
+        """Take one use, atomically and only if the credential is still usable at ``now`` (not revoked,
+        not expired, a use left): concurrent callers never take more than ``uses``. Returns the
+        credential as stored after the use (``last_used_at`` = now), or None when nothing was taken
+        (absent or not usable; nothing written, the audit entries neither)."""
+        ...
+
+    def revoke(self, tenant_id: str, username: str, audit: Sequence[Any] = ()) -> EnrolmentCredential | None:
+        """Revoke once (a second call answers the recorded state and writes nothing); None if absent."""
+        ...
 
 
 class CertificateStore(Protocol):

@@ -22,6 +22,7 @@ from chalicelib.domain import (
     CaCert,
     CaState,
     CertificateRecord,
+    EnrolmentCredential,
     IdentityRecord,
     RequestRecord,
     StoredToken,
@@ -212,6 +213,53 @@ class MemoryTokens:
                 token = self.items[token_id] = replace(token, revoked_at=_now())
                 self._s.record(audit)
             return token
+
+
+class MemoryCredentials:
+    """EST enrolment credentials; the lock makes consume's check and decrement one step."""
+
+    def __init__(self, shared: _Shared) -> None:
+        self._s = shared
+        self.items: dict[tuple[str, str], EnrolmentCredential] = {}
+
+    def create(self, credential: EnrolmentCredential, audit: Sequence[Any] = ()) -> None:
+        with self._s.lock:
+            if any(username == credential.username for _, username in self.items):
+                raise Conflict("username already in use")
+            self.items[(credential.tenant_id, credential.username)] = credential
+            self._s.record(audit)
+
+    def get(self, tenant_id: str, username: str) -> EnrolmentCredential | None:
+        with self._s.lock:
+            return self.items.get((tenant_id, username))
+
+    def list_page(
+        self, tenant_id: str, *, limit: int, next_token: str | None
+    ) -> tuple[list[EnrolmentCredential], str | None]:
+        with self._s.lock:
+            mine = [((_sort_time(c.created_at), c.username), c) for (t, _), c in self.items.items() if t == tenant_id]
+        return _page(mine, f"credentials#{tenant_id}", limit, next_token, newest_first=True)
+
+    def consume(
+        self, tenant_id: str, username: str, now: datetime, audit: Sequence[Any] = ()
+    ) -> EnrolmentCredential | None:
+        with self._s.lock:
+            credential = self.items.get((tenant_id, username))
+            if credential is None or not credential.usable(now):
+                return None
+            credential = self.items[(tenant_id, username)] = replace(
+                credential, uses_left=credential.uses_left - 1, last_used_at=now
+            )
+            self._s.record(audit)
+            return credential
+
+    def revoke(self, tenant_id: str, username: str, audit: Sequence[Any] = ()) -> EnrolmentCredential | None:
+        with self._s.lock:
+            credential = self.items.get((tenant_id, username))
+            if credential is not None and credential.revoked_at is None:
+                credential = self.items[(tenant_id, username)] = replace(credential, revoked_at=_now())
+                self._s.record(audit)
+            return credential
 
 
 class MemoryCertificates:
@@ -450,6 +498,7 @@ class MemoryBackend:
     certificates: MemoryCertificates
     tenants: MemoryTenants
     tokens: MemoryTokens
+    credentials: MemoryCredentials
     audit: MemoryAudit
     keystore: MemoryKeyStore
 
@@ -458,5 +507,6 @@ class MemoryBackend:
         self.certificates = MemoryCertificates(self.shared)
         self.tenants = MemoryTenants(self.shared, self.certificates)
         self.tokens = MemoryTokens(self.shared)
+        self.credentials = MemoryCredentials(self.shared)
         self.audit = MemoryAudit(self.shared)
         self.keystore = MemoryKeyStore(self.shared)

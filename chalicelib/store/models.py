@@ -56,7 +56,21 @@ class TenantModel(Model):
     version = VersionAttribute()
 
 
+class CredentialIndex(GlobalSecondaryIndex["TokenModel"]):
+    """Sparse: only EST enrolment credentials carry credential_key (their tenant): a tenant's list."""
+
+    class Meta:
+        index_name = "credential-index"
+        projection = AllProjection()
+
+    credential_key = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class TokenModel(Model):
+    """Admin tokens (token_id: 16 hex, or ``operator``) and EST enrolment credentials (token_id: the
+    username, ``estc_...``; kind ``est``): both a secret's SHA-256 under an id, in one table."""
+
     class Meta:
         table_name = "unbound-tokens"
 
@@ -66,6 +80,15 @@ class TokenModel(Model):
     label = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     revoked_at = UTCDateTimeAttribute(null=True)
+    # EST enrolment credentials only (absent on admin tokens):
+    kind = UnicodeAttribute(null=True)  # "est"
+    credential_key = UnicodeAttribute(null=True)  # the tenant id (credential-index)
+    profile = UnicodeAttribute(null=True)
+    uses = NumberAttribute(null=True)
+    uses_left = NumberAttribute(null=True)
+    expires_at = UTCDateTimeAttribute(null=True)
+    last_used_at = UTCDateTimeAttribute(null=True)
+    by_credential = CredentialIndex()
 
 
 class IdentityIndex(GlobalSecondaryIndex["CertificateModel"]):

@@ -28,9 +28,11 @@ def get(token_id: str) -> StoredToken | None:
     common.ready()
     with common.translated():
         try:
-            return _stored(TokenModel.get(token_id, consistent_read=True))
+            item = TokenModel.get(token_id, consistent_read=True)
         except DoesNotExist:
             return None
+        # An EST enrolment credential in the same table is never an admin token.
+        return _stored(item) if item.kind is None else None
 
 
 def put(

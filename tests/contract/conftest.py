@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import AuditEvent, CertificateRecord, IdentityRecord, RequestRecord, new_identity
-from chalicelib.service.ports import AuditStore, CertificateStore, KeyStore, TenantStore, TokenStore
+from chalicelib.service.ports import (
+    AuditStore,
+    CertificateStore,
+    CredentialStore,
+    KeyStore,
+    TenantStore,
+    TokenStore,
+)
 from tests.conftest import TEST_ENV, deploy_resources, reset_caches
 
 
@@ -36,6 +43,7 @@ class Adapter:
     # Drop what this process keeps of the stores (caches): the next read sees what another
     # container would.
     forget: Callable[[], None]
+    credentials: CredentialStore
 
 
 @contextlib.contextmanager
@@ -43,7 +51,7 @@ def memory_adapter() -> Iterator[Adapter]:
     from chalicelib.store.memory import MemoryBackend
 
     b = MemoryBackend()
-    yield Adapter("memory", b.tenants, b.tokens, b.certificates, b.audit, b.keystore, forget=lambda: None)
+    yield Adapter("memory", b.tenants, b.tokens, b.certificates, b.audit, b.keystore, lambda: None, b.credentials)
 
 
 @contextlib.contextmanager
@@ -68,6 +76,7 @@ def dynamodb_adapter() -> Iterator[Adapter]:
                 ports.audit,
                 ports.keystore,
                 forget=ports.caches.clear,
+                credentials=ports.credentials,
             )
         reset_caches()
 
@@ -84,7 +93,9 @@ def sqlite_adapter(directory: Path) -> Iterator[Adapter]:
     with SqliteBackend(database) as b:
         keystore = LocalKeyStore(database, secrets.token_bytes(KEK_BYTES), Cache("keys", 64), Cache("secrets", 64))
         try:
-            yield Adapter("sqlite", b.tenants, b.tokens, b.certificates, b.audit, keystore, forget=keystore.forget)
+            yield Adapter(
+                "sqlite", b.tenants, b.tokens, b.certificates, b.audit, keystore, keystore.forget, b.credentials
+            )
         finally:
             keystore.close()
 

@@ -209,9 +209,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stop_stack(running)
 
 
-def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *extra: str) -> Gateway:
+def start_gateway(
+    pki: Stack, tenant: str, out: Path, upstream: EchoServer, *extra: str, server_cert: tuple[Path, Path] | None = None
+) -> Gateway:
     """Render the gateway for `tenant` into `out` with the options `extra` (and no credential from
-    this environment's SEACAT_GATEWAY_CREDENTIAL), check it with `nginx -t`, start NGINX in the foreground."""
+    this environment's SEACAT_GATEWAY_CREDENTIAL), check it with `nginx -t`, start NGINX in the foreground.
+    ``server_cert``: (chain, key) to serve instead of a self-signed certificate."""
     nginx = require_nginx()
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k != "SEACAT_GATEWAY_CREDENTIAL"}
@@ -231,7 +234,11 @@ def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *ext
             f"127.0.0.1:{port}",
             "--server-name",
             "127.0.0.1",
-            "--self-signed-server-cert",
+            *(
+                ["--server-cert", str(server_cert[0]), "--server-key", str(server_cert[1])]
+                if server_cert
+                else ["--self-signed-server-cert"]
+            ),
             "--upstream",
             upstream.url,
             "--auth-cache-valid",
@@ -248,9 +255,9 @@ def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *ext
         env=environ,
     )
     assert render.returncode == 0, render.stdout + render.stderr
-    assert "for local use only" in render.stdout
+    assert server_cert is not None or "for local use only" in render.stdout
     conf = out / "nginx.conf"
-    server_cert = out / "gateway_cert.pem"
+    served = server_cert[0] if server_cert else out / "gateway_cert.pem"
 
     log = out / "nginx.stderr"
     command = [nginx, "-e", "stderr", "-p", str(out), "-c", str(conf)]
@@ -263,7 +270,7 @@ def start_gateway(pki: Stack, tenant: str, out: Path, upstream: EchoServer, *ext
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    running = Gateway(port, out, server_cert, pki, upstream, process, log)
+    running = Gateway(port, out, served, pki, upstream, process, log)
     try:
         deadline = time.monotonic() + 20
         for _ in range(200):

@@ -504,7 +504,7 @@ def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> Non
             ("certificates", "revoked-index"),
             ("certificates", "ca-index"),
         )
-        + (("requests", "pending-index"),)
+        + (("requests", "pending-index"), ("tokens", "credential-index"))
     )
     assert statements["CaKeySecrets"]["Resource"] == arn.format("secretsmanager", "secret:seacat/test/*")
     rotation = statements["WebhookSecretRotation"]

@@ -128,6 +128,12 @@ def world() -> Iterator[World]:
             if name == "beta":  # a profile alpha has not: alpha's paths never reach it
                 only = client.http.put("/beta/x509/profiles/beta-only", headers=auth(OPERATOR), body="{}")
                 assert only.status_code == 201
+            credential = client.http.post(
+                f"/{name}/est/credentials",
+                headers=auth(OPERATOR),
+                body='{"profile": "routers", "uses": 1, "expiresIn": "1h"}',
+            )
+            assert credential.status_code == 201
             made = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": name}))
             assert made.status_code == 201
             issued[name] = made.json_body["token"]
@@ -140,6 +146,7 @@ def world() -> Iterator[World]:
                 "token_id": made.json_body["tokenId"],
                 "ca_id": first_ca,
                 "import_body": json.dumps({"certificate": importable.decode()}),
+                "username": credential.json_body["username"],
             }
         revoked = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": "alpha"})).json_body
         assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=auth(OPERATOR)).status_code == 200
@@ -185,6 +192,13 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
         '{"reason": "keyCompromise"}',
     ),
     ("POST", "/{tenant}/x509/sign"): ("/{tenant}/x509/sign?profile=routers", CSR_PEM),
+    ("POST", "/{tenant}/est/credentials"): (
+        "/{tenant}/est/credentials",
+        '{"profile": "routers", "uses": 5, "expiresIn": "1h"}',
+    ),
+    ("GET", "/{tenant}/est/credentials"): ("/{tenant}/est/credentials", None),
+    ("GET", "/{tenant}/est/credentials/{username}"): ("/{tenant}/est/credentials/{username}", None),
+    ("PUT", "/{tenant}/est/credentials/{username}/revoke"): ("/{tenant}/est/credentials/{username}/revoke", None),
     ("GET", "/{tenant}/x509/profiles"): ("/{tenant}/x509/profiles", None),
     ("GET", "/{tenant}/x509/profiles/{name}"): ("/{tenant}/x509/profiles/routers", None),
     ("PUT", "/{tenant}/x509/profiles/{name}"): ("/{tenant}/x509/profiles/routers", '{"approval": "auto"}'),

@@ -171,7 +171,7 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     resources = template["Resources"]
     tables = sorted(n for n, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table")
     with_indexes = sorted(n for n in tables if resources[n]["Properties"].get("GlobalSecondaryIndexes"))
-    assert len(tables) == 6 and with_indexes == ["CertificatesTable", "RequestsTable"]
+    assert len(tables) == 6 and with_indexes == ["CertificatesTable", "RequestsTable", "TokensTable"]
     seen: dict[str, list[Any]] = {service: [] for service in PROTECTED}
     documents = dict(_policy_documents(template))
     assert sorted(documents) == ["ApiGatewayLogsRole", "ServicePolicy", "TracingPolicy"]

@@ -269,8 +269,10 @@ def test_render_with_credential_file(
     conf = (tmp_path / "out" / "nginx.conf").read_text()
     auth = location(conf, "= /_seacat_pki_auth")
     assert header_lines(auth) == [f'proxy_set_header {HEADER} "{credential}";']
-    # in that one place only: the enrolment location and the upstream's never carry it
-    assert conf.count(credential) == 1
+    # there and beside a forwarded client certificate in the two EST locations (the PKI trusts the
+    # certificate only with it); the enrolment location and the upstream's never carry it
+    assert conf.count(credential) == 3
+    assert location(conf, "/.well-known/est/").count(credential) == 1
     assert credential not in location(conf, "/seacat/") and credential not in location(conf, "/")
     assert_client_header_cleared(conf)
     # the next steps say the file holds a secret, and never show it
@@ -280,7 +282,14 @@ def test_render_with_credential_file(
     status, _, stderr = run(monkeypatch, capsys, tmp_path / "plain")
     assert status == 0, stderr
     plain = (tmp_path / "plain" / "nginx.conf").read_text()
-    others = [line.replace("/out/", "/plain/") for line in conf.splitlines() if line.strip() and credential not in line]
+    # without one, the EST locations send an empty credential header (none) where this one sends it
+    auth = conf.index("location = /_seacat_pki_auth {")
+    without = conf[:auth] + conf[auth:].replace(f'proxy_set_header {HEADER} "{credential}";', "", 1)
+    others = [
+        line.replace("/out/", "/plain/").replace(f'"{credential}"', '""')
+        for line in without.splitlines()
+        if line.strip()
+    ]
     assert others == [line for line in plain.splitlines() if line.strip()]
 
 
@@ -420,3 +429,53 @@ def test_credential_file_and_environment_together_are_refused(
         monkeypatch, capsys, tmp_path / "out2", "--gateway-credential-file", str(tmp_path / "missing")
     )
     assert status == 1 and "cannot read" in stderr
+
+
+def regex_location(conf: str, pattern: str) -> str:
+    """The text of `location <pattern> {...}` whose quoted regex holds braces of its own."""
+    start = conf.index(f"location {pattern} {{")
+    opening = start + len(f"location {pattern} ")
+    depth = 0
+    for end in range(opening, len(conf)):
+        depth += {"{": 1, "}": -1}.get(conf[end], 0)
+        if depth == 0:
+            return conf[start : end + 1]
+    raise AssertionError(f"location {pattern} is not closed")
+
+
+EST_REGEX = '~ "^/(?<est_profile>[a-z0-9][a-z0-9_-]{0,62})/\\.well-known/est/(?<est_op>cacerts|csrattrs|simpleenroll|simplereenroll)$"'
+
+
+def test_est_locations_map_to_the_tenants_est_routes_and_replace_the_client_certificate_headers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # a PKI behind a path (an API Gateway stage): the regex location rewrites to it, proxy_pass takes the origin
+    status, _, stderr = run(monkeypatch, capsys, tmp_path, "--pki-url", "https://api.example.com/prod/")
+    assert status == 0, stderr
+    conf = (tmp_path / "nginx.conf").read_text()
+    plain = location(conf, "/.well-known/est/")
+    assert "proxy_pass https://api.example.com/prod/.well-known/est/acme/;" in plain
+    regex = regex_location(conf, EST_REGEX)
+    assert "rewrite ^ /prod/.well-known/est/acme/$est_profile/$est_op break;" in regex
+    assert "proxy_pass https://api.example.com;" in regex
+    for block in (plain, regex):
+        lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+        # NGINX's own values, never what the client sent under those names
+        assert "proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;" in lines
+        assert "proxy_set_header X-SSL-Client-Verify $ssl_client_verify;" in lines
+        assert header_lines(block) == [f'proxy_set_header {HEADER} "";']  # no credential: none sent
+        assert "proxy_ssl_verify on;" in lines  # an https PKI is verified here too
+    assert "auth_request" not in plain + regex  # public, as /seacat/
+
+
+def test_est_locations_send_the_gateway_credential(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    credential = new_credential()
+    secret = tmp_path / "credential"
+    secret.write_text(credential)
+    status, _, stderr = run(monkeypatch, capsys, tmp_path / "out", "--gateway-credential-file", str(secret))
+    assert status == 0, stderr
+    conf = (tmp_path / "out" / "nginx.conf").read_text()
+    for block in (location(conf, "/.well-known/est/"), regex_location(conf, EST_REGEX)):
+        assert header_lines(block) == [f'proxy_set_header {HEADER} "{credential}";']

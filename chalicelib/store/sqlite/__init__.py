@@ -20,6 +20,7 @@ from types import TracebackType
 
 from chalicelib.store.sqlite.audit import SqliteAudit
 from chalicelib.store.sqlite.certificates import SqliteCertificates
+from chalicelib.store.sqlite.credentials import SqliteCredentials
 from chalicelib.store.sqlite.db import BUSY_TIMEOUT, Database, StoreClosed
 from chalicelib.store.sqlite.schema import VERSION, SchemaError
 from chalicelib.store.sqlite.tenants import SqliteTenants
@@ -42,6 +43,7 @@ class SqliteBackend:
         self.db = Database(path, busy_timeout=busy_timeout)
         self.tenants = SqliteTenants(self.db)
         self.tokens = SqliteTokens(self.db)
+        self.credentials = SqliteCredentials(self.db)
         self.certificates = SqliteCertificates(self.db)
         self.audit = SqliteAudit(self.db)
 

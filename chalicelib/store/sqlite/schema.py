@@ -165,6 +165,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'cr' CHECK (kind IN ('cr', 'csr'))",
         "ALTER TABLE requests ADD COLUMN profile TEXT",  # a CSR's profile
     ),
+    # 4: EST enrolment credentials (HTTP Basic): the SHA-256 of the password only; a username is unique
+    # across tenants, as DynamoDB's tokens table key is.
+    (
+        """CREATE TABLE est_credentials (
+            tenant_id TEXT NOT NULL,
+            username TEXT NOT NULL UNIQUE,
+            secret_hash TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            uses INTEGER NOT NULL,
+            uses_left INTEGER NOT NULL CHECK (uses_left >= 0),
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            label TEXT,
+            last_used_at TEXT,
+            PRIMARY KEY (tenant_id, username)
+        )""",
+        # A tenant's credentials, newest first.
+        "CREATE INDEX est_credentials_by_time ON est_credentials (tenant_id, created_at, username)",
+    ),
 )
 
 VERSION = len(MIGRATIONS)
