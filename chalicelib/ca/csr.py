@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -175,22 +176,36 @@ def _dns_match(pattern: str, name: str) -> bool:
 _DNS_NAME = re.compile(rf"{DNS_LABEL}(\.{DNS_LABEL})*")
 
 
+def _uri_path_ok(path: str) -> bool:
+    """No segment a consumer would resolve out of the pattern's prefix: '.' or '..' (percent-encoded
+    too, RFC 3986 6.2.2), an encoded '/', or a backslash (a '/' to WHATWG URL parsers)."""
+    for segment in re.split(r"[?#]", path, maxsplit=1)[0].split("/"):
+        decoded = urllib.parse.unquote(segment)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded:
+            return False
+    return True
+
+
 def _uri_match(pattern: str, uri: str) -> bool:
     scheme, _, rest = uri.partition("://")
     host, slash, path = rest.partition("/")
-    if "*" in uri:
+    if "*" in uri or not _uri_path_ok(path):
         return False
     normalised = f"{scheme.lower()}://{host.lower()}" + (f"/{path}" if slash else "")
     regex = re.escape(pattern)
     regex = regex.replace(r"/\*\*", "(/.*)?") if regex.endswith(r"/\*\*") else regex
-    regex = regex.replace(r"\*", "[^/]+")
+    regex = regex.replace(r"\*", "[^/?#]+")  # one path segment: not a query or fragment either
     return re.fullmatch(regex, normalised) is not None
 
 
 def _email_match(pattern: str, email: str) -> bool:
     local, _, domain = email.rpartition("@")
     p_local, _, p_domain = pattern.rpartition("@")
-    if not local or not domain.isascii():
+    # One '@' (a reader that splits at the first would see another domain), a printable local part
+    # (no controls: it reaches logs and terminals), and a domain that is a DNS name.
+    if not local or "@" in local or not local.isascii() or not local.isprintable() or " " in local:
+        return False
+    if not domain.isascii() or not _DNS_NAME.fullmatch(domain.lower()):
         return False
     if p_local != "*" and p_local != local:
         return False

@@ -194,6 +194,40 @@ def test_a_device_supplied_name_is_quoted_printable_and_bounded() -> None:
     assert len(message) < 250 and "..." in message
 
 
+def _unchecked_email(value: str) -> x509.RFC822Name:
+    # What a CSR's DER may hold; cryptography's constructor would refuse it (parsing does not).
+    return x509.RFC822Name._init_without_validation(value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        x509.UniformResourceIdentifier("urn-x://example.org/../other"),  # resolves out of urn-x://example.org/
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/../sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/./sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/%2e%2E/sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a%2Fb/sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a\\..\\b/sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a/sa/b?c"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a/sa/b#c"),
+        _unchecked_email("ops@evil.org@example.com"),  # a reader splitting at the first @ sees evil.org
+        _unchecked_email('"ops@evil.org"@example.com'),
+        _unchecked_email("a\x1b[2Jb@example.com"),  # a terminal escape in the audit trail
+        _unchecked_email("a\nb@example.com"),
+        _unchecked_email("a b@example.com"),
+    ],
+)
+def test_san_values_that_escape_their_pattern_are_refused(name: x509.GeneralName) -> None:
+    fails("subjectAltName[0]", csrmod.plan, ROUTERS, make_csr(sans=[name]))
+
+
+def test_email_domain_under_a_double_wildcard_must_be_a_dns_name() -> None:
+    profile = parse_profile("e", {"sans": {"email": ["*@**.example.com"]}})
+    assert csrmod.plan(profile, make_csr(sans=[x509.RFC822Name("a@x.example.com")])).sans
+    fails("subjectAltName[0]", csrmod.plan, profile, make_csr(sans=[_unchecked_email("a@evil.org/x.example.com")]))
+    fails("subjectAltName[0]", csrmod.plan, profile, make_csr(sans=[_unchecked_email("a@evil.org..example.com")]))
+
+
 # -- keys, signature, subject, extensions ------------------------------------------------------
 
 
