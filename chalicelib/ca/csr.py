@@ -318,6 +318,7 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
             attributes.append((name, value))
     name_attributes: list[x509.NameAttribute[str]] = []
     for name, value in attributes:
+        _check_name_like(profile, name, value)
         if name == "C" and (len(value) != 2 or not value.isascii() or not value.isalpha()):
             raise _fail("a country is two letters (ISO 3166)", "subject.C")
         if name in ("emailAddress", "DC") and not value.isascii():
@@ -327,6 +328,35 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
         except ValueError as exc:
             raise _fail(f"not a valid {name}: {exc}", f"subject.{name}") from None
     return x509.Name(name_attributes)
+
+
+_HOST_LIKE = re.compile(r"[A-Za-z0-9_.*-]+")
+
+
+def _check_name_like(profile: Profile, name: str, value: str) -> None:
+    """A subject CN that reads as a host name or an IP address is held to the profile's dns or ip
+    patterns, an emailAddress to its email patterns: a client that finds no SAN of that kind checks
+    these instead (OpenSSL's X509_check_host falls back to the CN, S/MIME agents to emailAddress)."""
+    field = f"subject.{name}"
+    if name == "emailAddress":
+        if not any(_email_match(p, value) for p in profile.san_patterns("email")):
+            raise _fail(
+                f"the subject's emailAddress {shown(value)} is outside profile {profile.name}'s email patterns", field
+            )
+        return
+    if name != "CN":
+        return
+    general: x509.GeneralName
+    try:
+        general = x509.IPAddress(ipaddress.ip_address(value))
+    except ValueError:
+        if not (_HOST_LIKE.fullmatch(value) and ("." in value or "*" in value)):
+            return  # a device name, not a host name
+        general = x509.DNSName(value)
+    try:
+        _check_san(profile, general, field)
+    except InvalidInput as exc:
+        raise _fail(f"the subject's CN reads as a host name or address: {exc.message}", field) from None
 
 
 def _key_usage(profile: Profile, kind: str, requested: x509.KeyUsage | None) -> x509.KeyUsage:

@@ -228,6 +228,46 @@ def test_email_domain_under_a_double_wildcard_must_be_a_dns_name() -> None:
     fails("subjectAltName[0]", csrmod.plan, profile, make_csr(sans=[_unchecked_email("a@evil.org..example.com")]))
 
 
+@pytest.mark.parametrize(
+    ("cn", "ok"),
+    [
+        ("r1", True),  # a device name
+        ("Router 7 (lab)", True),
+        ("r1.dev.example.com", True),  # inside the dns patterns
+        ("10.1.2.3", True),  # inside the ip patterns
+        ("www.bank.example", False),  # OpenSSL's host check reads the CN when the certificate has no DNS SAN
+        ("WWW.BANK.EXAMPLE", False),
+        ("*.dev.example.com", False),  # a wildcard in the CN matches as one in a SAN would
+        ("gw.example.com.", False),
+        ("8.8.8.8", False),
+        ("2001:db9::1", False),
+    ],
+)
+def test_a_cn_that_reads_as_a_host_name_is_held_to_the_san_patterns(cn: str, ok: bool) -> None:
+    csr = make_csr(subject=[(NameOID.COMMON_NAME, cn)])
+    template = parse_profile(
+        "t",
+        {
+            "extendedKeyUsage": ["serverAuth"],
+            "sans": {"dns": ["*.dev.example.com"], "ip": ["10.0.0.0/8"]},
+            "subject": {"mode": "template", "template": [{"CN": "{csr.CN}"}]},
+        },
+    )
+    for profile in (ROUTERS, template):
+        if ok:
+            assert csrmod.plan(profile, csr).subject.rfc4514_string() == f"CN={cn}"
+        else:
+            assert "host name" in fails("subject.CN", csrmod.plan, profile, csr)
+
+
+def test_a_subject_email_address_is_held_to_the_email_patterns() -> None:
+    profile = parse_profile("m", {"subject": {"allowed": ["CN", "emailAddress"]}, "sans": {"email": ["*@example.com"]}})
+    ok = make_csr(subject=[(NameOID.COMMON_NAME, "a"), (NameOID.EMAIL_ADDRESS, "ops@example.com")])
+    assert csrmod.plan(profile, ok).subject.rfc4514_string() == "1.2.840.113549.1.9.1=ops@example.com,CN=a"
+    other = make_csr(subject=[(NameOID.COMMON_NAME, "a"), (NameOID.EMAIL_ADDRESS, "ceo@bank.example")])
+    fails("subject.emailAddress", csrmod.plan, profile, other)
+
+
 # -- keys, signature, subject, extensions ------------------------------------------------------
 
 
