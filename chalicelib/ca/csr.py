@@ -153,8 +153,9 @@ def _check_key(profile: Profile, public_key: object) -> str:
                 f"an RSA key must have {profile.rsa_min_bits} to {MAX_RSA_BITS} bits, not {public_key.key_size}",
                 "publicKey",
             )
-        if public_key.public_numbers().e not in (3, 65537) and public_key.public_numbers().e < 65537:
-            raise _fail("the RSA public exponent must be 65537 or larger", "publicKey")
+        exponent = public_key.public_numbers().e
+        if exponent < 65537 or exponent % 2 == 0:  # e=3 included: CA/B BR 6.1.6, NIST SP 800-89
+            raise _fail("the RSA public exponent must be odd and 65537 or larger", "publicKey")
         return kind
     if kind not in profile.key_types:
         raise _fail(

@@ -279,6 +279,8 @@ def test_key_types() -> None:
     fails("publicKey", csrmod.plan, parse_profile("e", {}), make_csr(rsa.generate_private_key(65537, 2048)))
     strict = parse_profile("s", {"keyTypes": ["RSA"], "rsaMinBits": 3072})
     fails("publicKey", csrmod.plan, strict, make_csr(rsa.generate_private_key(65537, 2048)))
+    # e=3 is refused, as the message says
+    assert "65537" in fails("publicKey", csrmod.plan, ROUTERS, make_csr(rsa.generate_private_key(3, 2048)))
 
 
 def test_proof_of_possession() -> None:
