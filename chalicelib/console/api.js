@@ -26,7 +26,14 @@ export class ApiError extends Error {
 
 /** A path from segments, each percent-encoded: data never changes the path's shape. */
 export function path(...segments) {
-  return segments.map((s) => encodeURIComponent(String(s))).join("/");
+  return segments
+    .map((s) => {
+      const text = String(s);
+      // encodeURIComponent leaves "." and "..", which the URL parser would resolve away
+      if (text === "." || text === "..") throw new Error(`${text} is not a tenant or an id`);
+      return encodeURIComponent(text);
+    })
+    .join("/");
 }
 
 let onUnauthenticated = () => {};

@@ -329,6 +329,17 @@ def test_a_path_naming_another_host_keeps_the_api_on_this_origin(stack: Stack, b
     assert browser.execute_script(elsewhere) == []
 
 
+def test_a_dot_segment_in_a_console_url_reaches_no_other_route(stack: Stack, browser: Any) -> None:
+    """A tenant of "." or ".." in a link would be resolved out of the API path by the browser (GET
+    /tenants/.. became GET /, /../x509/ca /x509/ca, and so for the page's actions): no call is made."""
+    sign_in(browser, stack, stack.token)
+    for hash_path in ("/tenants/%2E%2E/cas", "/tenants/./cas", "/tenants/../gateway"):
+        browser.execute_script("performance.clearResourceTimings()")
+        open_page(browser, stack, hash_path, "#view .error")
+        urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert not [u for u in urls if "/console/" not in u], (hash_path, urls)
+
+
 def png_size(path: Path) -> tuple[int, int]:
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
