@@ -267,6 +267,7 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
             raise _fail(f"must be 1 to {MAX_SUBJECT_VALUE} printable characters", f"subject.{name}")
     rule = profile.subject
     values = dict(given)
+    literal: set[int] = set()
     if rule.mode == "csr":
         for name, _ in given:
             if name not in rule.allowed:
@@ -317,9 +318,12 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
                     f"the subject's {name} would be longer than {MAX_SUBJECT_VALUE} characters", f"subject.{name}"
                 )
             attributes.append((name, value))
+            if not PLACEHOLDER.search(text):
+                literal.add(len(attributes) - 1)  # the administrator's own text, not the CSR's
     name_attributes: list[x509.NameAttribute[str]] = []
-    for name, value in attributes:
-        _check_name_like(profile, name, value)
+    for index, (name, value) in enumerate(attributes):
+        if index not in literal:
+            _check_name_like(profile, name, value)
         if name == "C" and (len(value) != 2 or not value.isascii() or not value.isalpha()):
             raise _fail("a country is two letters (ISO 3166)", "subject.C")
         if name in ("emailAddress", "DC") and not value.isascii():

@@ -266,6 +266,18 @@ def test_a_subject_email_address_is_held_to_the_email_patterns() -> None:
     assert csrmod.plan(profile, ok).subject.rfc4514_string() == "1.2.840.113549.1.9.1=ops@example.com,CN=a"
     other = make_csr(subject=[(NameOID.COMMON_NAME, "a"), (NameOID.EMAIL_ADDRESS, "ceo@bank.example")])
     fails("subject.emailAddress", csrmod.plan, profile, other)
+    # a template's literal text is the administrator's, not the CSR's: not held to the patterns
+    literal = parse_profile(
+        "l",
+        {
+            "subject": {
+                "mode": "template",
+                "template": [{"CN": "gw.corp.example"}, {"emailAddress": "pki@corp.example"}],
+            }
+        },
+    )
+    plan = csrmod.plan(literal, make_csr(subject=[]))
+    assert plan.subject.rfc4514_string() == "1.2.840.113549.1.9.1=pki@corp.example,CN=gw.corp.example"
 
 
 # -- keys, signature, subject, extensions ------------------------------------------------------
