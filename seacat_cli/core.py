@@ -157,9 +157,12 @@ class Api:
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         if params:
             target += "?" + urllib.parse.urlencode(params)
-        headers = {"Accept": accept, "User-Agent": USER_AGENT, **(self._authorization() if auth else {})}
         if body is not None and "privateKey" in body and not _private_channel(self.url):
             raise usage(f"refusing to send a CA private key to {self.url} over plain http: use https (or the loopback)")
+        if auth and self.token_source is not None and not _private_channel(self.url):
+            # The bearer token is as strong as a CA key (an operator's rotates them): never in clear text.
+            raise usage(f"refusing to send the admin token to {self.url} over plain http: use https (or the loopback)")
+        headers = {"Accept": accept, "User-Agent": USER_AGENT, **(self._authorization() if auth else {})}
         data = json.dumps(body).encode("utf-8") if body is not None else None
         if method != "GET":  # every admin write takes JSON; a bodyless one too (no server guesses a type)
             headers["Content-Type"] = "application/json"

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -152,8 +153,9 @@ def _check_key(profile: Profile, public_key: object) -> str:
                 f"an RSA key must have {profile.rsa_min_bits} to {MAX_RSA_BITS} bits, not {public_key.key_size}",
                 "publicKey",
             )
-        if public_key.public_numbers().e not in (3, 65537) and public_key.public_numbers().e < 65537:
-            raise _fail("the RSA public exponent must be 65537 or larger", "publicKey")
+        exponent = public_key.public_numbers().e
+        if exponent < 65537 or exponent % 2 == 0:  # e=3 included: CA/B BR 6.1.6, NIST SP 800-89
+            raise _fail("the RSA public exponent must be odd and 65537 or larger", "publicKey")
         return kind
     if kind not in profile.key_types:
         raise _fail(
@@ -175,22 +177,36 @@ def _dns_match(pattern: str, name: str) -> bool:
 _DNS_NAME = re.compile(rf"{DNS_LABEL}(\.{DNS_LABEL})*")
 
 
+def _uri_path_ok(path: str) -> bool:
+    """No segment a consumer would resolve out of the pattern's prefix: '.' or '..' (percent-encoded
+    too, RFC 3986 6.2.2), an encoded '/', or a backslash (a '/' to WHATWG URL parsers)."""
+    for segment in re.split(r"[?#]", path, maxsplit=1)[0].split("/"):
+        decoded = urllib.parse.unquote(segment)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded:
+            return False
+    return True
+
+
 def _uri_match(pattern: str, uri: str) -> bool:
     scheme, _, rest = uri.partition("://")
     host, slash, path = rest.partition("/")
-    if "*" in uri:
+    if "*" in uri or not _uri_path_ok(path):
         return False
     normalised = f"{scheme.lower()}://{host.lower()}" + (f"/{path}" if slash else "")
     regex = re.escape(pattern)
     regex = regex.replace(r"/\*\*", "(/.*)?") if regex.endswith(r"/\*\*") else regex
-    regex = regex.replace(r"\*", "[^/]+")
+    regex = regex.replace(r"\*", "[^/?#]+")  # one path segment: not a query or fragment either
     return re.fullmatch(regex, normalised) is not None
 
 
 def _email_match(pattern: str, email: str) -> bool:
     local, _, domain = email.rpartition("@")
     p_local, _, p_domain = pattern.rpartition("@")
-    if not local or not domain.isascii():
+    # One '@' (a reader that splits at the first would see another domain), a printable local part
+    # (no controls: it reaches logs and terminals), and a domain that is a DNS name.
+    if not local or "@" in local or not local.isascii() or not local.isprintable() or " " in local:
+        return False
+    if not domain.isascii() or not _DNS_NAME.fullmatch(domain.lower()):
         return False
     if p_local != "*" and p_local != local:
         return False
@@ -251,6 +267,7 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
             raise _fail(f"must be 1 to {MAX_SUBJECT_VALUE} printable characters", f"subject.{name}")
     rule = profile.subject
     values = dict(given)
+    literal: set[int] = set()
     if rule.mode == "csr":
         for name, _ in given:
             if name not in rule.allowed:
@@ -301,8 +318,12 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
                     f"the subject's {name} would be longer than {MAX_SUBJECT_VALUE} characters", f"subject.{name}"
                 )
             attributes.append((name, value))
+            if not PLACEHOLDER.search(text):
+                literal.add(len(attributes) - 1)  # the administrator's own text, not the CSR's
     name_attributes: list[x509.NameAttribute[str]] = []
-    for name, value in attributes:
+    for index, (name, value) in enumerate(attributes):
+        if index not in literal:
+            _check_name_like(profile, name, value)
         if name == "C" and (len(value) != 2 or not value.isascii() or not value.isalpha()):
             raise _fail("a country is two letters (ISO 3166)", "subject.C")
         if name in ("emailAddress", "DC") and not value.isascii():
@@ -312,6 +333,35 @@ def _subject(profile: Profile, csr: x509.CertificateSigningRequest, sans: list[t
         except ValueError as exc:
             raise _fail(f"not a valid {name}: {exc}", f"subject.{name}") from None
     return x509.Name(name_attributes)
+
+
+_HOST_LIKE = re.compile(r"[A-Za-z0-9_.*-]+")
+
+
+def _check_name_like(profile: Profile, name: str, value: str) -> None:
+    """A subject CN that reads as a host name or an IP address is held to the profile's dns or ip
+    patterns, an emailAddress to its email patterns: a client that finds no SAN of that kind checks
+    these instead (OpenSSL's X509_check_host falls back to the CN, S/MIME agents to emailAddress)."""
+    field = f"subject.{name}"
+    if name == "emailAddress":
+        if not any(_email_match(p, value) for p in profile.san_patterns("email")):
+            raise _fail(
+                f"the subject's emailAddress {shown(value)} is outside profile {profile.name}'s email patterns", field
+            )
+        return
+    if name != "CN":
+        return
+    general: x509.GeneralName
+    try:
+        general = x509.IPAddress(ipaddress.ip_address(value))
+    except ValueError:
+        if not (_HOST_LIKE.fullmatch(value) and ("." in value or "*" in value)):
+            return  # a device name, not a host name
+        general = x509.DNSName(value)
+    try:
+        _check_san(profile, general, field)
+    except InvalidInput as exc:
+        raise _fail(f"the subject's CN reads as a host name or address: {exc.message}", field) from None
 
 
 def _key_usage(profile: Profile, kind: str, requested: x509.KeyUsage | None) -> x509.KeyUsage:

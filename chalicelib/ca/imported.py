@@ -11,6 +11,7 @@ Its notBefore may be long past: it started when the reference made it.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -74,6 +75,11 @@ def check_imported_ca(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, n
         cert.verify_directly_issued_by(cert)
     except Exception:  # ValueError (issuer is not the subject), InvalidSignature, UnsupportedAlgorithm
         raise _fail("is not self-signed: its issuer must be its subject, signed with its own key") from None
+    for attribute in cert.subject:
+        value = attribute.value
+        if isinstance(value, str) and any(unicodedata.category(ch) == "Cc" for ch in value):
+            # As the JSON spec refuses for a CA made here: NUL truncates in C verifiers, ESC reaches terminals.
+            raise InvalidInput("its subject has control characters", field=f"{FIELD}.subject")
     try:
         extensions = list(cert.extensions)
     except ValueError:  # duplicated or malformed extensions

@@ -4,7 +4,9 @@
 const KEY = "seacat.console.token";
 
 // The API's root: the console is served at <root>console/ (a stage prefix on API Gateway included).
-export const ROOT = location.pathname.replace(/console\/?[^/]*$/, "");
+// Leading slashes collapsed: the page is also served at //other.host/console/, and "//other.host/"
+// would be a URL of another origin, the token sent there.
+export const ROOT = location.pathname.replace(/console\/?[^/]*$/, "").replace(/^\/+/, "/");
 
 export const session = {
   token: () => sessionStorage.getItem(KEY),
@@ -24,7 +26,14 @@ export class ApiError extends Error {
 
 /** A path from segments, each percent-encoded: data never changes the path's shape. */
 export function path(...segments) {
-  return segments.map((s) => encodeURIComponent(String(s))).join("/");
+  return segments
+    .map((s) => {
+      const text = String(s);
+      // encodeURIComponent leaves "." and "..", which the URL parser would resolve away
+      if (text === "." || text === "..") throw new Error(`${text} is not a tenant or an id`);
+      return encodeURIComponent(text);
+    })
+    .join("/");
 }
 
 let onUnauthenticated = () => {};
@@ -38,6 +47,7 @@ export function whenUnauthenticated(fn) {
  */
 export async function api(method, route, { body, query, accept = "application/json", as = "json", token } = {}) {
   const url = new URL(ROOT + route, location.origin);
+  if (url.origin !== location.origin) throw new Error("refused: the API is on this page's origin only");
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
   }

@@ -304,6 +304,42 @@ def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None
     assert severe_logs(browser, f"/{theirs}/seacat/cr?", f"/tenants/{theirs} ") == []
 
 
+def test_a_path_naming_another_host_keeps_the_api_on_this_origin(stack: Stack, browser: Any) -> None:
+    """The page is served at //evil.invalid/console/ too (two leading slashes): the API root it derives
+    from its path must stay on this origin, or the token typed in would go to evil.invalid (only the
+    CSP's connect-src would stand in the way)."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec_
+
+    browser.get(f"{stack.url}/health")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get_log("browser")  # earlier tests' entries
+    browser.get(f"{stack.url}//evil.invalid/console/")
+    field = wait(browser, ec_.visibility_of_element_located(by_css("input[name=token]")))
+    field.send_keys(stack.token + Keys.ENTER)
+    wait(
+        browser,
+        lambda d: d.find_element(*by_css("#signin-error")).text or d.find_element(*by_css("#signout")).is_displayed(),
+    )
+    leaks = [e["message"] for e in browser.get_log("browser") if "http://evil.invalid" in e["message"]]
+    assert leaks == []  # no request to it (the CSP's refusal of one would be logged here)
+    elsewhere = (
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(u => new URL(u).origin !== origin)"
+    )
+    assert browser.execute_script(elsewhere) == []
+
+
+def test_a_dot_segment_in_a_console_url_reaches_no_other_route(stack: Stack, browser: Any) -> None:
+    """A tenant of "." or ".." in a link would be resolved out of the API path by the browser (GET
+    /tenants/.. became GET /, /../x509/ca /x509/ca, and so for the page's actions): no call is made."""
+    sign_in(browser, stack, stack.token)
+    for hash_path in ("/tenants/%2E%2E/cas", "/tenants/./cas", "/tenants/../gateway"):
+        browser.execute_script("performance.clearResourceTimings()")
+        open_page(browser, stack, hash_path, "#view .error")
+        urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert not [u for u in urls if "/console/" not in u], (hash_path, urls)
+
+
 def png_size(path: Path) -> tuple[int, int]:
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"

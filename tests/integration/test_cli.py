@@ -205,6 +205,9 @@ def test_a_ca_key_never_travels_over_plain_http_and_no_id_escapes_its_path_segme
         service, "tenant", "create", "acme", "--private-key-file", str(key_file), "--url", "http://pki.invalid"
     )
     assert plain.code == 2 and "plain http" in plain.err
+    # nor does the admin token (it rotates CA keys, reads every request): refused before any call
+    shown = seacat(service, "tenant", "show", "acme", "--url", "http://pki.invalid")
+    assert shown.code == 2 and "plain http" in shown.err
     assert seacat(service, "tenant", "show", "..").code == 2
     assert seacat(service, "cert", "show", "acme", ".").code == 2
 

@@ -194,6 +194,92 @@ def test_a_device_supplied_name_is_quoted_printable_and_bounded() -> None:
     assert len(message) < 250 and "..." in message
 
 
+def _unchecked_email(value: str) -> x509.RFC822Name:
+    # What a CSR's DER may hold; cryptography's constructor would refuse it (parsing does not).
+    return x509.RFC822Name._init_without_validation(value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        x509.UniformResourceIdentifier("urn-x://example.org/../other"),  # resolves out of urn-x://example.org/
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/../sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/./sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/%2e%2E/sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a%2Fb/sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a\\..\\b/sa/x"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a/sa/b?c"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/a/sa/b#c"),
+        _unchecked_email("ops@evil.org@example.com"),  # a reader splitting at the first @ sees evil.org
+        _unchecked_email('"ops@evil.org"@example.com'),
+        _unchecked_email("a\x1b[2Jb@example.com"),  # a terminal escape in the audit trail
+        _unchecked_email("a\nb@example.com"),
+        _unchecked_email("a b@example.com"),
+    ],
+)
+def test_san_values_that_escape_their_pattern_are_refused(name: x509.GeneralName) -> None:
+    fails("subjectAltName[0]", csrmod.plan, ROUTERS, make_csr(sans=[name]))
+
+
+def test_email_domain_under_a_double_wildcard_must_be_a_dns_name() -> None:
+    profile = parse_profile("e", {"sans": {"email": ["*@**.example.com"]}})
+    assert csrmod.plan(profile, make_csr(sans=[x509.RFC822Name("a@x.example.com")])).sans
+    fails("subjectAltName[0]", csrmod.plan, profile, make_csr(sans=[_unchecked_email("a@evil.org/x.example.com")]))
+    fails("subjectAltName[0]", csrmod.plan, profile, make_csr(sans=[_unchecked_email("a@evil.org..example.com")]))
+
+
+@pytest.mark.parametrize(
+    ("cn", "ok"),
+    [
+        ("r1", True),  # a device name
+        ("Router 7 (lab)", True),
+        ("r1.dev.example.com", True),  # inside the dns patterns
+        ("10.1.2.3", True),  # inside the ip patterns
+        ("www.bank.example", False),  # OpenSSL's host check reads the CN when the certificate has no DNS SAN
+        ("WWW.BANK.EXAMPLE", False),
+        ("*.dev.example.com", False),  # a wildcard in the CN matches as one in a SAN would
+        ("gw.example.com.", False),
+        ("8.8.8.8", False),
+        ("2001:db9::1", False),
+    ],
+)
+def test_a_cn_that_reads_as_a_host_name_is_held_to_the_san_patterns(cn: str, ok: bool) -> None:
+    csr = make_csr(subject=[(NameOID.COMMON_NAME, cn)])
+    template = parse_profile(
+        "t",
+        {
+            "extendedKeyUsage": ["serverAuth"],
+            "sans": {"dns": ["*.dev.example.com"], "ip": ["10.0.0.0/8"]},
+            "subject": {"mode": "template", "template": [{"CN": "{csr.CN}"}]},
+        },
+    )
+    for profile in (ROUTERS, template):
+        if ok:
+            assert csrmod.plan(profile, csr).subject.rfc4514_string() == f"CN={cn}"
+        else:
+            assert "host name" in fails("subject.CN", csrmod.plan, profile, csr)
+
+
+def test_a_subject_email_address_is_held_to_the_email_patterns() -> None:
+    profile = parse_profile("m", {"subject": {"allowed": ["CN", "emailAddress"]}, "sans": {"email": ["*@example.com"]}})
+    ok = make_csr(subject=[(NameOID.COMMON_NAME, "a"), (NameOID.EMAIL_ADDRESS, "ops@example.com")])
+    assert csrmod.plan(profile, ok).subject.rfc4514_string() == "1.2.840.113549.1.9.1=ops@example.com,CN=a"
+    other = make_csr(subject=[(NameOID.COMMON_NAME, "a"), (NameOID.EMAIL_ADDRESS, "ceo@bank.example")])
+    fails("subject.emailAddress", csrmod.plan, profile, other)
+    # a template's literal text is the administrator's, not the CSR's: not held to the patterns
+    literal = parse_profile(
+        "l",
+        {
+            "subject": {
+                "mode": "template",
+                "template": [{"CN": "gw.corp.example"}, {"emailAddress": "pki@corp.example"}],
+            }
+        },
+    )
+    plan = csrmod.plan(literal, make_csr(subject=[]))
+    assert plan.subject.rfc4514_string() == "1.2.840.113549.1.9.1=pki@corp.example,CN=gw.corp.example"
+
+
 # -- keys, signature, subject, extensions ------------------------------------------------------
 
 
@@ -205,6 +291,8 @@ def test_key_types() -> None:
     fails("publicKey", csrmod.plan, parse_profile("e", {}), make_csr(rsa.generate_private_key(65537, 2048)))
     strict = parse_profile("s", {"keyTypes": ["RSA"], "rsaMinBits": 3072})
     fails("publicKey", csrmod.plan, strict, make_csr(rsa.generate_private_key(65537, 2048)))
+    # e=3 is refused, as the message says
+    assert "65537" in fails("publicKey", csrmod.plan, ROUTERS, make_csr(rsa.generate_private_key(3, 2048)))
 
 
 def test_proof_of_possession() -> None:
