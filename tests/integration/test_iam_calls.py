@@ -16,9 +16,11 @@ says which route to drive and which permission to add or remove.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,12 +144,14 @@ class Driver:
 def scenario(http: Driver, operator_token: str) -> None:
     """Every route, in an order that gives each one something to work on."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs7
     from cryptography.x509.oid import NameOID
 
     from chalicelib import context
     from seacat_client.cr import build_cr
+    from tests.reference_pki import reference_ca
 
     admin = {"Authorization": f"Bearer {operator_token}", "Content-Type": "application/json"}
     octet = {"Content-Type": "application/octet-stream"}
@@ -216,6 +220,71 @@ def scenario(http: Driver, operator_token: str) -> None:
     http("GET", "/acme/x509/ca")
     http("GET", "/audit?tenant=acme", **tenant)
 
+    # the console, the caller's own token, the operator's list of tenants
+    http("GET", "/console", 200, 308)
+    http("GET", "/console/app.js")
+    http("GET", "/whoami", **tenant)
+    http("GET", "/tenants", **admin)
+
+    # profiles, PKCS#10 and EST: signing, enrolment credentials, enrolment and re-enrolment at the gateway
+    routers = {
+        "keyTypes": ["P-256"],
+        "lifetimeHours": 720,
+        "extendedKeyUsage": ["clientAuth"],
+        "sans": {"dns": ["*.routers.example.com"]},
+        "approval": "auto",
+    }
+    http("PUT", "/acme/x509/profiles/routers", 200, 201, body=json.dumps(routers), **tenant)
+    http("PUT", "/acme/x509/profiles/spare", 200, 201, body=json.dumps(routers), **tenant)
+    http("PUT", "/tenants/acme", body=json.dumps({"estProfile": "routers"}), **tenant)
+    http("GET", "/acme/x509/profiles", **tenant)
+    http("GET", "/acme/x509/profiles/routers", **tenant)
+    http("DELETE", "/acme/x509/profiles/spare", 200, 204, **tenant)
+
+    def csr(cn: str) -> bytes:
+        key = ec.generate_private_key(ec.SECP256R1())
+        built = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return built.public_bytes(serialization.Encoding.DER)
+
+    pkcs10 = {"Authorization": tenant["Authorization"], "Content-Type": "application/pkcs10"}
+    http("POST", "/acme/x509/sign?profile=routers", body=csr("s1.routers.example.com"), **pkcs10)
+    made = http(
+        "POST",
+        "/acme/est/credentials",
+        201,
+        body=json.dumps({"profile": "routers", "uses": 4, "expiresIn": "1h"}),
+        **tenant,
+    ).json_body
+    http("GET", "/acme/est/credentials", **tenant)
+    http("GET", f"/acme/est/credentials/{made['username']}", **tenant)
+    basic = base64.b64encode(f"{made['username']}:{made['password']}".encode()).decode()
+    est = {"Authorization": f"Basic {basic}", "Content-Type": "application/pkcs10"}
+    for label in ("", "/routers"):
+        http("GET", f"/.well-known/est/acme{label}/cacerts")
+        http("GET", f"/.well-known/est/acme{label}/csrattrs", 200, 204)
+    devices = (("", "e1.routers.example.com"), ("/routers", "e2.routers.example.com"))
+    enrolled = [
+        http("POST", f"/.well-known/est/acme{label}/simpleenroll", body=base64.b64encode(csr(cn)), **est)
+        for label, cn in devices
+    ]
+    gateway = http("POST", "/acme/gateway/credential", 201, **tenant).json_body["credential"]
+    for (label, cn), answer in zip(devices, enrolled, strict=True):
+        (current,) = pkcs7.load_der_pkcs7_certificates(base64.b64decode(answer.body))
+        forwarded = {
+            "Content-Type": "application/pkcs10",
+            "X-SSL-Client-Cert": urllib.parse.quote(current.public_bytes(serialization.Encoding.PEM).decode()),
+            "X-SSL-Client-Verify": "SUCCESS",
+            "X-SeaCat-Gateway-Credential": gateway,
+        }
+        http("POST", f"/.well-known/est/acme{label}/simplereenroll", body=base64.b64encode(csr(cn)), **forwarded)
+    http("DELETE", "/acme/gateway/credential", **tenant)
+    http("PUT", f"/acme/est/credentials/{made['username']}/revoke", **tenant)
+
     # the CA lifecycle: two rotations (keys of their own), retiring the first CA (its first key's secret
     # scheduled for deletion) and revoking the second (a rotated key's secret scheduled for deletion)
     second = http("POST", "/acme/x509/ca/rotate", 201, body=REFERENCE_SPEC, **tenant).json_body["_id"]
@@ -224,6 +293,15 @@ def scenario(http: Driver, operator_token: str) -> None:
     http("PUT", f"/acme/x509/ca/{first}/retire", body='{"force": true}', **tenant)
     http("GET", f"/acme/x509/crl/{first}")
     http("PUT", f"/acme/x509/ca/{second}/revoke", body='{"reason": "superseded"}', **tenant)
+    # a CA certificate made elsewhere over a key the tenant was given (the reference's, say), imported
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key_pem = ca_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    given = json.dumps({**json.loads(REFERENCE_SPEC), "privateKey": ca_key_pem})
+    http("POST", "/acme/x509/ca/rotate", 201, body=given, **tenant)
+    importable = reference_ca(ca_key, cn="Imported Root CA").public_bytes(serialization.Encoding.PEM).decode()
+    http("PUT", "/acme/x509/ca/import", 200, 201, body=json.dumps({"certificate": importable}), **tenant)
     http("DELETE", f"/tokens/{token['tokenId']}", **admin)
 
 
