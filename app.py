@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Chalice
 
-from chalicelib.api import audit, gateway_credentials, health, openapi, seacat, tenants, tokens
+from chalicelib.api import audit, gateway_credentials, health, ocsp, openapi, seacat, tenants, tokens
 from chalicelib.api.middleware import register
 
 app = Chalice(app_name="seacat-pki")
@@ -15,4 +15,5 @@ app.register_blueprint(tenants.bp)
 app.register_blueprint(seacat.bp)
 app.register_blueprint(gateway_credentials.bp)
 app.register_blueprint(audit.bp)
+app.register_blueprint(ocsp.bp)
 app.register_blueprint(openapi.bp)
