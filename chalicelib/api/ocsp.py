@@ -58,7 +58,7 @@ def _answer(tenant: str, request_der: bytes, *, cacheable: bool) -> Response:
     else:
         result = ocsp.Result(unsuccessful(MALFORMED), "malformedRequest")
     observability.metric("OcspResponses", Status=result.status)
-    headers = {"Content-Type": OCSP_RESPONSE}
+    headers: dict[str, str | list[str]] = {"Content-Type": OCSP_RESPONSE}
     if cacheable and not result.nonce and result.next_update is not None and result.this_update is not None:
         # RFC 5019 §6.2: max-age no later than nextUpdate; a CDN may serve it that long.
         max_age = max(0, int((result.next_update - datetime.now(UTC)).total_seconds()))
