@@ -52,7 +52,10 @@ def revoke(stack: Stack, tenant: str, cert: x509.Certificate) -> None:
     cert_id = hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     auth = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
     status, _, body = http(
-        "PUT", f"{stack.url}/{tenant}/x509/cert/{cert_id}/revoke", json.dumps({"reason": "keyCompromise"}).encode(), auth
+        "PUT",
+        f"{stack.url}/{tenant}/x509/cert/{cert_id}/revoke",
+        json.dumps({"reason": "keyCompromise"}).encode(),
+        auth,
     )
     assert status == 200, body
 

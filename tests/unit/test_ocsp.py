@@ -264,7 +264,9 @@ def test_signer_is_reissued_when_near_expiry_and_stored_encrypted(memory: Any) -
     value = {
         "certificate": base64.b64encode(short.public_bytes(serialization.Encoding.DER)).decode(),
         "key": base64.b64encode(
-            key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         ).decode(),
     }
     backend.keystore.put_secret("acme", service.signer_kind(entry.cert_id), json.dumps(value).encode(), replace=True)

@@ -1,0 +1,78 @@
+"""Debian's NGINX with the rendered template in ssl_ocsp mode (`render --ocsp`): a good client certificate
+passes, a revoked one is refused with 400 by NGINX's own OCSP check before any request is read (the
+auth_request check would answer 403), and nothing reaches the upstream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Stack, http, setup_tenant
+from tests.e2e.test_gateway import (
+    Gateway,
+    enroll,
+    pki,  # noqa: F401  (the module's PKI fixture: make run's stack with no revocation cache)
+    start_gateway,
+    start_upstream,
+    stop_process,
+    stop_upstream,
+)
+
+TENANT = "gateway-ocsp"
+
+
+@pytest.fixture(scope="module")
+def ocsp_gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:  # noqa: F811
+    setup_tenant(pki, TENANT)
+    upstream = start_upstream()
+    try:
+        # No OCSP cache: each full handshake asks the responder, so the first one after the revocation
+        # is refused (with the cache, the answer's nextUpdate decides: see bench/revocation_latency.py).
+        running = start_gateway(
+            pki, TENANT, tmp_path_factory.mktemp("gateway-ocsp"), upstream, "--ocsp", "--no-ocsp-cache"
+        )
+        try:
+            yield running
+        finally:
+            stop_process(running.process)
+    finally:
+        stop_upstream(upstream)
+
+
+def test_rendered_conf_checks_client_certificates_by_ocsp(ocsp_gateway: Gateway) -> None:
+    conf = (ocsp_gateway.out / "nginx.conf").read_text()
+    assert "ssl_ocsp on;" in conf
+    assert f"ssl_ocsp_responder {ocsp_gateway.pki.url}/{TENANT}/ocsp;" in conf
+
+
+def test_good_passes_and_revoked_is_refused_before_any_request(ocsp_gateway: Gateway, tmp_path: Path) -> None:
+    gateway = ocsp_gateway
+    state = tmp_path / "device"
+    enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+    status, _, body = gateway.request("/protected", device=state)
+    assert status == 200, body
+    assert json.loads(body)["path"] == "/protected"
+    seen = gateway.upstream.count()
+
+    cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
+    status, _, body = http(
+        "PUT",
+        f"{gateway.pki.url}/{TENANT}/x509/cert/{cert_id}/revoke",
+        json.dumps({"reason": "keyCompromise"}).encode(),
+        {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
+    )
+    assert status == 200, body
+    status, _, body = gateway.request("/protected", device=state)
+    # 400 "The SSL certificate error": NGINX's OCSP check, not auth_request (which answers 403).
+    assert status == 400, body
+    assert b"SSL certificate error" in body
+    assert gateway.upstream.count() == seen
+    # Another device of the tenant still passes.
+    other = tmp_path / "other"
+    enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, other)
+    status, _, body = gateway.request("/protected", device=other)
+    assert status == 200, body
