@@ -69,6 +69,8 @@ PUBLIC_ROUTES = {
     ("GET", "/{tenant}/seacat/get/{identity}"),
     ("PUT", "/{tenant}/seacat/nginx_authenticate"),
     ("POST", "/{tenant}/seacat/nginx_authenticate"),
+    ("POST", "/{tenant}/ocsp"),
+    ("GET", "/{tenant}/ocsp/{request}"),
 }
 
 
