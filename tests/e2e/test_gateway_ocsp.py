@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,19 @@ from tests.e2e.test_gateway import (
 TENANT = "gateway-ocsp"
 
 
+def access_line(gateway: Gateway, status: str) -> str:
+    """The access log's last line with ``status``: NGINX writes it just after the answer has left, so it
+    is looked for until it is there (bounded: 5 s)."""
+    log = gateway.out / "logs" / "nginx-access-ssl.log"
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in log.read_text().splitlines() if status in line]
+        if lines or time.monotonic() > deadline:
+            assert lines, log.read_text()[-2000:]
+            return lines[-1]
+        time.sleep(0.02)  # polling a file NGINX appends to
+
+
 @pytest.fixture(scope="module")
 def ocsp_gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:  # noqa: F811
     setup_tenant(pki, TENANT)
@@ -39,6 +53,37 @@ def ocsp_gateway(pki: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             yield running
         finally:
             stop_process(running.process)
+    finally:
+        stop_upstream(upstream)
+
+
+def test_an_auth_request_denial_names_its_reason_in_the_access_log(pki: Stack, tmp_path: Path) -> None:  # noqa: F811
+    """Without --ocsp: a revoked certificate passes NGINX's checks and nginx_authenticate refuses it (403);
+    the access log has the PKI's reason code, the client only the bare 403 page."""
+    tenant = "gateway-reason"
+    setup_tenant(pki, tenant)
+    upstream = start_upstream()
+    try:
+        gateway = start_gateway(pki, tenant, tmp_path / "gw", upstream, "--auth-cache-valid", "0s")
+        try:
+            state = tmp_path / "device"
+            enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+            assert gateway.request("/protected", device=state)[0] == 200
+            cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
+            status, _, body = http(
+                "PUT",
+                f"{pki.url}/{tenant}/x509/cert/{cert_id}/revoke",
+                b"{}",
+                {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"},
+            )
+            assert status == 200, body
+            status, headers, body = gateway.request("/protected", device=state)
+            assert status == 403
+            assert b"revoked" not in body and "x-seacat-reason" not in headers
+            line = access_line(gateway, '" 403 ')
+            assert 'verify="SUCCESS"' in line and 'refused="certificate_revoked"' in line, line
+        finally:
+            stop_process(gateway.process)
     finally:
         stop_upstream(upstream)
 
@@ -71,6 +116,9 @@ def test_good_passes_and_revoked_is_refused_before_any_request(ocsp_gateway: Gat
     assert status == 400, body
     assert b"SSL certificate error" in body
     assert gateway.upstream.count() == seen
+    # Whoever debugs it sees why in the gateway's access log; the client saw only the bare 400 page.
+    assert 'verify="FAILED:certificate revoked"' in access_line(gateway, '" 400 ')
+    assert b"revoked" not in body
     # Another device of the tenant still passes.
     other = tmp_path / "other"
     enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, other)
