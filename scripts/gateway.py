@@ -1,6 +1,6 @@
 """Render the SeaCat gateway (NGINX) configuration for one tenant.
 
-    python -m scripts.gateway render --tenant T --pki-url URL --out DIR [options]
+    .venv/bin/python -m scripts.gateway render --tenant T --pki-url URL --out DIR [options]
 
 Fetches the tenant's CA bundle (public ``GET <pki-url>/<tenant>/x509/ca``) into DIR/seacat_ca.pem,
 fills infra/nginx/seacat-gateway.conf.template into DIR/nginx.conf (every path in it absolute and,
@@ -464,7 +464,7 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scripts.gateway", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=".venv/bin/python -m scripts.gateway", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     # allow_abbrev off: "--gateway-credential VALUE" must not pass for --gateway-credential-file
     p = commands.add_parser("render", help="fetch the tenant's CA bundle and write nginx.conf", allow_abbrev=False)
