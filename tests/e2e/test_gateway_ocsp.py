@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,25 @@ from tests.e2e.test_gateway import (
 )
 
 TENANT = "gateway-ocsp"
+
+
+def raw_request(
+    gateway: Gateway, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> tuple[bytes, ssl.SSLSession | None, bool]:
+    """GET /protected over a new connection (resuming ``session`` if given): the status line, the
+    session, and whether it was resumed."""
+    sock = ctx.wrap_socket(
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=10), server_hostname="127.0.0.1", session=session
+    )
+    with sock:
+        sock.sendall(b"GET /protected HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        for _ in range(1000):  # bounded: the answer is small and the server closes
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n")[0], sock.session, bool(sock.session_reused)
 
 
 def access_line(gateway: Gateway, status: str) -> str:
@@ -101,6 +122,9 @@ def test_good_passes_and_revoked_is_refused_before_any_request(ocsp_gateway: Gat
     status, _, body = gateway.request("/protected", device=state)
     assert status == 200, body
     assert json.loads(body)["path"] == "/protected"
+    tls12 = gateway.context(state, tls12=True)
+    status_line, session, _ = raw_request(gateway, tls12)
+    assert status_line == b"HTTP/1.1 200 OK"
     seen = gateway.upstream.count()
 
     cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
@@ -119,6 +143,10 @@ def test_good_passes_and_revoked_is_refused_before_any_request(ocsp_gateway: Gat
     # Whoever debugs it sees why in the gateway's access log; the client saw only the bare 400 page.
     assert 'verify="FAILED:certificate revoked"' in access_line(gateway, '" 400 ')
     assert b"revoked" not in body
+    # A TLS session of before the revocation, resumed: NGINX checks it by OCSP again.
+    status_line, _, reused = raw_request(gateway, tls12, session)
+    assert reused and status_line == b"HTTP/1.1 400 Bad Request"
+    assert gateway.upstream.count() == seen
     # Another device of the tenant still passes.
     other = tmp_path / "other"
     enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, other)
