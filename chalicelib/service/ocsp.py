@@ -19,6 +19,7 @@ import base64
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -164,15 +165,26 @@ def _signing_ca(tenant: Tenant, group: list[CaCert]) -> CaCert:
     return (in_trust or group)[-1]
 
 
+@dataclass(frozen=True)
+class _NoSigner:
+    """A CA certificate that could not have a responder (retired with its key gone, revoked with its last
+    one expired), remembered a while so that requests about it do not each go to the key store."""
+
+    until: float
+
+
+NO_SIGNER_SECONDS = 60.0
+
+
 def _usable_signer(tenant: Tenant, ca: CaCert) -> Signer | None:
     """A responder certificate for ``ca`` valid now: kept, stored, or re-issued with the CA key once
     fewer than RENEW_BEFORE of it is left. None when none is valid and the CA key cannot sign one."""
     now = datetime.now(UTC)
-    cache = current().caches.ocsp_signers
-    key = (tenant.tenant_id, ca.cert_id)
-    kept = cache.get(key)
+    kept = current().caches.ocsp_signers.get((tenant.tenant_id, ca.cert_id))
     if isinstance(kept, Signer) and kept.not_after - now > RENEW_BEFORE:
         return kept
+    if isinstance(kept, _NoSigner) and time.monotonic() < kept.until:
+        return None
     return _refresh(tenant, ca, now, RENEW_BEFORE)
 
 
@@ -184,12 +196,16 @@ def _refresh(tenant: Tenant, ca: CaCert, now: datetime, renew_before: timedelta)
         if stored is not None and stored.not_after - now > renew_before:
             cache.put(key, stored)
             return stored
-        fresh = _issue(tenant, ca, now)
-        best = fresh or (stored if stored is not None and stored.not_after > now + timedelta(minutes=1) else None)
-        if best is not None:
-            cache.put(key, best)
-        else:
-            cache.pop(key)
+        still_valid = stored if stored is not None and stored.not_after > now + timedelta(minutes=1) else None
+        try:
+            fresh = _issue(tenant, ca, now)
+        except Unavailable:
+            if still_valid is None:
+                raise  # tryLater
+            log.warning("OCSP responder of CA certificate %s not re-issued (key store unavailable)", ca.cert_id)
+            return still_valid  # not kept: the next request tries again
+        best = fresh or still_valid
+        cache.put(key, best if best is not None else _NoSigner(time.monotonic() + NO_SIGNER_SECONDS))
         return best
 
 

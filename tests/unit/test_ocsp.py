@@ -244,8 +244,7 @@ def test_revoked_ca_answers_revoked_for_what_it_issued(memory: Any) -> None:
     assert response.revocation_reason == x509.ReasonFlags.ca_compromise
 
 
-def test_signer_is_reissued_when_near_expiry_and_stored_encrypted(memory: Any) -> None:
-    from chalicelib.ca.ocsp import build_signer
+def test_signer_is_reissued_when_near_expiry_and_stored(memory: Any) -> None:
     from chalicelib.service import ocsp as service
     from chalicelib.service.tenants import get_tenant
 
@@ -257,22 +256,7 @@ def test_signer_is_reissued_when_near_expiry_and_stored_encrypted(memory: Any) -
     assert entry is not None
     first = verified_by(post(client, "acme", request_der(cert, ca))[1], ca)
     assert service.responder_certificate("acme", entry.cert_id) == first
-    # Put a responder certificate one day from expiry in the store, as another container would have left it.
-    ca_key = backend.keystore.load(tenant.key_of(entry))
-    key = ec.generate_private_key(ec.SECP256R1())
-    short = build_signer(issuer=ca, issuer_key=ca_key, key=key, now=datetime.now(UTC), lifetime=timedelta(days=1))
-    value = {
-        "certificate": base64.b64encode(short.public_bytes(serialization.Encoding.DER)).decode(),
-        "key": base64.b64encode(
-            key.private_bytes(
-                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        ).decode(),
-    }
-    backend.keystore.put_secret("acme", service.signer_kind(entry.cert_id), json.dumps(value).encode(), replace=True)
-    from chalicelib.context import current
-
-    current().caches.ocsp_signers.clear()
+    short = _put_short_signer(backend, "acme", ca, days=1)  # one day from expiry
     renewed = verified_by(post(client, "acme", request_der(cert, ca))[1], ca)
     assert renewed not in (first, short)
     assert renewed.not_valid_after_utc - datetime.now(UTC) > timedelta(days=6)
@@ -329,3 +313,96 @@ def test_issued_certificates_name_the_responder_when_public_base_url_is_set(memo
     make_tenant(client, "plain")
     with pytest.raises(x509.ExtensionNotFound):
         enrol(client, "plain").extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+
+
+def _put_short_signer(backend: Any, tenant_id: str, ca: x509.Certificate, days: float) -> x509.Certificate:
+    """Store a responder certificate ``days`` from expiry for the tenant's active CA, as another container
+    would have left it, and forget this container's copy."""
+    from chalicelib.ca.ocsp import build_signer
+    from chalicelib.context import current
+    from chalicelib.service import ocsp as service
+    from chalicelib.service.tenants import get_tenant
+
+    tenant = get_tenant(tenant_id)
+    entry = tenant.active_ca_cert()
+    assert entry is not None
+    key = ec.generate_private_key(ec.SECP256R1())
+    short = build_signer(
+        issuer=ca,
+        issuer_key=backend.keystore.load(tenant.key_of(entry)),
+        key=key,
+        now=datetime.now(UTC),
+        lifetime=timedelta(days=days),
+    )
+    value = {
+        "certificate": base64.b64encode(short.public_bytes(serialization.Encoding.DER)).decode(),
+        "key": base64.b64encode(
+            key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        ).decode(),
+    }
+    backend.keystore.put_secret(tenant_id, service.signer_kind(entry.cert_id), json.dumps(value).encode(), replace=True)
+    current().caches.ocsp_signers.clear()
+    return short
+
+
+def test_a_key_store_fault_uses_the_still_valid_responder_else_try_later(
+    memory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.context import current
+    from chalicelib.errors import Unavailable
+
+    client, backend = memory
+    ca = make_tenant(client, "acme")
+    cert = enrol(client, "acme")
+    short = _put_short_signer(backend, "acme", ca, days=1)  # due for re-issue, still valid
+
+    def down(*_: object, **__: object) -> Any:
+        raise Unavailable("the key store is not available")
+
+    monkeypatch.setattr(backend.keystore, "load", down)
+    response = post(client, "acme", request_der(cert, ca))[1]
+    assert verified_by(response, ca) == short
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert response.next_update_utc is not None and response.next_update_utc <= short.not_valid_after_utc
+    # No responder at all and the CA key unreachable: tryLater, nothing signed.
+    backend.keystore.secrets.clear()
+    current().caches.ocsp_signers.clear()
+    response = post(client, "acme", request_der(cert, ca))[1]
+    assert response.response_status == ocsp.OCSPResponseStatus.TRY_LATER
+
+
+def test_a_retired_ca_is_answered_while_its_responder_lasts_then_unauthorized(
+    memory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.context import current
+
+    client, backend = memory
+    old_ca = make_tenant(client, "acme")
+    cert = enrol(client, "acme")
+    first = verified_by(post(client, "acme", request_der(cert, old_ca))[1], old_ca)
+    r = client.http.post("/acme/x509/ca/rotate", headers=admin(), body=REFERENCE_SPEC.replace('"Root CA"', '"CA 2"'))
+    assert r.status_code in (200, 201), r.body
+    old_id = hashlib.sha384(old_ca.public_bytes(serialization.Encoding.DER)).hexdigest()
+    r = client.http.put(f"/acme/x509/ca/{old_id}/retire", headers=admin(), body='{"force": true}')
+    assert r.status_code == 200, r.body
+    assert r.json_body["keyDeletionScheduled"] is True
+    current().caches.ocsp_signers.clear()  # another container: the stored responder still signs
+    response = post(client, "acme", request_der(cert, old_ca))[1]
+    assert verified_by(response, old_ca) == first
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    # Its responder gone (expired, say) and its key scheduled for deletion: nothing can sign for it.
+    backend.keystore.secrets.clear()
+    current().caches.ocsp_signers.clear()
+    assert post(client, "acme", request_der(cert, old_ca))[1].response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+    # ... and the next requests about it do not go to the key store each time.
+    calls: list[str] = []
+    for name in ("load", "load_secret"):
+        original = getattr(backend.keystore, name)
+        monkeypatch.setattr(backend.keystore, name, lambda *a, _o=original, _n=name: calls.append(_n) or _o(*a))
+    for _ in range(3):
+        assert (
+            post(client, "acme", request_der(cert, old_ca))[1].response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+        )
+    assert calls == []
