@@ -406,3 +406,11 @@ def test_a_retired_ca_is_answered_while_its_responder_lasts_then_unauthorized(
             post(client, "acme", request_der(cert, old_ca))[1].response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
         )
     assert calls == []
+
+
+def test_a_bare_slash_in_a_get_is_another_path_never_a_5xx(memory: Any) -> None:
+    client, _ = memory
+    make_tenant(client, "acme")
+    r = client.http.get("/acme/ocsp/MEIwQDA+MDwwOjAJBgUrDgMCGgUABBQ/abc")
+    # No route: what API Gateway (and Chalice's local gateway) answer a path they do not know.
+    assert r.status_code == 403 and json.loads(r.body) == {"message": "Missing Authentication Token"}
