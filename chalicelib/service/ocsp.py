@@ -312,8 +312,3 @@ def responder_certificate(tenant_id: str, ca_id: str) -> x509.Certificate | None
     ca = get_tenant(tenant_id).ca(ca_id)
     signer = _load(tenant_id, ca) if ca is not None else None
     return signer.certificate if signer else None
-
-
-def ocsp_url(public_base_url: str, tenant_id: str) -> str:
-    """The responder's URL as issued certificates name it (AIA) and gateways ask it."""
-    return f"{public_base_url.rstrip('/')}/{tenant_id}/ocsp"
