@@ -152,3 +152,26 @@ def test_good_passes_and_revoked_is_refused_before_any_request(ocsp_gateway: Gat
     enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, other)
     status, _, body = gateway.request("/protected", device=other)
     assert status == 200, body
+
+
+def test_responder_down_fails_closed(pki: Stack, tmp_path: Path) -> None:  # noqa: F811
+    """The OCSP responder unreachable (here: a closed port): a good certificate is refused (400), never
+    let through unchecked, and nothing reaches the upstream."""
+    tenant = "gateway-ocsp-down"
+    setup_tenant(pki, tenant)
+    upstream = start_upstream()
+    try:
+        down = f"http://127.0.0.1:9/{tenant}/ocsp"  # discard port: nothing listens
+        gateway = start_gateway(
+            pki, tenant, tmp_path / "gw", upstream, "--ocsp", "--no-ocsp-cache", "--ocsp-responder", down
+        )
+        try:
+            state = tmp_path / "device"
+            enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+            status, _, body = gateway.request("/protected", device=state)
+            assert status == 400 and b"SSL certificate error" in body, (status, body)
+            assert upstream.count() == 0
+        finally:
+            stop_process(gateway.process)
+    finally:
+        stop_upstream(upstream)
