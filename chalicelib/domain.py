@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.ca.profiles import Profile
 
 DEFAULT_LIFETIME_DAYS = 365
 
@@ -13,6 +16,7 @@ DEFAULT_LIFETIME_DAYS = 365
 class CertificateKind(StrEnum):
     CA = "ca"  # a tenant's self-signed CA certificate
     SEACAT = "seacat"  # a SeaCat client certificate
+    X509 = "x509"  # a certificate issued from a PKCS#10 CSR under a profile (/x509/sign, EST)
 
 
 class CaState(StrEnum):
@@ -24,6 +28,13 @@ class CaState(StrEnum):
     TRUSTED = "trusted"
     RETIRED = "retired"
     REVOKED = "revoked"
+
+
+class RequestKind(StrEnum):
+    """What a stored request is: a SeaCat CR or a PKCS#10 CSR (signed under a profile)."""
+
+    CR = "cr"
+    CSR = "csr"
 
 
 class RequestState(StrEnum):
@@ -48,11 +59,23 @@ class TenantConfig:
     # SHA-256 (hex) of the credentials the tenant's gateways send to nginx_authenticate, newest first
     # (the previous one stays valid until the next rotation or until it is dropped); empty: none required.
     gateway_credentials: tuple[str, ...] = ()
+    # Certificate profiles for PKCS#10 CSRs (chalicelib/ca/profiles.py), in the order they were made,
+    # and the one EST uses when its URL names none.
+    profiles: tuple[Profile, ...] = ()
+    est_profile: str | None = None
+
+    def profile(self, name: str) -> Profile | None:
+        return next((p for p in self.profiles if p.name == name), None)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> TenantConfig:
         """The stored form (validated when it was written); absent keys take the defaults."""
         timeout = raw.get("webhookTimeout")
+        profiles: tuple[Profile, ...] = ()
+        if raw.get("profiles"):
+            from chalicelib.ca.profiles import Profile  # only when there are some: cold starts
+
+            profiles = tuple(Profile.from_json(p) for p in raw["profiles"])
         return cls(
             seacat=bool(raw.get("seacat", True)),
             approve=raw.get("approve") or None,
@@ -62,6 +85,8 @@ class TenantConfig:
             webhook_timeout=float(timeout) if timeout is not None else None,
             public_base_url=raw.get("publicBaseUrl") or None,
             gateway_credentials=tuple(str(h) for h in raw.get("gatewayCredentialSha256") or ()),
+            profiles=profiles,
+            est_profile=raw.get("estProfile") or None,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -74,6 +99,8 @@ class TenantConfig:
             "webhookTimeout": self.webhook_timeout,
             "publicBaseUrl": self.public_base_url,
             "gatewayCredentialSha256": list(self.gateway_credentials),
+            "profiles": [p.to_json() for p in self.profiles],
+            "estProfile": self.est_profile,
         }
 
     def public_json(self) -> dict[str, object]:
@@ -81,6 +108,7 @@ class TenantConfig:
         shown = self.to_json()
         del shown["gatewayCredentialSha256"]
         shown["gatewayCredentials"] = len(self.gateway_credentials)
+        shown["profiles"] = [p.name for p in self.profiles]  # each in full at /{tenant}/x509/profiles
         return shown
 
 
@@ -206,6 +234,10 @@ class RequestRecord:
     reason: str | None = None
     cert_id: str | None = None
     decided_by: str | None = None
+    # A CSR: kind CSR, the profile it was asked under; its identity is csr_identity() of its key and
+    # its application the profile's name (both shown as such).
+    kind: RequestKind = RequestKind.CR
+    profile: str | None = None
 
 
 def new_identity(tenant_id: str, identity: str, application: str | None) -> IdentityRecord:

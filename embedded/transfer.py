@@ -10,7 +10,7 @@ secrets of the stage SEACAT_STAGE names, as the service's own adapters reach the
 ``chalicelib.context.aws_context()``: AWS credentials of your own, AWS_REGION, and AWS_ENDPOINT_URL
 for an emulator). An export defaults to ``--from sqlite``, an import to ``--into aws``.
 
-The file is JSON lines (``FORMAT``, version ``VERSION``; version 1 files are read too): a header,
+The file is JSON lines (``FORMAT``, version ``VERSION``; versions 1 and 2 are read too): a header,
 then per tenant its tenant item (its CA entries with their key secrets and states), certificates
 (CA certificates with their final CRLs), serial claims, identities, requests, (with ``--audit``)
 audit events and (with ``--include-keys``) its keys, then an end line with the counts and a checksum

@@ -2,7 +2,7 @@
 
 One JSON object per line, ASCII:
 
-- the header: ``{"format": "seacat-pki-transfer", "version": 2, "created_at", "tenants": [ids],
+- the header: ``{"format": "seacat-pki-transfer", "version": 3, "created_at", "tenants": [ids],
   "audit": bool, "keys": null | {"kdf": "scrypt", "salt", "n", "r", "p", "cipher": "AES-256-GCM",
   "check"}}``;
 - per tenant, in this order: its ``tenant`` line; its ``certificate``, ``serial``, ``identity``,
@@ -20,7 +20,9 @@ secret's name where it was exported; an import names it anew), ``state`` and ``s
 
 Version 1 (before CA keys could be rotated) is read too: its CA entries are over the first key and
 trusted, its certificates have no final CRL, its one CA key line (the first key's) precedes the
-records, and its secrets are bound to version 1.
+records, and its secrets are bound to version 1. So is version 2 (before PKCS#10 CSRs): its requests
+have no ``kind`` nor ``profile`` (SeaCat CRs), its secrets are bound to version 2. A tenant's
+configuration carries its certificate profiles, checked as an admin's PUT checks them.
 
 The passphrase gives, through scrypt (its cost in the header), 64 bytes: an AES-256-GCM key for the
 secrets (each with a random nonce, bound to format, version, tenant, kind and fingerprint as
@@ -60,6 +62,7 @@ from chalicelib.domain import (
     CertificateKind,
     CertificateRecord,
     IdentityRecord,
+    RequestKind,
     RequestRecord,
     RequestState,
     Tenant,
@@ -71,8 +74,9 @@ from chalicelib.store.transfer import Record, SerialClaim
 FORMAT = "seacat-pki-transfer"
 # 2: each CA entry's key secret, state and state_at, certificates' final CRLs, a key line per CA key
 # (absent ones marked) after the tenant's records. 1 (before CA keys could be rotated) is still read.
-VERSION = 2
-READ_VERSIONS = (1, 2)
+# 3: requests' kind (cr or csr) and profile; 2 is still read.
+VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 PASSPHRASE_ENV = "SEACAT_TRANSFER_PASSPHRASE"
 MIN_PASSPHRASE = 12
 SCRYPT_N = 2**17  # 128 MiB and about a second here, once per export and once per import
@@ -189,11 +193,12 @@ def _decode(name: str, hint: Any, value: Any, version: int) -> Any:
         return _bytes(name, value)
     if hint is int and name in _HEX_INTS:
         return _hex(name, value)
-    if hint in (CertificateKind, RequestState):
+    if hint in (CertificateKind, RequestState, RequestKind):
         return hint(value)
     if hint is TenantConfig:
         if not isinstance(value, dict):
             raise _bad(name, "not an object")
+        _check_profiles(name, value.get("profiles"))
         return TenantConfig.from_json(value)
     if origin is frozenset:
         if not isinstance(value, list):
@@ -217,9 +222,28 @@ def _decode(name: str, hint: Any, value: Any, version: int) -> Any:
     return float(typing.cast(float, value)) if hint is float else value
 
 
+def _check_profiles(name: str, profiles: Any) -> None:
+    """A configuration's certificate profiles, as an admin's PUT checks them (the stores read them unchecked)."""
+    from chalicelib.ca.profiles import parse_profile
+    from chalicelib.errors import InvalidInput
+
+    if profiles is None:
+        return
+    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+        raise _bad(name, "its profiles are not a list of objects")
+    for raw in profiles:
+        try:
+            parsed = parse_profile(str(raw.get("name", "")), dict(raw), stored=True)
+        except InvalidInput as exc:
+            raise _bad(name, f"a profile's {exc.field}: {exc.message}") from None
+        if parsed.to_json() != raw:
+            raise _bad(name, f"profile {parsed.name} is not in its stored form")
+
+
 _CA_FIELDS = {
     1: {"cert_id", "der", "created_at"},
     2: {"cert_id", "der", "created_at", "key_secret", "state", "state_at"},
+    3: {"cert_id", "der", "created_at", "key_secret", "state", "state_at"},
 }
 _STORED_CA_STATES = {str(s): s for s in (CaState.TRUSTED, CaState.RETIRED, CaState.REVOKED)}
 
@@ -252,6 +276,8 @@ def _pair(name: str, value: Any) -> tuple[str, str]:
 
 # The fields a record of version 1 has not (they were added with the CA lifecycle): their defaults.
 _SINCE_2: dict[type[Any], frozenset[str]] = {CertificateRecord: frozenset({"final_crl"})}
+# ... and of versions 1 and 2 (added with PKCS#10 CSRs).
+_SINCE_3: dict[type[Any], frozenset[str]] = {RequestRecord: frozenset({"kind", "profile"})}
 
 
 def decode(line: dict[str, Any], version: int = VERSION) -> Record:
@@ -264,6 +290,8 @@ def decode(line: dict[str, Any], version: int = VERSION) -> Record:
     names = {f.name for f in fields(cls)}
     if version == 1:
         names -= _SINCE_2.get(cls, frozenset())
+    if version <= 2:
+        names -= _SINCE_3.get(cls, frozenset())
     extra = sorted(set(line) - names - {"type"})
     if extra:
         raise ValueError(f"a {line['type']} record has no field {extra[0]!r}")

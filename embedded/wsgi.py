@@ -26,7 +26,15 @@ from urllib.parse import quote
 
 from chalice.app import Chalice
 from chalice.config import Config
-from chalice.local import CustomLocalChalice, LocalChalice, LocalGateway, LocalGatewayException
+from chalice.local import (
+    CustomLocalChalice,
+    LambdaContext,
+    LocalChalice,
+    LocalGateway,
+    LocalGatewayException,
+    MatchResult,
+    RouteMatcher,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # API Gateway's payload limit: larger bodies are refused before they are read.
@@ -95,6 +103,36 @@ def request_body(environ: dict[str, Any]) -> bytes | None:
     return None
 
 
+class _RememberingRouteMatcher(RouteMatcher):
+    """Chalice's route matcher (a scan of every route per request), remembering its answers for the
+    request targets seen most recently: the hot paths (enrolment, nginx_authenticate) have one
+    target per tenant. The answer is exactly the scan's; each caller gets its own copy to change."""
+
+    def __init__(self, route_urls: list[str], size: int = 4096) -> None:
+        super().__init__(route_urls)
+        self._remembered = functools.lru_cache(maxsize=size)(super().match_route)
+
+    def match_route(self, url: str) -> MatchResult:
+        found = self._remembered(url)  # a target that matches nothing raises each time: not remembered
+        return MatchResult(found.route, dict(found.captured), {k: list(v) for k, v in found.query_params.items()})
+
+
+class _Gateway(LocalGateway):
+    """LocalGateway with the remembering route matcher and the Lambda context's settings read once
+    (the stage configuration does not change while the server runs)."""
+
+    def __init__(self, app: Chalice, config: Config) -> None:
+        super().__init__(app, config)
+        self.event_converter._route_matcher = _RememberingRouteMatcher(list(app.routes))
+        timeout = config.lambda_timeout
+        self._function_name = str(config.function_name)
+        self._memory_size = int(config.lambda_memory_size)
+        self._max_runtime_ms = int(self.MAX_LAMBDA_EXECUTION_TIME if timeout is None else timeout) * 1000
+
+    def _generate_lambda_context(self) -> LambdaContext:
+        return LambdaContext(self._function_name, self._memory_size, self._max_runtime_ms)
+
+
 class ChaliceWSGI:
     """A WSGI application in front of a Chalice app, through Chalice's local API Gateway."""
 
@@ -103,7 +141,7 @@ class ChaliceWSGI:
             CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
             app.__class__ = CustomLocalChalice
         self.app = app
-        self.gateway = LocalGateway(app, config)
+        self.gateway = _Gateway(app, config)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:

@@ -3,9 +3,10 @@
 Lambda's code directory is read-only, so Python cannot cache the .pyc files it compiles: without
 them every cold start compiles chalicelib, botocore, pynamodb and cryptography's Python parts
 again (measured: `import app` 0.7 s instead of 0.07 s). The .pyc are unchecked-hash based, valid
-for the interpreter that writes them: run this with the Python of the Lambda runtime (3.11).
+for the interpreter that writes them: run this with the Python of the Lambda runtime. With
+``--runtime``, it refuses to run under any other (a zip of .pyc the runtime ignores would pass unseen).
 
-    python infra/precompile.py dist/dev/deployment.zip
+    python3.13 infra/precompile.py --runtime python3.13 dist/dev/deployment.zip
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def precompile(archive: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--runtime"] and len(argv) == 3:
+        running = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        if argv[1] != running:
+            print(
+                f"precompile: the Lambda runtime is {argv[1]}, this is {running}: run it with {argv[1]}",
+                file=sys.stderr,
+            )
+            return 2
+        argv = argv[2:]
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -468,8 +469,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     # allow_abbrev off: "--gateway-credential VALUE" must not pass for --gateway-credential-file
     p = commands.add_parser("render", help="fetch the tenant's CA bundle and write nginx.conf", allow_abbrev=False)
+    add_render_options(p)
+    return parser
+
+
+def add_render_options(p: argparse.ArgumentParser, *, pki_url_required: bool = True) -> None:
+    """The options of ``render`` (this script's and ``seacat gateway render``'s)."""
     p.add_argument("--tenant", required=True)
-    p.add_argument("--pki-url", required=True, help="the SeaCat PKI service, e.g. https://pki.example.com")
+    p.add_argument(
+        "--pki-url",
+        required=pki_url_required,
+        help="the SeaCat PKI service, e.g. https://pki.example.com"
+        + ("" if pki_url_required else " (default: the service URL, --url or $SEACAT_URL)"),
+    )
     p.add_argument("--out", required=True, type=Path, help="directory for nginx.conf, the CA bundle and state")
     p.add_argument("--listen", default="443", help="PORT or ADDRESS:PORT of the TLS listener (default 443)")
     p.add_argument("--server-name", default="_", help='server_name (default "_": any)')
@@ -535,7 +547,6 @@ def build_parser() -> argparse.ArgumentParser:
     # Refused with its own message (which never repeats the value): a secret on the command line
     # is in every `ps` listing and in the shell's history.
     p.add_argument("--gateway-credential", dest="credential_on_command_line", help=argparse.SUPPRESS)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -545,35 +556,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 1
+    report(rendered)
+    return 0
+
+
+def report(rendered: Rendered, file: TextIO | None = None) -> None:
+    """What was written and how to start NGINX with it, for people."""
+
+    def say(text: str) -> None:
+        (file or sys.stdout).write(text + "\n")
+
     out = rendered.conf.parent
-    print(f"wrote {rendered.conf}")
-    print(f"wrote {rendered.client_ca} (the tenant's CA bundle: ssl_client_certificate)")
+    say(f"wrote {rendered.conf}")
+    say(f"wrote {rendered.client_ca} (the tenant's CA bundle: ssl_client_certificate)")
     if rendered.self_signed and rendered.new_server_cert:
-        print(
+        say(
             f"wrote {rendered.server_cert} and {rendered.server_key}: a SELF-SIGNED EC P-256 server certificate,\n"
             "  for local use only. Clients must be told to trust it; use a real certificate in production\n"
             "  (acme.sh --keylength ec-256, see docs/gateway.md)."
         )
     elif rendered.self_signed:
-        print(
+        say(
             f"kept {rendered.server_cert} and {rendered.server_key}: the SELF-SIGNED server certificate of an\n"
             "  earlier render (for local use only); --replace-server-cert makes a new one."
         )
-    print("\nRevocation delay (from the revoke call returning to the first refused request):")
-    print(f"  auth_request: up to {rendered.auth_cache_valid} (--auth-cache-valid) + the PKI's revocation cache")
-    print("  (SEACAT_REVOCATION_CACHE_SECONDS: 0 with make run, 5 s on Lambda)")
+    say("\nRevocation delay (from the revoke call returning to the first refused request):")
+    say(f"  auth_request: up to {rendered.auth_cache_valid} (--auth-cache-valid) + the PKI's revocation cache")
+    say("  (SEACAT_REVOCATION_CACHE_SECONDS: 0 with make run, 5 s on Lambda)")
     if rendered.ocsp_responder:
-        print(
+        say(
             f"  OCSP ({rendered.ocsp_responder}): at the next full handshake, or up to the answer's\n"
             "  nextUpdate (SEACAT_OCSP_VALIDITY_SECONDS, 60 s by default) while it is cached"
         )
     if rendered.credential:
-        print(
+        say(
             f"{rendered.conf} holds the tenant's gateway credential ({CREDENTIAL_HEADER}, sent to the PKI only):\n"
             "  it is written owner-only (0600). Keep it so: run NGINX's master as this file's owner (or root),\n"
             "  do not copy it anywhere readable, and mind that `nginx -T` prints it."
         )
-    print(
+    say(
         "\nCheck and start NGINX (1.22+) with:\n"
         f"  nginx -t -p {out} -c {rendered.conf}\n"
         f"  nginx -p {out} -c {rendered.conf}                         # as a daemon\n"
@@ -581,12 +602,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Reload after the tenant's CA bundle changes (render again, then nginx -s reload)."
     )
     if rendered.credential:
-        print(
+        say(
             "After a credential rotation (POST /<tenant>/gateway/credential again), render every gateway with\n"
             "the new credential and reload it, then drop the previous one:\n"
             "DELETE /<tenant>/gateway/credential?previous=true (see docs/gateway.md)."
         )
-    return 0
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ def deploy_resources(stage: str, endpoint_url: str | None = None) -> dict[str, s
 PUBLIC_ROUTES = {
     ("GET", "/health"),
     ("GET", "/openapi.json"),
+    ("GET", "/console"),
+    ("GET", "/console/{asset}"),
     ("GET", "/{tenant}/x509/ca"),
     ("GET", "/{tenant}/x509/crl"),
     ("GET", "/{tenant}/x509/crl/{ca_id}"),

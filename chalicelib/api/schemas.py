@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord
+from chalicelib.domain import CertificateRecord, IdentityRecord, RequestKind, RequestRecord
 from chalicelib.service.ids import naive_iso
 
 
@@ -29,7 +29,7 @@ def certificate_meta(record: CertificateRecord) -> dict[str, object]:
         "family": "seacat" if record.kind == "seacat" else "x509",
         "tenant": record.tenant_id,
         "id": f"{record.tenant_id}:{record.cert_id}",
-        "label": f"{record.identity}" if record.identity else subject,
+        "label": f"{record.identity}" if record.identity and record.kind == "seacat" else subject,
         "data": record.der.hex(),
         "ca": record.kind == "ca",
         "serialNumber": format(record.serial, "x"),
@@ -40,14 +40,20 @@ def certificate_meta(record: CertificateRecord) -> dict[str, object]:
         "status": status,
         "revoked": ({"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None),
     }
-    if record.identity:
+    if record.identity and record.kind == "seacat":
         meta["seacat_identity"] = record.identity
         meta["issuer_ca"] = f"{record.tenant_id}:{record.ca_id}" if record.ca_id else None
         meta["cr"] = record.cr_id
+    elif record.identity:  # from a CSR: its key's identity (listed, blocked, revoked as a SeaCat one's)
+        meta["identity"] = record.identity
+        meta["issuer_ca"] = f"{record.tenant_id}:{record.ca_id}" if record.ca_id else None
+        meta["request"] = record.cr_id
     return meta
 
 
 def request_meta(record: RequestRecord, certificate: CertificateRecord | None = None) -> dict[str, object]:
+    if record.kind == RequestKind.CSR:
+        return _csr_meta(record, certificate)
     info: dict[str, object] = {"application": record.application, "identity": record.identity}
     if record.attributes:
         info["attributes"] = [list(a) for a in record.attributes]
@@ -74,6 +80,38 @@ def request_meta(record: RequestRecord, certificate: CertificateRecord | None = 
             if certificate is not None and certificate.revoked_at
             else None
         ),
+        "decidedBy": record.decided_by,
+    }
+
+
+def _revocation(certificate: CertificateRecord | None) -> dict[str, object] | None:
+    if certificate is None or certificate.revoked_at is None:
+        return None
+    return {"at": _iso(certificate.revoked_at), "reason": certificate.revocation_reason}
+
+
+def _csr_meta(record: RequestRecord, certificate: CertificateRecord | None) -> dict[str, object]:
+    """A PKCS#10 CSR's request: the same shape as a CR's, ``type`` "csr" and the CSR's details in ``info``."""
+    from chalicelib.ca.csr import describe_request
+
+    info: dict[str, object] = {"profile": record.profile, "identity": record.identity, **describe_request(record.der)}
+    return {
+        "_id": record.cr_id,
+        "_c": naive_iso(record.created_at),
+        "_m": naive_iso(record.modified_at),
+        "_v": record.version,
+        "data": record.der.hex(),
+        "family": "x509",
+        "info": info,
+        "label": f"{info.get('subject') or record.identity} ({record.profile})",
+        "profile": record.profile,
+        "identity": record.identity,
+        "tenant": record.tenant_id,
+        "type": "csr",
+        "state": record.state,
+        "reason": record.reason,
+        "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
+        "certificateRevoked": _revocation(certificate),
         "decidedBy": record.decided_by,
     }
 

@@ -14,6 +14,17 @@ from chalicelib.service import tenants as service
 bp = Blueprint(__name__)
 
 
+@bp.route("/tenants", methods=["GET"])
+@json_errors
+def list_tenants() -> Response:
+    """Operator: every tenant's id, sorted."""
+    from chalicelib.context import current
+
+    auth.require(bp.current_request, operator=True)
+    items = [{"tenant": tenant_id} for tenant_id in current().tenants.ids()]
+    return json_response({"items": items, "count": len(items)})
+
+
 @bp.route("/tenants/{tenant}", methods=["PUT"], content_types=["application/json"])
 @json_errors
 def put_tenant(tenant: str) -> Response:
@@ -89,6 +100,24 @@ def rotate_ca(tenant: str) -> Response:
     meta["certificate"] = der_to_pem(record.der).decode("ascii")
     meta["keyFingerprint"] = fingerprint
     return media.certificate_response(request, record.der, meta, status=201)
+
+
+@bp.route("/{tenant}/x509/ca/import", methods=["PUT"], content_types=["application/json"])
+@json_errors
+def import_ca(tenant: str) -> Response:
+    """An existing CA certificate over the tenant's key (``{"certificate": "<PEM>"}``) made its active
+    CA byte for byte (201), or answered again when it is one of the tenant's already (200)."""
+    request = bp.current_request
+    service.validate_tenant_id(tenant)
+    auth.require(request, tenant)
+    body = media.json_object(request)
+    media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
+    record, added = cas.import_certificate(tenant, body)
+    meta = certificate_meta(record)
+    meta["result"] = "OK"
+    meta["ca_cert"] = f"{tenant}:{record.cert_id}"
+    meta["certificate"] = der_to_pem(record.der).decode("ascii")
+    return media.certificate_response(request, record.der, meta, status=201 if added else 200)
 
 
 def _ca_change(tenant: str, change: cas.CaChange) -> Response:

@@ -11,6 +11,16 @@ from chalicelib.errors import InvalidInput
 bp = Blueprint(__name__)
 
 
+@bp.route("/whoami", methods=["GET"])
+@json_errors
+def whoami() -> Response:
+    """Any admin token: which token it is and what it reaches (the console shows what the token may do)."""
+    principal = auth.require(bp.current_request)
+    return json_response(
+        {"tokenId": principal.token_id, "tenant": principal.tenant_id, "operator": principal.is_operator}
+    )
+
+
 @bp.route("/tokens", methods=["POST"], content_types=["application/json"])
 @json_errors
 def create_token() -> Response:

@@ -6,7 +6,14 @@ import re
 from dataclasses import replace
 
 from chalicelib.context import current
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, RequestState, new_identity
+from chalicelib.domain import (
+    CertificateRecord,
+    IdentityRecord,
+    RequestKind,
+    RequestRecord,
+    RequestState,
+    new_identity,
+)
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.service import audit
 
@@ -67,10 +74,18 @@ def request_with_certificate(tenant_id: str, cr_id: str) -> tuple[RequestRecord,
 
 
 def decide(tenant_id: str, cr_id: str, approve: bool, principal_id: str) -> tuple[RequestRecord, IdentityRecord]:
-    """Approve or reject a pending CR. Approval applies to the CR's identity: the client's next
-    PUT with the same key gets its certificate. Deciding the same way twice answers the state."""
+    """Approve or reject a pending request. A SeaCat CR's approval applies to its identity: the
+    client's next PUT with the same key gets its certificate. A CSR's approval issues its
+    certificate now (``csr.approve``). Deciding the same way twice answers the state."""
     store = current().certificates
 
+    if approve and get_request(tenant_id, cr_id).kind == RequestKind.CSR:
+        from chalicelib.service import csr
+
+        outcome = csr.approve(tenant_id, cr_id, principal_id)
+        issued = get_request(tenant_id, cr_id)
+        identity = store.get_identity(tenant_id, outcome.identity)
+        return issued, identity or new_identity(tenant_id, outcome.identity, outcome.profile)
     target = RequestState.APPROVED if approve else RequestState.REJECTED
     for _ in range(3):
         request = get_request(tenant_id, cr_id)

@@ -169,6 +169,99 @@ def rotate(tenant_id: str, body: dict[str, Any]) -> tuple[CertificateRecord, str
     return record, fingerprint
 
 
+def import_certificate(tenant_id: str, body: dict[str, Any]) -> tuple[CertificateRecord, bool]:
+    """Take an existing CA certificate (``{"certificate": "<PEM>"}``, e.g. the reference SeaCat PKI's)
+    over the key a new CA certificate would be made over (the active CA's; the tenant's first key
+    before any CA) as the active issuing CA, byte for byte: its id stays the one gateways and the
+    reference configuration know. Returns the record and whether it was added now (False: it was
+    already one of the tenant's CA certificates in trust, an idempotent repeat)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from chalicelib.ca import builder, imported
+
+    _only(body, ("certificate",))
+    if "certificate" not in body:
+        raise InvalidInput("the CA certificate in PEM is required", field="certificate")
+    cert = imported.load_certificate_pem(body["certificate"])
+    der = cert.public_bytes(Encoding.DER)
+    if len(der) > MAX_CA_DER:
+        raise InvalidInput(f"the CA certificate is {len(der)} bytes; at most {MAX_CA_DER}", field="certificate")
+    cert_id = builder.certificate_id(der)
+    tenant = get_tenant(tenant_id)
+    existing = _existing(tenant, cert_id)
+    if existing is not None:
+        return existing, False
+    active = tenant.active_ca_cert()
+    if active is not None:
+        secret = tenant.key_of(active)
+    elif not tenant.cas:
+        secret = tenant.key_secret
+    else:
+        raise Conflict(
+            f"tenant {tenant_id} has no active CA certificate (its last one was revoked): make a new key with "
+            f"POST /{tenant_id}/x509/ca/rotate",
+            field="tenant",
+        )
+    if len(tenant.trusted_cas()) >= MAX_CA_CERTIFICATES:
+        raise Conflict(
+            f"a tenant keeps at most {MAX_CA_CERTIFICATES} CA certificates in use (active or trusted); "
+            "retire one first",
+            field="tenant",
+        )
+    now = datetime.now(UTC)
+    imported.check_imported_ca(cert, current().keystore.load(secret), now)
+    held = sum(len(ca.der) for ca in tenant.cas)
+    if held + len(der) > MAX_CA_BYTES:
+        raise Conflict(
+            f"the tenant's CA certificates take {held} bytes of its item, at most {MAX_CA_BYTES} with this one",
+            field="tenant",
+        )
+    record = CertificateRecord(
+        tenant_id=tenant_id,
+        cert_id=cert_id,
+        kind=CertificateKind.CA,
+        serial=cert.serial_number,
+        der=der,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        created_at=now,
+        modified_at=now,
+        version=1,
+    )
+    details = _created_details(record, secret)
+    details["imported"] = True
+    if active is not None:
+        details["previous"] = active.cert_id
+    event = audit.entry("ca.created", tenant_id, record.cert_id, "active", details)
+    try:
+        current().tenants.add_ca(tenant, record, [event], key_secret=None if secret == tenant.key_secret else secret)
+    except Conflict:
+        # A concurrent import of this very certificate won the write: answer it as a repeat.
+        forget_cached(tenant_id)
+        existing = _existing(get_tenant(tenant_id), cert_id)
+        if existing is None:
+            raise
+        return existing, False
+    _forget(tenant_id)
+    return record, True
+
+
+def _existing(tenant: Tenant, cert_id: str) -> CertificateRecord | None:
+    """The tenant's CA certificate ``cert_id`` when it is in trust (an import repeated); a retired or
+    revoked one is a 409: an import never brings one back."""
+    ca = tenant.ca(cert_id)
+    if ca is None:
+        return None
+    if not ca.in_trust:
+        raise Conflict(
+            f"this CA certificate was {tenant.state_of(ca)}: it cannot be imported again", field="certificate"
+        )
+    record = current().certificates.get_certificate(tenant.tenant_id, cert_id)
+    if record is None:
+        raise NotFound("no such CA certificate", field="certificate")
+    return record
+
+
 def _parse_spec(tenant: Tenant, body: object, now: datetime) -> Any:
     from chalicelib.ca import spec
 

@@ -292,17 +292,36 @@ def ensure_signers(tenant_id: str) -> list[SignerState]:
     responder certificate it has, if any. Raises NotFound for an unknown tenant."""
     from chalicelib.service.tenants import get_tenant
 
-    tenant = get_tenant(tenant_id)
-    now = datetime.now(UTC)
+    return _ensure(get_tenant(tenant_id), datetime.now(UTC))
+
+
+def _ensure(tenant: Tenant, now: datetime) -> list[SignerState]:
     states = []
     for ca in tenant.cas:
-        before = _load(tenant_id, ca)
+        before = _load(tenant.tenant_id, ca)
         signer = before
         if ca.state != CaState.REVOKED and (before is None or before.not_after - now <= UPKEEP_RENEW_BEFORE):
             signer = _refresh(tenant, ca, now, UPKEEP_RENEW_BEFORE)
         renewed = signer is not None and (before is None or signer.certificate != before.certificate)
         states.append(SignerState(ca.cert_id, str(tenant.state_of(ca)), signer.not_after if signer else None, renewed))
     return states
+
+
+def upkeep_task(tenant: Tenant, now: datetime) -> float | None:
+    """The hourly upkeep's task (chalicelib/jobs/upkeep.py, ``TENANT_TASKS["ocsp_signers"]``): ensure the
+    tenant's responders, then the whole days left on the shortest-lived one of a CA certificate in trust
+    (active or trusted: those must never lapse; a retired or revoked one's is let run out), or None."""
+    import math
+
+    left = [
+        (s.not_after - now).total_seconds() / 86400
+        for s in _ensure(tenant, now)
+        if s.not_after is not None and s.state in (CaState.ACTIVE, CaState.TRUSTED)
+    ]
+    in_trust = sum(1 for ca in tenant.cas if ca.in_trust)
+    if len(left) < in_trust:
+        return 0.0  # a CA certificate in trust without a responder: as urgent as one that expired
+    return float(math.floor(min(left))) if left else None
 
 
 def responder_certificate(tenant_id: str, ca_id: str) -> x509.Certificate | None:

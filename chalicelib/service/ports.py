@@ -28,6 +28,10 @@ from chalicelib.domain import (
 class TenantStore(Protocol):
     def get(self, tenant_id: str, *, consistent: bool = True) -> Tenant | None: ...
 
+    def ids(self) -> list[str]:
+        """Every tenant's id, sorted (the operator's list: a deployment has tens of tenants, not millions)."""
+        ...
+
     def create(
         self,
         tenant_id: str,

@@ -18,6 +18,7 @@ CONFIG_KEYS = {
     "approveRenewals",
     "webhookTimeout",
     "publicBaseUrl",
+    "estProfile",
 }
 
 
@@ -101,4 +102,12 @@ def merge_config(current: TenantConfig, body: dict[str, Any]) -> TenantConfig:
     if "publicBaseUrl" in body:
         base = _url(body["publicBaseUrl"], "publicBaseUrl", base=True)
         config = replace(config, public_base_url=base.rstrip("/") if base else None)
+    if "estProfile" in body:
+        name = body["estProfile"]
+        if name is not None and (not isinstance(name, str) or config.profile(name) is None):
+            raise InvalidInput(
+                "must name one of the tenant's profiles (PUT /{tenant}/x509/profiles/{name}), or null",
+                field="estProfile",
+            )
+        config = replace(config, est_profile=name)
     return config

@@ -15,7 +15,14 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain import CertificateKind, CertificateRecord, IdentityRecord, RequestRecord, RequestState
+from chalicelib.domain import (
+    CertificateKind,
+    CertificateRecord,
+    IdentityRecord,
+    RequestKind,
+    RequestRecord,
+    RequestState,
+)
 from chalicelib.store import common
 from chalicelib.store.models import CertificateModel, IdentityModel, RequestModel
 
@@ -238,6 +245,8 @@ def _request_item(record: RequestRecord) -> RequestModel:
         created_at=common.iso(record.created_at),
         modified_at=common.iso(record.modified_at),
         decided_by=record.decided_by,
+        kind=str(record.kind) if record.kind != RequestKind.CR else None,
+        profile=record.profile,
     )
     item.version = record.version + 1
     return item
@@ -261,6 +270,8 @@ def _request_to_domain(item: RequestModel) -> RequestRecord:
         reason=item.reason,
         cert_id=item.cert_id,
         decided_by=item.decided_by,
+        kind=RequestKind(item.kind or RequestKind.CR),
+        profile=item.profile,
     )
 
 

@@ -92,6 +92,10 @@ class MemoryTenants:
         with self._s.lock:
             return self.items.get(tenant_id)
 
+    def ids(self) -> list[str]:
+        with self._s.lock:
+            return sorted(self.items)
+
     def create(
         self,
         tenant_id: str,

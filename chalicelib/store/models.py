@@ -174,7 +174,7 @@ class PendingIndex(GlobalSecondaryIndex["RequestModel"]):
 
 
 class RequestModel(Model):
-    """SeaCat certificate requests (pk ``{tenant}#{cr_id}``), with the outcome of each."""
+    """SeaCat CRs and PKCS#10 CSRs (pk ``{tenant}#{request id}``), with the outcome of each."""
 
     class Meta:
         table_name = "unbound-requests"
@@ -195,6 +195,8 @@ class RequestModel(Model):
     created_at = UnicodeAttribute()
     modified_at = UnicodeAttribute()
     decided_by = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)  # "csr" for a PKCS#10 CSR; absent: a SeaCat CR
+    profile = UnicodeAttribute(null=True)  # a CSR's profile
     version = NumberAttribute(default=1)  # guarded by explicit state conditions, not optimistic locking
     by_pending = PendingIndex()
 

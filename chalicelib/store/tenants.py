@@ -62,6 +62,13 @@ def get(tenant_id: str, *, consistent: bool = True) -> Tenant | None:
             return None
 
 
+def ids() -> list[str]:
+    # A scan of the key alone (the operator's list; tenants are few, the table is small).
+    common.ready()
+    with common.translated():
+        return sorted(t.tenant_id for t in TenantModel.scan(consistent_read=True, attributes_to_get=["tenant_id"]))
+
+
 def create(
     tenant_id: str,
     config: TenantConfig,

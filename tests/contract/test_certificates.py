@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from chalicelib.domain import CertificateRecord, IdentityRecord, RequestRecord, TenantConfig, new_identity
+from chalicelib.domain import (
+    CertificateKind,
+    CertificateRecord,
+    IdentityRecord,
+    RequestKind,
+    RequestRecord,
+    RequestState,
+    TenantConfig,
+    new_identity,
+)
 from chalicelib.errors import Conflict, InvalidInput
 from tests.contract.conftest import (
     Adapter,
@@ -522,3 +531,31 @@ def test_count_by_ca_counts_unexpired_unrevoked_certificates_of_that_ca(adapter:
     assert store.count_by_ca(tenant_id, ca, max(c.not_after for c in valid)) == 0
     assert store.count_by_ca(tenant_id, ca, min(c.not_after for c in valid) - timedelta(seconds=1)) == 2
     assert store.count_by_ca(new_tenant_id(), ca, now()) == 0
+
+
+# -- PKCS#10 CSRs beside SeaCat CRs --------------------------------------------------------------
+
+
+def test_a_csr_request_and_its_x509_certificate_keep_their_kind_and_profile(adapter: Adapter, tenant_id: str) -> None:
+    store = adapter.certificates
+    name = ident()
+    pending_csr = replace(request_record(tenant_id, name), kind=RequestKind.CSR, profile="routers", attributes=())
+    saved = store.save_request(pending_csr)
+    assert store.get_request(tenant_id, saved.cr_id) == saved
+    assert (saved.kind, saved.profile) == (RequestKind.CSR, "routers")
+    listed, _ = store.list_pending(tenant_id, limit=10, next_token=None)
+    assert [(r.cr_id, r.kind, r.profile) for r in listed] == [(saved.cr_id, RequestKind.CSR, "routers")]
+    # issued under the CSR's identity: a certificate of kind x509, the request issued, both read back
+    issued = issue_args(store, tenant_id, name)
+    cert = replace(issued.cert, kind=CertificateKind.X509, cr_id=saved.cr_id)
+    request = replace(saved, state=RequestState.ISSUED, cert_id=cert.cert_id, decided_by="tok")
+    store.store_issued(cert, replace(issued.identity, cert_id=cert.cert_id), request)
+    assert store.get_certificate(tenant_id, cert.cert_id) == cert
+    assert store.get_certificate_by_serial(tenant_id, cert.serial) == cert
+    assert store.list_identity_certificates(tenant_id, name, limit=10, next_token=None) == ([cert], None)
+    found = store.get_request(tenant_id, saved.cr_id)
+    assert found is not None and (found.kind, found.profile, found.state) == (RequestKind.CSR, "routers", "issued")
+    assert store.list_pending(tenant_id, limit=10, next_token=None) == ([], None)
+    # a SeaCat CR stays one
+    cr = store.save_request(request_record(tenant_id, ident()))
+    assert store.get_request(tenant_id, cr.cr_id) == cr and cr.kind == RequestKind.CR and cr.profile is None

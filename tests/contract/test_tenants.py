@@ -80,6 +80,28 @@ def test_update_config_replaces_it_and_moves_the_version(adapter: Adapter, tenan
     assert (event.event, event.details) == ("tenant.updated", {"changed": {"lifetimeDays": 7}})
 
 
+def test_profiles_and_the_est_profile_are_kept_with_the_configuration(adapter: Adapter, tenant_id: str) -> None:
+    from chalicelib.ca.profiles import parse_profile
+
+    created = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
+    routers = parse_profile(
+        "routers",
+        {
+            "keyTypes": ["P-256", "RSA"],
+            "lifetimeHours": 48,
+            "sans": {"dns": ["*.dev.example.com"], "uri": ["spiffe://example.org/**"]},
+            "subject": {"mode": "template", "template": [{"O": "Acme"}, {"CN": "{csr.CN}"}]},
+            "approval": "manual",
+        },
+    )
+    config = replace(CONFIG, profiles=(routers, parse_profile("plain", {})), est_profile="routers")
+    updated = adapter.tenants.update_config(created, config)
+    adapter.forget()
+    stored_config = adapter.tenants.get(tenant_id)
+    assert stored_config is not None and stored_config.config == config == updated.config
+    assert stored_config.config.profile("routers") == routers
+
+
 def test_update_config_of_a_stale_tenant_is_a_conflict_and_writes_nothing(adapter: Adapter, tenant_id: str) -> None:
     read = adapter.tenants.create(tenant_id, CONFIG, "s", "fp", False)
     winner = adapter.tenants.update_config(read, TenantConfig(lifetime_days=10))
@@ -221,3 +243,13 @@ def test_set_ca_states_of_a_stale_tenant_or_an_unknown_ca_writes_nothing(adapter
     assert adapter.tenants.get(tenant_id) == winner
     assert adapter.certificates.get_certificate(tenant_id, old.cert_id) == old
     assert audit_events(adapter, tenant_id, event="ca.retired") == []
+
+
+def test_ids_lists_every_tenant_sorted(adapter: Adapter, tenant_id: str) -> None:
+    second, first = f"{tenant_id}-b", f"{tenant_id}-a"
+    assert not {second, first, tenant_id} & set(adapter.tenants.ids())
+    for name in (second, tenant_id, first):
+        adapter.tenants.create(name, CONFIG, f"secret/{name}", "fp", False)
+    listed = adapter.tenants.ids()
+    assert listed == sorted(listed)
+    assert [t for t in listed if t.startswith(tenant_id)] == [tenant_id, first, second]

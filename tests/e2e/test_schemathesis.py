@@ -24,7 +24,10 @@ from typing import Any
 import pytest
 import schemathesis
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -102,6 +105,18 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         known["cr_id"] = json.loads(body)["id"]
         status, _, body = http("POST", f"{stack.url}/tokens", b'{"tenant": "st"}', admin)
         known["token_id"] = json.loads(body)["tokenId"]
+        # a profile, and a CSR pending under it (the pending list then holds both kinds of request)
+        profile = b'{"sans": {"dns": ["*.example.com"]}}'
+        assert http("PUT", f"{stack.url}/st/x509/profiles/routers", profile, admin)[0] == 201
+        known["name"] = "routers"
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "r1")]))
+            .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+            .public_bytes(serialization.Encoding.DER)
+        )
+        pkcs10 = {"Authorization": admin["Authorization"], "Content-Type": "application/pkcs10"}
+        assert http("POST", f"{stack.url}/st/x509/sign?profile=routers", csr, pkcs10)[0] == 202
         yield {"stack": stack, "known": known}
     finally:
         stop_stack(stack)

@@ -28,16 +28,30 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
 from tests.conftest import PUBLIC_ROUTES, REFERENCE_SPEC, ROOT, moto_client
+from tests.reference_pki import reference_ca
 
 OPERATOR = "sct_00000000000000f3_isolation-operator-token-012345"
 OCTET = {"Content-Type": "application/octet-stream"}
 PUBLIC = PUBLIC_ROUTES
-OPERATOR_ONLY = {("POST", "/tokens"), ("DELETE", "/tokens/{token_id}")}
+OPERATOR_ONLY = {("POST", "/tokens"), ("DELETE", "/tokens/{token_id}"), ("GET", "/tenants")}
+# Routes about the calling token itself: they name no tenant, so there is no other tenant's to reach.
+TOKEN_ITSELF = {("GET", "/whoami")}
+# A CSR the "routers" profile of each tenant admits (text: a PEM body).
+_CSR_KEY = ec.generate_private_key(ec.SECP256R1())
+CSR_PEM = (
+    x509.CertificateSigningRequestBuilder()
+    .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "iso")]))
+    .sign(_CSR_KEY, hashes.SHA256())
+    .public_bytes(serialization.Encoding.PEM)
+    .decode()
+)
+# Routes that take another body than JSON.
+CONTENT_TYPES = {("POST", "/{tenant}/x509/sign"): "application/pkcs10"}
 # the last hour of the audit trail: the events these tests wrote
 RECENT = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -81,9 +95,19 @@ def world() -> Iterator[World]:
             )
             made = client.http.put(f"/{name}/x509/self-signed", headers=auth(OPERATOR), body=REFERENCE_SPEC)
             assert made.status_code == 201
-            # a second CA certificate, over a key of its own: the first can then be retired
-            rotated = client.http.post(f"/{name}/x509/ca/rotate", headers=auth(OPERATOR), body=REFERENCE_SPEC)
+            # a second CA certificate, over a key of its own: the first can then be retired; the key is
+            # the test's, so a CA certificate made elsewhere over it could be imported (the import case)
+            ca_key = ec.generate_private_key(ec.SECP256R1())
+            ca_key_pem = ca_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
+            rotated = client.http.post(
+                f"/{name}/x509/ca/rotate",
+                headers=auth(OPERATOR),
+                body=json.dumps({**json.loads(REFERENCE_SPEC), "privateKey": ca_key_pem}),
+            )
             assert rotated.status_code == 201
+            importable = reference_ca(ca_key, cn=f"{name} imported").public_bytes(serialization.Encoding.PEM)
             key = ec.generate_private_key(ec.SECP256R1())
             cr_id = client.http.put(
                 f"/{name}/seacat/enroll", headers=OCTET, body=build_cr(key, application="iso")
@@ -99,6 +123,11 @@ def world() -> Iterator[World]:
             )
             assert pending.status_code == 202
             first_ca = made.json_body["_id"]
+            profile = client.http.put(f"/{name}/x509/profiles/routers", headers=auth(OPERATOR), body="{}")
+            assert profile.status_code == 201
+            if name == "beta":  # a profile alpha has not: alpha's paths never reach it
+                only = client.http.put("/beta/x509/profiles/beta-only", headers=auth(OPERATOR), body="{}")
+                assert only.status_code == 201
             made = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": name}))
             assert made.status_code == 201
             issued[name] = made.json_body["token"]
@@ -110,6 +139,7 @@ def world() -> Iterator[World]:
                 "pending_cr_id": pending.json_body["id"],
                 "token_id": made.json_body["tokenId"],
                 "ca_id": first_ca,
+                "import_body": json.dumps({"certificate": importable.decode()}),
             }
         revoked = client.http.post("/tokens", headers=auth(OPERATOR), body=json.dumps({"tenant": "alpha"})).json_body
         assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=auth(OPERATOR)).status_code == 200
@@ -119,6 +149,8 @@ def world() -> Iterator[World]:
 # -- every admin route, with a concrete path and a body that would change something -------------------
 
 CASES: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("GET", "/whoami"): ("/whoami", None),
+    ("GET", "/tenants"): ("/tenants", None),
     ("POST", "/tokens"): ("/tokens", '{"tenant": "{tenant}"}'),
     ("DELETE", "/tokens/{token_id}"): ("/tokens/{token_id}", None),
     ("GET", "/audit"): ("/audit?tenant={tenant}&from=" + RECENT, None),
@@ -126,6 +158,7 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/tenants/{tenant}"): ("/tenants/{tenant}", None),
     ("PUT", "/{tenant}/x509/self-signed"): ("/{tenant}/x509/self-signed", REFERENCE_SPEC),
     ("POST", "/{tenant}/x509/ca/rotate"): ("/{tenant}/x509/ca/rotate", REFERENCE_SPEC),
+    ("PUT", "/{tenant}/x509/ca/import"): ("/{tenant}/x509/ca/import", "{import_body}"),
     ("PUT", "/{tenant}/x509/ca/{ca_id}/retire"): ("/{tenant}/x509/ca/{ca_id}/retire", '{"force": true}'),
     ("PUT", "/{tenant}/x509/ca/{ca_id}/revoke"): ("/{tenant}/x509/ca/{ca_id}/revoke", '{"reason": "cACompromise"}'),
     ("POST", "/{tenant}/webhook/secret"): ("/{tenant}/webhook/secret", None),
@@ -151,7 +184,16 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
         "/{tenant}/seacat/identity/{identity}/revoke",
         '{"reason": "keyCompromise"}',
     ),
+    ("POST", "/{tenant}/x509/sign"): ("/{tenant}/x509/sign?profile=routers", CSR_PEM),
+    ("GET", "/{tenant}/x509/profiles"): ("/{tenant}/x509/profiles", None),
+    ("GET", "/{tenant}/x509/profiles/{name}"): ("/{tenant}/x509/profiles/routers", None),
+    ("PUT", "/{tenant}/x509/profiles/{name}"): ("/{tenant}/x509/profiles/routers", '{"approval": "auto"}'),
+    ("DELETE", "/{tenant}/x509/profiles/{name}"): ("/{tenant}/x509/profiles/routers", None),
 }
+
+
+def headers_for(case: tuple[str, str], token: str | None) -> dict[str, str]:
+    return {**auth(token), **({"Content-Type": CONTENT_TYPES[case]} if case in CONTENT_TYPES else {})}
 
 
 def admin_routes() -> set[tuple[str, str]]:
@@ -220,10 +262,13 @@ def test_another_tenants_token_answers_404_and_changes_nothing(world: World) -> 
     answers = {}
     for case in sorted(CASES):
         method, path, body = concrete(case, world.ids["beta"])
-        r = world.client.http.request(method, path, headers=auth(world.alpha_token), body=body)
+        r = world.client.http.request(method, path, headers=headers_for(case, world.alpha_token), body=body)
         answers[case] = r.status_code
-        expected = 403 if case in OPERATOR_ONLY else 404
+        expected = 403 if case in OPERATOR_ONLY else 200 if case in TOKEN_ITSELF else 404
         assert r.status_code == expected, (case, r.status_code, r.body[:200])
+        if case in TOKEN_ITSELF:  # alpha's token learns about itself only
+            assert r.json_body["tenant"] == "alpha" and "beta" not in r.body.decode()
+            continue
         assert r.json_body["error"] in ("NotFound", "Forbidden") and "beta" not in json.dumps(
             {k: v for k, v in r.json_body.items() if k != "message"}
         )
@@ -251,10 +296,24 @@ def test_own_paths_with_another_tenants_ids_answer_404_and_change_nothing(world:
         ("PUT", f"/alpha/x509/ca/beta:{beta['ca_id']}/revoke", b"{}"),
         ("PUT", f"/alpha/x509/ca/alpha:{beta['ca_id']}/revoke", b"{}"),
         ("GET", f"/alpha/x509/crl/{beta['ca_id']}", b""),
+        ("GET", "/alpha/x509/profiles/beta-only", b""),
+        ("POST", "/alpha/x509/sign?profile=beta-only", CSR_PEM.encode()),
     ]:
         for token in (world.alpha_token, OPERATOR):
-            r = world.client.http.request(method, path, headers=auth(token), body=body)
+            headers = {**auth(token), **({"Content-Type": "application/pkcs10"} if "/sign" in path else {})}
+            r = world.client.http.request(method, path, headers=headers, body=body)
             assert r.status_code == 404, (method, path, r.status_code, r.body[:200])
+    assert diff(before, snapshot()) == []
+
+
+def test_another_tenants_ca_certificate_is_not_imported_into_ones_own(world: World) -> None:
+    """A CA certificate over beta's key, imported into alpha (by alpha's token or the operator's): 400,
+    its key is not alpha's, and nothing changes."""
+    before = snapshot()
+    for token in (world.alpha_token, OPERATOR):
+        r = world.client.http.put("/alpha/x509/ca/import", headers=auth(token), body=world.ids["beta"]["import_body"])
+        assert r.status_code == 400 and r.json_body["field"] == "certificate", r.body[:200]
+        assert "not the tenant's CA key" in r.json_body["message"]
     assert diff(before, snapshot()) == []
 
 
@@ -291,7 +350,8 @@ def test_admin_routes_without_a_valid_token_answer_401(world: World, who: str) -
     for tenant in ("alpha", "beta"):
         for case in sorted(CASES):
             method, path, body = concrete(case, world.ids[tenant])
-            r = world.client.http.request(method, path, headers=headers, body=body)
+            own = {**headers, **({"Content-Type": CONTENT_TYPES[case]} if case in CONTENT_TYPES else {})}
+            r = world.client.http.request(method, path, headers=own, body=body)
             assert r.status_code == 401, (who, case, r.status_code, r.body[:200])
             assert r.json_body["error"] == "Unauthenticated"
     assert diff(before, snapshot()) == []
@@ -304,10 +364,11 @@ def test_own_token_still_works_on_every_admin_route(world: World) -> None:
             case in OPERATOR_ONLY
             or case[1].endswith(("/revoke", "/block", "/approve", "/reject", "/self-signed"))
             or case[0] in ("PUT", "POST")
+            or case == ("DELETE", "/{tenant}/x509/profiles/{name}")
         ):
             continue  # read-only check here; the writes are exercised elsewhere
         method, path, body = concrete(case, world.ids["beta"])
-        r = world.client.http.request(method, path, headers=auth(world.beta_token), body=body)
+        r = world.client.http.request(method, path, headers=headers_for(case, world.beta_token), body=body)
         assert r.status_code == 200, (case, r.status_code, r.body[:200])
 
 

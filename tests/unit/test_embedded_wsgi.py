@@ -122,3 +122,30 @@ def test_hop_by_hop_headers_never_leave_the_application() -> None:
         "Content-Type": "a/b",
     }
     assert request_target({"PATH_INFO": "/t/seacat/get/A B", "QUERY_STRING": "x=1"}) == "/t/seacat/get/A%20B?x=1"
+
+
+def test_remembered_route_matches_are_the_scans_answers_and_each_callers_own() -> None:
+    from chalice.local import RouteMatcher
+
+    from app import app
+    from embedded.wsgi import _RememberingRouteMatcher
+
+    routes = list(app.routes)
+    scan, remembering = RouteMatcher(routes), _RememberingRouteMatcher(routes, size=2)
+    targets = [
+        "/acme/seacat/enroll",
+        "/acme/seacat/nginx_authenticate",
+        "/audit?tenant=acme&limit=5&type=x&type=y",
+        "/tenants/acme/",
+        "/acme/seacat/enroll",  # again, after the cache evicted it
+    ]
+    for target in targets:
+        first = remembering.match_route(target)
+        assert first == scan.match_route(target)
+        first.captured["tenant"] = "changed"
+        for values in first.query_params.values():
+            values.append("changed")
+        assert remembering.match_route(target) == scan.match_route(target)
+    for unknown in ("/no/such/route/at/all/here", "/no/such/route/at/all/here"):
+        with pytest.raises(ValueError):
+            remembering.match_route(unknown)

@@ -13,7 +13,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 def test_console_scripts_resolve_to_callables() -> None:
     scripts = PYPROJECT["project"]["scripts"]
-    assert set(scripts) == {"seacat-client", "seacat-admin", "seacat-backup", "seacat-transfer"}
+    assert set(scripts) == {"seacat", "seacat-client", "seacat-admin", "seacat-backup", "seacat-transfer"}
     for target in scripts.values():
         module, _, name = target.partition(":")
         assert callable(getattr(importlib.import_module(module), name)), target

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import CaCert, CaState, CertificateRecord, TenantConfig, new_identity
+from chalicelib.domain import CaCert, CaState, CertificateRecord, RequestKind, TenantConfig, new_identity
 from chalicelib.errors import Conflict, Unavailable
 from chalicelib.store.sqlite import SCHEMA_VERSION, SchemaError, SqliteBackend, StoreClosed, schema
 from chalicelib.store.sqlite.db import text
@@ -194,6 +194,31 @@ def test_a_database_of_version_1_migrates_to_2_and_reads_as_before(path: Path) -
         assert stored is not None and stored.final_crl == b"crl"
     with SqliteBackend(path) as b:  # reopened: nothing more to migrate, the same rows
         assert b.tenants.get(TENANT) == retired
+
+
+def test_a_database_of_version_2_migrates_to_3_its_requests_reading_as_seacat_crs(path: Path) -> None:
+    conn = raw(path)
+    conn.execute("BEGIN IMMEDIATE")
+    for migration in schema.MIGRATIONS[:2]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    at = now()
+    conn.execute(
+        """INSERT INTO requests (tenant_id, cr_id, identity, application, der, state, created_at, modified_at,
+        version, attributes) VALUES (?, 'cr-1', 'id-1', 'app', x'00', 'pending', ?, ?, 1, '[]')""",
+        (TENANT, text(at), text(at)),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+    with SqliteBackend(path) as b:
+        assert pragma(raw(path), "user_version") == SCHEMA_VERSION >= 3
+        old = b.certificates.get_request(TENANT, "cr-1")
+        assert old is not None and old.kind == RequestKind.CR and old.profile is None and old.application == "app"
+        csr = b.certificates.save_request(replace(old, cr_id="csr-1", kind=RequestKind.CSR, profile="routers"))
+        assert b.certificates.get_request(TENANT, "csr-1") == csr
+        with pytest.raises(sqlite3.IntegrityError):  # the column takes the two kinds only
+            raw(path).execute("UPDATE requests SET kind = 'other' WHERE cr_id = 'cr-1'")
 
 
 # -- settings, threads, closing ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import AuditEvent, CaCert, CertificateKind, Tenant, TenantConfig
+from chalicelib.domain import AuditEvent, CaCert, CertificateKind, RequestRecord, Tenant, TenantConfig
 from chalicelib.store.sqlite import SqliteBackend
 from chalicelib.store.sqlite.transfer import SchemaMismatch, SqliteTransfer
 from chalicelib.store.transfer import Outcome, SerialClaim
@@ -183,8 +183,8 @@ def test_a_check_refuses_a_changed_moved_or_extended_file(source: Path, tmp_path
     with pytest.raises(FileError, match="no end line"):
         check(variant("cut", lines[:-1]))
     header = json.loads(lines[0])
-    header["version"] = 3
-    with pytest.raises(FileError, match="version 3; this release reads versions 1, 2"):
+    header["version"] = 4
+    with pytest.raises(FileError, match="version 4; this release reads versions 1, 2, 3"):
         check(variant("newer", [json.dumps(header).encode() + b"\n", *lines[1:]]))
     with pytest.raises(transfer.TransferError, match="passphrase does not open"):
         transfer.check_file(path, lambda: "another passphrase")
@@ -282,6 +282,8 @@ def test_a_version_1_file_is_read_and_imported_as_before(source: Path, tmp_path:
             line["cas"] = [{k: ca[k] for k in ("cert_id", "der", "created_at")} for ca in line["cas"]]
         if line["type"] == "certificate":
             del line["final_crl"]
+        if line["type"] == "request":
+            del line["kind"], line["profile"]
         return line
 
     old = resealed(path, tmp_path / "v1.seacat", as_version_1, version=1)
@@ -294,7 +296,7 @@ def test_a_version_1_file_is_read_and_imported_as_before(source: Path, tmp_path:
         assert moved == list(SqliteTransfer(source / "seacat.db").records(T, audit=True))
     finally:
         target.close()
-    # a version 1 line in a version 2 file is not: the CA entries' fields are that version's
+    # a version 1 line in a version 3 file is not: the CA entries' fields are that version's
     with pytest.raises(FileError, match="not a CA certificate entry"):
         transfer.check_file(resealed(path, tmp_path / "mixed.seacat", as_version_1), lambda: PASSPHRASE)
 
@@ -421,3 +423,58 @@ def test_an_installed_command_asks_for_its_data_directory(monkeypatch: pytest.Mo
     monkeypatch.setattr(datadir, "ROOT", Path("/nonexistent"))
     assert transfer.main(["export", "--all", "--to", "/nonexistent/x"]) == 1
     assert "Give --data-dir, or set SEACAT_DATA_DIR" in capsys.readouterr().err
+
+
+def test_profiles_and_csrs_move_and_a_version_2_file_is_read(source: Path, tmp_path: Path) -> None:
+    from chalicelib.ca.profiles import parse_profile
+    from chalicelib.domain import RequestKind
+
+    with SqliteBackend(source / "seacat.db") as b:
+        tenant = b.tenants.get(T)
+        assert tenant is not None
+        routers = parse_profile("routers", {"sans": {"dns": ["*.example.com"]}, "approval": "manual"})
+        b.tenants.update_config(tenant, replace(tenant.config, profiles=(routers,), est_profile="routers"))
+        csr = replace(request_record(T, "CSRID"), kind=RequestKind.CSR, profile="routers", attributes=())
+        b.certificates.save_request(csr)
+    side = transfer.sqlite_side(source, create=False)
+    path = tmp_path / "t.seacat"
+    try:
+        transfer.export(side, path, [T], include_keys=True, audit=False, passphrase_text=PASSPHRASE, scrypt_n=FAST)
+    finally:
+        side.close()
+    assert json.loads(path.read_text().splitlines()[0])["version"] == 3
+    target = transfer.sqlite_side(tmp_path / "target", create=True)
+    try:
+        transfer.import_file(path, target, lambda: PASSPHRASE)
+        moved = list(SqliteTransfer(tmp_path / "target" / "seacat.db").records(T, audit=False))
+        assert moved == list(SqliteTransfer(source / "seacat.db").records(T, audit=False))
+        assert isinstance(moved[0], Tenant) and moved[0].config.profile("routers") == routers
+        assert moved[0].config.est_profile == "routers"
+        assert any(isinstance(r, RequestRecord) and r.kind == RequestKind.CSR and r.profile == "routers" for r in moved)
+    finally:
+        target.close()
+
+    # version 2: requests without kind and profile read as SeaCat CRs
+    def as_version_2(line: dict[str, Any]) -> dict[str, Any] | None:
+        if line["type"] == "request":
+            if line["kind"] == "csr":
+                return None
+            del line["kind"], line["profile"]
+        if line["type"] == "tenant":
+            del line["config"]["profiles"], line["config"]["estProfile"]
+        return line
+
+    old = resealed(path, tmp_path / "v2.seacat", as_version_2, version=2)
+    from embedded.transfer_file import check_file, records_of
+
+    records = [r for r in records_of(old, check_file(old, lambda: PASSPHRASE)) if isinstance(r, RequestRecord)]
+    assert records and all(r.kind == RequestKind.CR and r.profile is None for r in records)
+
+    # a profile changed in the file (resealed: only the passphrase's holder could) is refused by name
+    def tampered(line: dict[str, Any]) -> dict[str, Any]:
+        if line["type"] == "tenant":
+            line["config"]["profiles"][0]["keyTypes"] = ["DSA"]
+        return line
+
+    with pytest.raises(FileError, match="keyTypes"):
+        transfer.check_file(resealed(path, tmp_path / "bad.seacat", tampered), lambda: PASSPHRASE)

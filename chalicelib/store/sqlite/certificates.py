@@ -16,7 +16,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain import CertificateKind, CertificateRecord, IdentityRecord, RequestRecord, RequestState
+from chalicelib.domain import (
+    CertificateKind,
+    CertificateRecord,
+    IdentityRecord,
+    RequestKind,
+    RequestRecord,
+    RequestState,
+)
 from chalicelib.errors import Conflict, InvalidInput
 from chalicelib.store.sqlite.audit import insert_events
 from chalicelib.store.sqlite.db import (
@@ -198,9 +205,9 @@ def _put_identity(conn: sqlite3.Connection, record: IdentityRecord, modified_at:
 # -- requests ------------------------------------------------------------------------------------
 
 _REQUEST_COLUMNS = """tenant_id, cr_id, identity, application, der, state, created_at, modified_at, version,
-    attributes, created_raw, valid_to_raw, reason, cert_id, decided_by"""
+    attributes, created_raw, valid_to_raw, reason, cert_id, decided_by, kind, profile"""
 _GET_REQUEST = f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE tenant_id = ? AND cr_id = ?"
-_PUT_REQUEST = f"""INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({", ".join("?" * 15)})
+_PUT_REQUEST = f"""INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({", ".join("?" * 17)})
 ON CONFLICT (tenant_id, cr_id) DO UPDATE SET ({_REQUEST_COLUMNS}) =
 ({", ".join("excluded." + c.strip() for c in _REQUEST_COLUMNS.split(","))})"""
 _REQUEST_STATE = "SELECT state FROM requests WHERE tenant_id = ? AND cr_id = ?"
@@ -227,6 +234,8 @@ def _request_row(r: RequestRecord) -> tuple[Any, ...]:
         r.reason,
         r.cert_id,
         r.decided_by,
+        str(r.kind),
+        r.profile,
     )
 
 
@@ -249,6 +258,8 @@ def _request(row: Any) -> RequestRecord | None:
         reason=row[12],
         cert_id=row[13],
         decided_by=row[14],
+        kind=RequestKind(row[15]),
+        profile=row[16],
     )
 
 

@@ -160,6 +160,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX certificates_by_ca ON certificates (tenant_id, ca_id, not_after)
             WHERE ca_id IS NOT NULL AND revoked_at IS NULL""",
     ),
+    # 3: PKCS#10 CSRs beside SeaCat CRs in the requests table. Rows of version 2 read as before: CRs.
+    (
+        "ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'cr' CHECK (kind IN ('cr', 'csr'))",
+        "ALTER TABLE requests ADD COLUMN profile TEXT",  # a CSR's profile
+    ),
 )
 
 VERSION = len(MIGRATIONS)

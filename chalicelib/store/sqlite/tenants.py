@@ -79,6 +79,10 @@ class SqliteTenants:
         with self._db.read() as conn:
             return _tenant(conn.execute(_GET, (tenant_id,)).fetchall())
 
+    def ids(self) -> list[str]:
+        with self._db.read() as conn:
+            return [str(row[0]) for row in conn.execute("SELECT tenant_id FROM tenants ORDER BY tenant_id")]
+
     def create(
         self,
         tenant_id: str,

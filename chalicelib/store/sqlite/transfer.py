@@ -52,7 +52,7 @@ _GET_SERIAL = "SELECT cert_id FROM serials WHERE tenant_id = ? AND serial = ?"
 _IDENTITIES = f"SELECT {_IDENTITY_COLUMNS} FROM identities WHERE tenant_id = ? ORDER BY identity"
 _REQUESTS = f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE tenant_id = ? ORDER BY created_at, cr_id"
 _AUDIT = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE tenant = ? AND expires_at > ? ORDER BY sk"
-_INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * 15)})" + _NEW
+_INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * 17)})" + _NEW
 _GET_AUDIT = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE tenant = ? AND sk = ?"
 _INSERT_TENANT = """INSERT INTO tenants (tenant_id, config, key_secret, key_fingerprint, key_imported, active_ca,
     created_at, modified_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"""

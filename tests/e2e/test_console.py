@@ -1,0 +1,360 @@
+"""The operators' console in a real headless Chromium (Debian's chromium and chromedriver, driven by
+Selenium) against `make run`'s stack: sign in, the pending queue in manual mode, revocation, an XSS
+probe from a device, a tenant token that cannot see another tenant, the security headers, and the
+screenshots of docs/console.md (``make screenshots`` writes them there; here they go to a temporary
+directory and are checked for size)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from seacat_client.cr import build_cr
+from tests.e2e.conftest import ROOT, Stack, setup_tenant
+from tests.e2e.conftest import http as request
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WAIT = 15  # seconds, the most any step may take before the test fails
+OCTET = {"Content-Type": "application/octet-stream"}
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+)
+
+# Markup and script in every string a device controls: each must show as text and run nothing.
+PROBE_APP = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+PROBE_ATTRS = [("<b>key</b>", '<svg onload="alert(3)">'), ("model", '"><iframe src="javascript:alert(4)">')]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    yield driver
+    driver.quit()
+
+
+def wait(driver: Any, condition: Any) -> Any:
+    """Poll ``condition`` for up to WAIT seconds; an element replaced by a re-render meanwhile is looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ignored = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(condition)
+
+
+def by_css(css: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return (By.CSS_SELECTOR, css)
+
+
+def sign_in(driver: Any, stack: Stack, token: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec_
+
+    driver.get(f"{stack.url}/health")  # the origin's sessionStorage, without the console running on it
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(f"{stack.url}/console/")
+    field = wait(driver, ec_.visibility_of_element_located(by_css("input[name=token]")))
+    field.send_keys(token + Keys.ENTER)  # the keyboard alone signs in
+    wait(driver, ec_.visibility_of_element_located(by_css("#signout")))
+
+
+def open_page(driver: Any, stack: Stack, hash_path: str, ready_css: str) -> Any:
+    """Go to a console URL and wait until the page shows ``ready_css`` (and is no longer loading)."""
+    from selenium.webdriver.support import expected_conditions as ec_
+
+    driver.get(f"{stack.url}/console/#{hash_path}")
+    found = wait(driver, ec_.presence_of_element_located(by_css(ready_css)))
+    wait(driver, lambda d: not d.find_elements(*by_css("[aria-busy=true]")))
+    return found
+
+
+def pending_cr(stack: Stack, tenant: str, application: str, attributes: list[tuple[str, str]]) -> tuple[bytes, str]:
+    """Send a CR to a manual-approval tenant: 202 and its id."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cr = build_cr(key, application=application, attributes=attributes)
+    status, _, body = request("PUT", f"{stack.url}/{tenant}/seacat/enroll", cr, OCTET)
+    assert status == 202, body
+    return cr, str(json.loads(body)["identity"])
+
+
+def api(stack: Stack, method: str, path: str, body: object = None, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token or stack.token}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    status, _, raw = request(method, f"{stack.url}{path}", data, headers)
+    return status, json.loads(raw) if raw else None
+
+
+def severe_logs(driver: Any, *expected: str) -> list[str]:
+    """The browser's errors (script errors, CSP violations, failed requests) but those with an ``expected`` text."""
+    return [
+        e["message"]
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE" and not any(x in e["message"] for x in expected)
+    ]
+
+
+def row_of(driver: Any, text: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    rows = [r for r in driver.find_elements(By.CSS_SELECTOR, "#view tbody tr") if text in r.text]
+    assert len(rows) == 1, [r.text for r in rows]
+    return rows[0]
+
+
+def test_console_is_served_with_a_strict_policy(stack: Stack) -> None:
+    status, headers, body = request("GET", f"{stack.url}/console/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b'<input id="token" name="token" type="password"' in body
+    csp = headers["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"):
+        assert directive in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "http" not in csp
+    assert "require-trusted-types-for 'script'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["X-Frame-Options"] == "DENY"
+    status, headers, body = request("GET", f"{stack.url}/console/app.js")
+    assert status == 200 and headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert headers["Content-Security-Policy"] == csp
+    # no inline script or style anywhere: the policy would refuse it, and the files have none
+    for name in sorted((ROOT / "chalicelib" / "console").iterdir()):
+        text = name.read_text()
+        assert not re.search(r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|eval\(", text), name
+        if name.suffix == ".html":
+            assert not re.search(r"<script>|<style|\sstyle=|\son[a-z]+=", text), name
+    # /console redirects under itself so relative URLs resolve; other names are not files
+    conn = http.client.HTTPConnection(stack.url.removeprefix("http://"), timeout=WAIT)
+    conn.request("GET", "/console")
+    answer = conn.getresponse()
+    assert (answer.status, answer.getheader("Location")) == (308, "console/")
+    conn.close()
+    for name in ("nope.js", "..%2Fapp.py", "%2E%2E", "api.py", ".hidden.js"):
+        status, _, body = request("GET", f"{stack.url}/console/{name}")
+        assert status in (403, 404), name
+        assert b"import" not in body
+
+
+def test_sign_in_approve_and_reject_in_manual_mode(stack: Stack, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    tenant = "console-manual"
+    setup_tenant(stack, tenant, '{"manualApproval": true}')
+    approved_cr, approved = pending_cr(stack, tenant, "com.example.approve-me", [("model", "A1")])
+    _, rejected = pending_cr(stack, tenant, "com.example.reject-me", [])
+
+    sign_in(browser, stack, stack.token)
+    assert "Operator" in browser.find_element(By.ID, "who").text
+    assert browser.execute_script("return sessionStorage.length") == 1
+    open_page(browser, stack, f"/tenants/{tenant}/requests", "#view tbody tr")
+    row = row_of(browser, approved)
+    assert "com.example.approve-me" in row.text and "model = A1" in row.text
+    row.find_element(By.XPATH, ".//button[text()='Approve']").click()
+    wait(browser, lambda d: approved not in d.find_element(By.ID, "view").text.split("approved")[-1])
+    row_of(browser, rejected).find_element(By.XPATH, ".//button[text()='Reject']").click()
+    wait(browser, lambda d: "No request is waiting." in d.find_element(By.ID, "view").text)
+
+    status, listed = api(stack, "GET", f"/{tenant}/seacat/cr?state=pending")
+    assert (status, listed["items"]) == (200, [])
+    # the decisions are the API's: the approved device now gets its certificate, the other is refused
+    status, _, der = request("PUT", f"{stack.url}/{tenant}/seacat/enroll", approved_cr, OCTET)
+    assert status == 200 and der[:1] == b"\x30"
+    status, identity = api(stack, "GET", f"/{tenant}/seacat/identity/{approved}")
+    assert identity["approved"] is True and identity["certificate"]
+    status, events = api(stack, "GET", f"/audit?tenant={tenant}&type=cr.rejected")
+    assert [e["details"]["identity"] for e in events["items"]] == [rejected]
+    assert severe_logs(browser) == []
+
+
+def test_revoke_a_certificate_with_a_reason(stack: Stack, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec_
+    from selenium.webdriver.support.ui import Select
+
+    tenant = "console-revoke"
+    setup_tenant(stack, tenant)
+    key = ec.generate_private_key(ec.SECP256R1())
+    status, headers, _ = request("PUT", f"{stack.url}/{tenant}/seacat/enroll", build_cr(key, application="app"), OCTET)
+    assert status == 200
+    identity = headers["X-SeaCat-Identity"]
+    status, found = api(stack, "GET", f"/{tenant}/seacat/identity/{identity}")
+    cert_id = found["certificate"]
+
+    sign_in(browser, stack, stack.token)
+    open_page(browser, stack, f"/tenants/{tenant}/identities?identity={identity}", "#view tbody tr")
+    row_of(browser, "valid").find_element(By.LINK_TEXT, "details").click()
+    wait(browser, ec_.presence_of_element_located(by_css("select[name=reason]")))
+    Select(browser.find_element(By.CSS_SELECTOR, "select[name=reason]")).select_by_value("keyCompromise")
+    browser.find_element(By.XPATH, "//button[text()='Revoke certificate']").click()
+    wait(browser, ec_.alert_is_present()).accept()  # "Revoke this certificate?"
+    wait(browser, lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, ".facts .badge").text)
+
+    status, cert = api(stack, "GET", f"/{tenant}/x509/cert/{cert_id}")
+    assert (cert["status"], cert["revoked"]["reason"]) == ("revoked", "keyCompromise")
+    assert "keyCompromise" in browser.find_element(By.CSS_SELECTOR, ".facts").text
+    # and it is in the tenant's list of recent revocations
+    open_page(browser, stack, f"/tenants/{tenant}/certificates", "#view tbody tr")
+    assert "keyCompromise" in row_of(browser, identity).text
+    assert severe_logs(browser) == []
+
+
+def test_device_strings_render_as_text(stack: Stack, browser: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    tenant = "console-xss"
+    setup_tenant(stack, tenant, '{"manualApproval": true}')
+    _, identity = pending_cr(stack, tenant, PROBE_APP, PROBE_ATTRS)
+
+    sign_in(browser, stack, stack.token)
+    pages = [
+        (f"/tenants/{tenant}/requests", "#view tbody tr"),
+        (f"/tenants/{tenant}/audit?type=cr.received", "#view tbody tr"),
+    ]
+    for hash_path, ready in pages:
+        open_page(browser, stack, hash_path, ready)
+        view = browser.find_element(By.ID, "view")
+        # shown literally, as the device sent it
+        assert PROBE_APP in view.text, hash_path
+        if "requests" in hash_path:
+            for key, value in PROBE_ATTRS:
+                assert f"{key} = {value}" in view.text
+        # nothing of it became an element, and nothing ran
+        for tag in ("script", "img", "svg", "iframe", "b"):
+            assert view.find_elements(By.TAG_NAME, tag) == [], (hash_path, tag)
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018
+    # approve it, then its identity's page shows the application as text too
+    row_of(browser, identity)  # the audit page lists the CR once
+    open_page(browser, stack, f"/tenants/{tenant}/requests", "#view tbody tr")
+    row_of(browser, identity).find_element(By.XPATH, ".//button[text()='Approve']").click()
+    wait(browser, lambda d: "No request is waiting." in d.find_element(By.ID, "view").text)
+    open_page(browser, stack, f"/tenants/{tenant}/identities?identity={identity}", ".facts")
+    view = browser.find_element(By.ID, "view")
+    assert PROBE_APP in view.find_element(By.CSS_SELECTOR, ".facts").text
+    assert view.find_elements(By.TAG_NAME, "script") == [] and view.find_elements(By.TAG_NAME, "img") == []
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018
+    assert severe_logs(browser) == []
+
+
+def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec_
+    from selenium.webdriver.support.ui import Select
+
+    mine, theirs = "console-mine", "console-theirs"
+    setup_tenant(stack, mine, '{"manualApproval": true}')
+    setup_tenant(stack, theirs, '{"manualApproval": true}')
+    _, their_identity = pending_cr(stack, theirs, "com.example.theirs", [])
+
+    # the operator makes the token in the console; it is shown once
+    sign_in(browser, stack, stack.token)
+    open_page(browser, stack, "/tokens", "select[name=tenant]")
+    Select(browser.find_element(By.CSS_SELECTOR, "select[name=tenant]")).select_by_value(mine)
+    browser.find_element(By.CSS_SELECTOR, "input[name=label]").send_keys("console test")
+    browser.find_element(By.XPATH, "//button[text()='Create token']").click()
+    token = wait(browser, ec_.visibility_of_element_located(by_css(".once .secret"))).text
+    assert token.startswith("sct_")
+
+    browser.find_element(By.ID, "signout").click()
+    wait(browser, ec_.visibility_of_element_located(by_css("input[name=token]")))
+    assert browser.execute_script("return sessionStorage.length") == 0
+    sign_in(browser, stack, token)
+    assert f"Tenant {mine}" in browser.find_element(By.ID, "who").text
+    nav = browser.find_element(By.ID, "nav").text
+    assert "Tokens" not in nav and "Tenants" not in nav
+    # the other tenant's queue: absent to this token, and none of its data shown
+    open_page(browser, stack, f"/tenants/{theirs}/requests", "#view .error")
+    view = browser.find_element(By.ID, "view").text
+    assert f"404: tenant: no tenant {theirs}" in view
+    assert their_identity not in view and "com.example.theirs" not in view
+    open_page(browser, stack, f"/tenants/{theirs}", "#view .error")
+    # operator pages send it home
+    browser.get(f"{stack.url}/console/#/tokens")
+    wait(browser, lambda d: d.current_url.endswith(f"#/tenants/{mine}"))
+    open_page(browser, stack, f"/tenants/{mine}/requests", "#view .empty")
+
+    # the token never reached a URL nor the service's log
+    urls = browser.execute_script("return performance.getEntries().map(e => e.name)")
+    assert urls and not [u for u in urls if token in u or "sct_" in u]
+    assert token not in stack.log.read_text()
+    assert severe_logs(browser, f"/{theirs}/seacat/cr?", f"/tenants/{theirs} ") == []
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    return int(width), int(height)
+
+
+SCREENSHOTS = [
+    ("tenants", "/tenants", "#view tbody tr"),
+    ("tenant", "/tenants/{tenant}", ".facts"),
+    ("cas", "/tenants/{tenant}/cas", "#view tbody tr"),
+    ("requests", "/tenants/{tenant}/requests", "#view tbody tr"),
+    ("identity", "/tenants/{tenant}/identities?identity={identity}", "#view tbody tr"),
+    ("audit", "/tenants/{tenant}/audit", "#view tbody tr"),
+    ("tokens", "/tokens", "select[name=tenant]"),
+    ("gateway", "/tenants/{tenant}/gateway", "pre.command"),
+]
+
+
+def test_screenshots_of_the_main_pages(stack: Stack, browser: Any, tmp_path: Path) -> None:
+    """Each main page renders at 1280×800 and at phone width (390); ``SEACAT_SCREENSHOTS=DIR`` keeps them."""
+    out = Path(os.environ.get("SEACAT_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    tenant = "acme-devices"
+    setup_tenant(stack, tenant, '{"manualApproval": true}')
+    key = ec.generate_private_key(ec.SECP256R1())
+    api(stack, "PUT", f"/tenants/{tenant}", {"manualApproval": False})
+    status, headers, _ = request(
+        "PUT", f"{stack.url}/{tenant}/seacat/enroll", build_cr(key, application="com.acme.thermostat"), OCTET
+    )
+    assert status == 200
+    identity = headers["X-SeaCat-Identity"]
+    api(stack, "PUT", f"/tenants/{tenant}", {"manualApproval": True})
+    for n, model in enumerate(("T-100", "T-200", "H-7")):
+        pending_cr(stack, tenant, f"com.acme.{'thermostat' if n < 2 else 'hub'}", [("model", model), ("os", "14")])
+
+    sign_in(browser, stack, stack.token)
+    try:
+        for width, height, suffix in ((1280, 800, ""), (390, 844, "-phone")):
+            browser.set_window_size(width, height)
+            for name, hash_path, ready in SCREENSHOTS:
+                if suffix and name not in ("requests", "identity"):
+                    continue
+                open_page(browser, stack, hash_path.format(tenant=tenant, identity=identity), ready)
+                # nothing wider than the window: usable without scrolling sideways
+                overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, (name, width, overflow)
+                target = out / f"console-{name}{suffix}.png"
+                assert browser.save_screenshot(str(target))
+                w, h = png_size(target)
+                assert w >= width - 20 and h > 300, (name, w, h)
+    finally:
+        browser.set_window_size(1280, 800)
+    assert severe_logs(browser) == []

@@ -1,0 +1,617 @@
+"""The `seacat` command line against a real HTTP server: app.py through embedded/wsgi.py (the adapter
+`make run` serves) on 127.0.0.1, an ephemeral port, in-memory stores. Each test runs the command's
+``main`` in this process and checks its exit code, its --json output and the service's state."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from seacat_cli.__main__ import main
+from seacat_client.cr import build_cr
+from tests.conftest import REFERENCE_SPEC, TEST_ENV, reset_caches
+from tests.reference_pki import ca_id, reference_ca, sec1_pem, write_reference
+
+OPERATOR = "sct_00000000000000c1_cli-operator-token-0123456789abcdef"
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def get_environ(self) -> dict[str, Any]:
+        # wsgiref makes up "text/plain" for a request without a Content-Type; gunicorn (make run) and
+        # API Gateway pass none, and the routes answer a made-up type with 415.
+        environ: dict[str, Any] = super().get_environ()
+        if self.headers.get("Content-Type") is None:
+            environ.pop("CONTENT_TYPE", None)
+        return environ
+
+
+@dataclass
+class Service:
+    url: str
+
+    def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.url + path,
+            data=body,
+            method=method,
+            headers={"Authorization": f"Bearer {OPERATOR}", "Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def get(self, path: str) -> Any:
+        status, body = self.call("GET", path)
+        assert status == 200, (path, status, body)
+        return json.loads(body)
+
+    def enrol(
+        self, tenant: str, key: ec.EllipticCurvePrivateKey, application: str = "com.example.app", **kw: Any
+    ) -> Any:
+        return self.call(
+            "PUT",
+            f"/{tenant}/seacat/enroll",
+            build_cr(key, application=application, **kw),
+            {"Content-Type": "application/octet-stream"},
+        )
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    from app import app
+    from chalicelib import context
+    from chalicelib.service import tokens
+    from embedded.wsgi import ChaliceWSGI, chalice_config
+
+    # As make run has them: every request reads the tenant and the identity afresh.
+    for name, value in {**TEST_ENV, "SEACAT_REVOCATION_CACHE_SECONDS": "0"}.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    context.use_memory()
+    tokens.install_operator_token(OPERATOR)
+    original = app.__class__
+    server: WSGIServer = make_server("127.0.0.1", 0, ChaliceWSGI(app, chalice_config("test")), handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Service(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.__class__ = original
+        context.reset()
+        reset_caches()
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    @property
+    def error(self) -> Any:
+        return json.loads(self.err)
+
+
+def seacat(service: Service, *argv: str, token: str | None = OPERATOR, **env: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    environ = {"SEACAT_URL": service.url, **({"SEACAT_TOKEN": token} if token else {}), **env}
+    code = main(list(argv), environ=environ, out=out, err=err)
+    run = Run(code, out.getvalue(), err.getvalue())
+    assert OPERATOR not in run.out + run.err, "the token was printed"
+    return run
+
+
+def _spec(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(REFERENCE_SPEC)
+    return path
+
+
+def _tenant_with_ca(service: Service, tmp_path: Path, tenant: str, *options: str) -> str:
+    assert seacat(service, "tenant", "create", tenant, *options).code == 0
+    made = seacat(service, "--json", "ca", "create", tenant, "--spec", str(_spec(tmp_path)))
+    assert made.code == 0, made.err
+    return str(made.json["ca_cert"])
+
+
+# -- tenants, exit codes, the token ---------------------------------------------------------------
+
+
+def test_tenant_create_show_set_with_exit_codes_and_json(service: Service, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(sec1_pem(key))
+    made = seacat(
+        service, "tenant", "create", "acme", "--private-key-file", str(key_file), "--lifetime-days", "90", "--json"
+    )
+    assert made.code == 0, made.err
+    from chalicelib.ca.keys import public_key_fingerprint
+
+    assert made.json["keyFingerprint"] == public_key_fingerprint(key.public_key())
+    assert made.json["keyImported"] is True
+    assert service.get("/tenants/acme")["config"]["lifetimeDays"] == 90
+
+    changed = seacat(service, "tenant", "set", "acme", "--manual-approval", "on", "--json")
+    assert changed.code == 0 and changed.json["config"]["manualApproval"] is True
+    assert service.get("/tenants/acme")["config"]["manualApproval"] is True
+
+    people = seacat(service, "tenant", "show", "acme")
+    assert people.code == 0 and re.search(r"^manualApproval:\s+yes$", people.out, re.M), people.out
+
+    # 3: not found, and `set` does not create the tenant it did not find.
+    missing = seacat(service, "tenant", "set", "nobody", "--seacat", "off", "--json")
+    assert missing.code == 3 and missing.error["status"] == 404
+    assert service.call("GET", "/tenants/nobody")[0] == 404
+    # 1: the service refused it, naming the field.
+    refused = seacat(service, "tenant", "set", "acme", "--lifetime-days", "5", "--json")
+    assert refused.code == 1 and refused.error["status"] == 400 and refused.error["field"] == "lifetimeDays"
+    assert service.get("/tenants/acme")["config"]["lifetimeDays"] == 90
+    # 2: usage, nothing sent.
+    assert seacat(service, "tenant", "set", "acme").code == 2
+    assert seacat(service, "tenant", "frobnicate").code == 2
+
+
+def test_the_token_comes_from_the_environment_or_a_file_never_the_command_line(
+    service: Service, tmp_path: Path
+) -> None:
+    assert seacat(service, "tenant", "create", "acme").code == 0
+    on_line = seacat(service, "tenant", "show", "acme", "--token", "sct_secret_on_argv", token=None)
+    assert on_line.code == 2 and "sct_secret_on_argv" not in on_line.err
+    none = seacat(service, "tenant", "show", "acme", token=None)
+    assert none.code == 2 and "SEACAT_TOKEN" in none.err
+    token_file = tmp_path / "token"
+    token_file.write_text(OPERATOR + "\n")
+    assert seacat(service, "tenant", "show", "acme", "--token-file", str(token_file), token=None).code == 0
+    assert seacat(service, "tenant", "show", "acme", token=None, SEACAT_TOKEN_FILE=str(token_file)).code == 0
+    both = seacat(service, "tenant", "show", "acme", "--token-file", str(token_file))
+    assert both.code == 2
+    wrong = seacat(service, "tenant", "show", "acme", "--json", token="sct_0000000000000000_wrong")
+    assert wrong.code == 1 and wrong.error["status"] == 401
+
+
+def test_a_ca_key_never_travels_over_plain_http_and_no_id_escapes_its_path_segment(
+    service: Service, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(sec1_pem(ec.generate_private_key(ec.SECP256R1())))
+    plain = seacat(
+        service, "tenant", "create", "acme", "--private-key-file", str(key_file), "--url", "http://pki.invalid"
+    )
+    assert plain.code == 2 and "plain http" in plain.err
+    assert seacat(service, "tenant", "show", "..").code == 2
+    assert seacat(service, "cert", "show", "acme", ".").code == 2
+
+
+def test_a_tenant_token_sees_its_tenant_only_and_stops_at_revocation(service: Service) -> None:
+    for tenant in ("acme", "beta"):
+        assert seacat(service, "tenant", "create", tenant).code == 0
+    made = seacat(service, "token", "create", "acme", "--label", "ci", "--json")
+    assert made.code == 0 and made.json["tenant"] == "acme"
+    token = made.json["token"]
+    assert seacat(service, "tenant", "show", "acme", token=token).code == 0
+    assert seacat(service, "tenant", "show", "beta", token=token).code == 3  # another tenant's is absent
+    assert seacat(service, "token", "create", "beta", token=token).code == 1  # 403: operator only
+    assert seacat(service, "token", "revoke", made.json["tokenId"]).code == 0
+    assert seacat(service, "tenant", "show", "acme", "--json", token=token).code == 1
+
+
+def test_no_service_is_exit_4_and_an_error_answer_from_a_proxy_too(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = seacat(Service(f"http://127.0.0.1:{port}"), "tenant", "show", "acme", "--json")
+    assert gone.code == 4 and gone.error["exitCode"] == 4
+
+    def failing(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("502 Bad Gateway", [("Content-Type", "text/html")])
+        return [b"<html>bad gateway</html>"]
+
+    server = make_server("127.0.0.1", 0, failing, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        bad = seacat(Service(f"http://127.0.0.1:{server.server_port}"), "tenant", "show", "acme", "--json")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+    assert bad.code == 4 and bad.error["status"] == 502
+
+
+# -- CA certificates, CRL, certificates ------------------------------------------------------------
+
+
+def test_ca_create_list_rotate_retire_and_the_bundle(service: Service, tmp_path: Path) -> None:
+    first = _tenant_with_ca(service, tmp_path, "acme")
+    listed = seacat(service, "ca", "list", "acme", "--json")
+    assert [(c["id"], c["state"]) for c in listed.json] == [(first, "active")]
+    rotated = seacat(service, "ca", "rotate", "acme", "--spec", str(_spec(tmp_path)), "--json")
+    assert rotated.code == 0 and rotated.json["keyFingerprint"]
+    second = rotated.json["ca_cert"]
+    bundle = seacat(service, "ca", "bundle", "acme", "--json")
+    assert bundle.code == 0 and bundle.json["certificates"] == [first, second]
+    out = tmp_path / "bundle.pem"
+    assert seacat(service, "ca", "bundle", "acme", "--out", str(out)).code == 0
+    assert len(x509.load_pem_x509_certificates(out.read_bytes())) == 2
+    retired = seacat(service, "ca", "retire", "acme", first, "--force", "--json")
+    assert retired.code == 0 and retired.json["ca"]["state"] == "retired"
+    states = {c["id"]: c["state"] for c in service.get("/tenants/acme")["cas"]}
+    assert states == {first: "retired", second: "active"}
+    active = seacat(service, "ca", "retire", "acme", second, "--json")
+    assert active.code == 1 and active.error["status"] == 409
+
+
+def test_cert_show_download_revoke_and_the_crl_lists_it(service: Service, tmp_path: Path) -> None:
+    _tenant_with_ca(service, tmp_path, "acme")
+    status, der = service.enrol("acme", ec.generate_private_key(ec.SECP256R1()))
+    assert status == 200
+    issued = x509.load_der_x509_certificate(der)
+    cert_id = ca_id("acme", issued)
+    shown = seacat(service, "cert", "show", "acme", cert_id, "--json")
+    assert (
+        shown.code == 0
+        and shown.json["status"] == "valid"
+        and shown.json["serialNumber"] == format(issued.serial_number, "x")
+    )
+    pem_out, der_out = tmp_path / "c.pem", tmp_path / "c.der"
+    assert seacat(service, "cert", "download", "acme", cert_id, "--out", str(pem_out)).code == 0
+    assert seacat(service, "cert", "download", "acme", cert_id, "--der", "--out", str(der_out)).code == 0
+    assert x509.load_pem_x509_certificate(pem_out.read_bytes()) == issued and der_out.read_bytes() == der
+    revoked = seacat(service, "cert", "revoke", "acme", cert_id, "--reason", "keyCompromise", "--json")
+    assert revoked.code == 0 and revoked.json["revoked"]["reason"] == "keyCompromise"
+    assert service.get(f"/acme/x509/cert/{cert_id}")["status"] == "revoked"
+    crl = seacat(service, "crl", "show", "acme", "--json")
+    assert crl.code == 0
+    assert [(r["serialNumber"], r["reason"]) for r in crl.json["revoked"]] == [
+        (format(issued.serial_number, "x"), "key_compromise")
+    ]
+    crl_file = tmp_path / "crl.der"
+    downloaded = seacat(service, "crl", "download", "acme", "--out", str(crl_file), "--json")
+    assert downloaded.code == 0 and downloaded.json == {"out": str(crl_file), "format": "der"}
+    assert x509.load_der_x509_crl(crl_file.read_bytes()).get_revoked_certificate_by_serial_number(issued.serial_number)
+    assert seacat(service, "cert", "show", "acme", "0" * 96).code == 3
+
+
+# -- the approval queue and identities --------------------------------------------------------------
+
+
+def test_the_manual_queue_approve_reject_and_device_strings_reach_the_terminal_inert(
+    service: Service, tmp_path: Path
+) -> None:
+    _tenant_with_ca(service, tmp_path, "acme", "--manual-approval", "on")
+    good, bad = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    assert service.enrol("acme", good)[0] == 202
+    hostile = "evil\x1b]0;pwned\x07\x1b[2J<script>"
+    assert service.enrol("acme", bad, application=hostile)[0] == 202
+    listed = seacat(service, "cr", "list", "acme", "--json")
+    assert listed.code == 0 and len(listed.json) == 2
+    by_app = {r["seacat_application"]: r for r in listed.json}
+    people = seacat(service, "cr", "list", "acme")
+    assert "\x1b" not in people.out and "\x07" not in people.out and "com.example.app" in people.out
+    one = seacat(service, "cr", "show", "acme", by_app["com.example.app"]["_id"])
+    assert one.code == 0 and "\x1b" not in one.out
+
+    other = next(r["_id"] for app, r in by_app.items() if app != "com.example.app")
+    approved = seacat(service, "cr", "approve", "acme", by_app["com.example.app"]["_id"], "--json")
+    assert approved.code == 0 and approved.json["request"]["state"] == "approved"
+    rejected = seacat(service, "cr", "reject", "acme", other, "--json")
+    assert rejected.code == 0 and rejected.json["request"]["state"] == "rejected"
+    assert seacat(service, "cr", "list", "acme", "--json").json == []
+    assert service.get(f"/acme/seacat/cr/{other}")["state"] == "rejected"
+    assert service.enrol("acme", good)[0] == 200  # approved: its next enrolment is issued
+    # The opposite decision on a decided request is the service's 409: exit 1.
+    assert seacat(service, "cr", "approve", "acme", other).code == 1
+    assert seacat(service, "cr", "show", "acme", "0" * 96).code == 3
+
+
+def test_identity_show_block_unblock_revoke(service: Service, tmp_path: Path) -> None:
+    from seacat_client import identity_of_public_key
+
+    _tenant_with_ca(service, tmp_path, "acme")
+    key = ec.generate_private_key(ec.SECP256R1())
+    assert service.enrol("acme", key)[0] == 200
+    identity = identity_of_public_key(key.public_key())
+    shown = seacat(service, "identity", "show", "acme", identity, "--certificates", "--json")
+    assert shown.code == 0 and shown.json["identity"] == identity and len(shown.json["certificateList"]) == 1
+    assert seacat(service, "identity", "block", "acme", identity, "--json").json["blocked"] is True
+    assert service.get(f"/acme/seacat/identity/{identity}")["blocked"] is True
+    assert service.enrol("acme", key)[0] == 403
+    assert seacat(service, "identity", "unblock", "acme", identity).code == 0
+    assert service.get(f"/acme/seacat/identity/{identity}")["blocked"] is False
+    revoked = seacat(service, "identity", "revoke", "acme", identity, "--reason", "keyCompromise", "--json")
+    assert revoked.code == 0 and len(revoked.json["certificates"]) == 1
+    assert service.get(f"/acme/seacat/identity/{identity}")["revoked"]["reason"] == "keyCompromise"
+    assert seacat(service, "identity", "show", "acme", "AAAAAAAAAAAAAAAA").code == 3
+
+
+# -- paging, the audit trail --------------------------------------------------------------------------
+
+
+def test_cr_list_pages_through_a_long_queue_up_to_limit_or_all(service: Service, tmp_path: Path) -> None:
+    _tenant_with_ca(service, tmp_path, "acme", "--manual-approval", "on")
+    for _ in range(130):
+        assert service.enrol("acme", ec.generate_private_key(ec.SECP256R1()))[0] == 202
+    every = seacat(service, "cr", "list", "acme", "--all", "--json")
+    assert every.code == 0 and len(every.json) == 130 and len({r["_id"] for r in every.json}) == 130
+    some = seacat(service, "cr", "list", "acme", "--limit", "120", "--json")
+    assert [r["_id"] for r in some.json] == [r["_id"] for r in every.json[:120]]
+    assert len(seacat(service, "cr", "list", "acme", "--json").json) == 50  # the default limit
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Terminal()
+    environ = {"SEACAT_URL": service.url, "SEACAT_TOKEN": OPERATOR}
+    assert main(["cr", "list", "acme", "--all"], environ=environ, out=out, err=err) == 0
+    assert "100 requests so far" in err.getvalue() and err.getvalue().endswith("130 requests\n")
+    assert len(out.getvalue().splitlines()) == 131  # the heading and every request
+
+
+def test_audit_lists_and_follow_prints_new_events_then_ctrl_c_exits_130(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seacat_cli.commands import audit
+
+    _tenant_with_ca(service, tmp_path, "acme")
+    listed = seacat(service, "audit", "acme", "--json")
+    assert listed.code == 0
+    assert {"tenant.created", "key.generated", "ca.created"} <= {e["type"] for e in listed.json}
+    key = ec.generate_private_key(ec.SECP256R1())
+    steps = iter(["enrol", "block", "quiet"])
+    slept: list[float] = []
+
+    def between_polls(seconds: float) -> None:  # what happens while the command waits
+        slept.append(seconds)
+        step = next(steps)
+        if step == "enrol":
+            assert service.enrol("acme", key)[0] == 200
+        elif step == "block":
+            from seacat_client import identity_of_public_key
+
+            assert seacat(service, "identity", "block", "acme", identity_of_public_key(key.public_key())).code == 0
+
+    monkeypatch.setattr(audit, "sleep", between_polls)
+    followed = seacat(service, "audit", "acme", "--follow", "--interval", "2", "--polls", "3", "--json")
+    assert followed.code == 0, followed.err
+    assert slept == [2.0, 2.0, 2.0]
+    events = [json.loads(line) for line in followed.out.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[: len(listed.json)] == [e["type"] for e in reversed(listed.json)]  # the recent ones, oldest first
+    new = types[len(listed.json) :]
+    assert "certificate.issued" in new and new[-1] == "identity.blocked"
+    assert len({e["id"] for e in events}) == len(events)  # each once
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audit, "sleep", interrupted)
+    stopped = seacat(service, "audit", "acme", "--follow")
+    assert stopped.code == 130 and "Traceback" not in stopped.err
+    assert seacat(service, "audit", "acme", "--follow", "--interval", "0.1").code == 2
+    assert seacat(service, "audit", "acme", "--polls", "2").code == 2  # --polls goes with --follow
+
+
+# -- gateway, completion ------------------------------------------------------------------------------
+
+
+def test_gateway_render_writes_nginx_conf_for_the_tenant(service: Service, tmp_path: Path) -> None:
+    _tenant_with_ca(service, tmp_path, "acme")
+    out = tmp_path / "gw"
+    rendered = seacat(
+        service,
+        "gateway",
+        "render",
+        "--tenant",
+        "acme",
+        "--out",
+        str(out),
+        "--self-signed-server-cert",
+        "--listen",
+        "8443",
+        "--json",
+    )
+    assert rendered.code == 0, rendered.err
+    conf = Path(rendered.json["conf"]).read_text()
+    assert f"{service.url}/acme/seacat/nginx_authenticate" in conf
+    assert x509.load_pem_x509_certificates((out / "seacat_ca.pem").read_bytes())
+    made = seacat(service, "gateway", "credential", "acme", "--json")
+    assert made.code == 0 and made.json["credential"].startswith("sgc_")
+    assert service.get("/tenants/acme")["config"]["gatewayCredentials"] == 1
+    assert seacat(service, "gateway", "drop-credential", "acme", "--json").json["valid"] == 0
+    bad = seacat(service, "gateway", "render", "--tenant", "acme", "--out", str(out), "--json")
+    assert bad.code == 2  # neither a server certificate nor --self-signed-server-cert
+
+
+def test_bash_completion_completes_commands_subcommands_options_and_choices(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["completion", "bash"], environ={}, out=out, err=io.StringIO()) == 0
+    script = tmp_path / "seacat.bash"
+    script.write_text(out.getvalue())
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        program = (
+            f"source {script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)})\nCOMP_CWORD={len(words) - 1}\n"
+            '_seacat_complete\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+        )
+        done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30, check=True)
+        return sorted(done.stdout.split())
+
+    assert complete("seacat i") == ["identity", "import-reference"]
+    assert complete("seacat ca r") == ["retire", "revoke", "rotate"]
+    assert complete("seacat ca revoke acme X --reason c") == ["cACompromise", "certificateHold", "cessationOfOperation"]
+    assert "--follow" in complete("seacat audit acme --f")
+    assert complete("seacat --json cr a") == ["approve"]
+    (tmp_path / "site.conf").write_text("")
+    assert complete(f"seacat import-reference {tmp_path}/si") == [f"{tmp_path}/site.conf"]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it)")
+def test_zsh_completion_offers_the_same(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert main(["completion", "zsh"], environ={}, out=out, err=io.StringIO()) == 0
+    script = tmp_path / "_seacat"
+    script.write_text(out.getvalue())
+
+    def complete(*words: str) -> list[str]:
+        # compadd and _files stand in for zsh's completion system: what the function offers is printed.
+        program = (
+            'compdef() { :; }; compadd() { shift; print -l -- "$@"; }; _files() { print FILES; }\n'
+            f"source {script}\nwords=({' '.join(repr(w) for w in words)}); CURRENT={len(words)}; _seacat\n"
+        )
+        done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, timeout=30, check=True)
+        return sorted(done.stdout.split())
+
+    assert complete("seacat", "ca", "r") == sorted(["list", "create", "rotate", "import", "retire", "revoke", "bundle"])
+    assert "keyCompromise" in complete("seacat", "cert", "revoke", "acme", "X", "--reason", "k")
+    assert complete("seacat", "--url", "http://x", "cr", "a") == ["approve", "list", "reject", "show"]
+    assert complete("seacat", "import-reference", "si") == ["FILES"]
+    assert "--follow" in complete("seacat", "audit", "acme", "--f")
+
+
+# -- migration from the reference -------------------------------------------------------------------
+
+
+def _authenticate(service: Service, tenant: str, cert: x509.Certificate) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{service.url}/{tenant}/seacat/nginx_authenticate",
+        data=cert.public_bytes(serialization.Encoding.PEM),
+        method="PUT",
+        headers={"X-SSL-Client-Verify": "SUCCESS"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.headers.get("X-SeaCat-Identity", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_import_reference_dry_run_then_import_keeps_the_ca_id_and_devices_pass(
+    service: Service, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.ca.builder import build_client_certificate
+    from chalicelib.ca.keys import public_key_fingerprint
+    from seacat_client import identity_of_public_key
+
+    config, ref = write_reference(tmp_path, ["acme", "beta"], approve={"acme": "http://127.0.0.1:9/validate_cr"})
+    (tmp_path / "beta" / "seacat_ca.der").write_bytes(ref["beta"].ca.public_bytes(serialization.Encoding.DER))
+    args = ["import-reference", str(config), "--ca-cert", f"acme={ref['acme'].ca_file}"]
+    args += ["--ca-cert", f"beta={tmp_path / 'beta' / 'seacat_ca.der'}"]
+
+    dry = seacat(service, *args, "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    assert dry.json["dryRun"] is True
+    planned = {t["tenant"]: t for t in dry.json["tenants"]}
+    assert planned["acme"]["caCert"] == planned["acme"]["configuredCaCert"] == ref["acme"].ca_cert
+    assert planned["acme"]["key"]["fingerprint"] == public_key_fingerprint(ref["acme"].key.public_key())
+    assert planned["acme"]["approve"] == "http://127.0.0.1:9/validate_cr" and planned["acme"]["seacat"] is True
+    assert "would create" in seacat(service, *args, "--dry-run").out
+    for tenant in ("acme", "beta"):
+        assert service.call("GET", f"/tenants/{tenant}")[0] == 404  # a dry run wrote nothing
+
+    done = seacat(service, *args, "--json")
+    assert done.code == 0, done.err
+    results = {t["tenant"]: t for t in done.json["tenants"]}
+    assert results["acme"]["tenantCreated"] and results["acme"]["caImported"]
+    assert results["acme"]["webhookSecret"].startswith("whsec_")  # shown once, here
+    for tenant in ("acme", "beta"):
+        shown = service.get(f"/tenants/{tenant}")
+        assert shown["activeCa"] == ref[tenant].ca_cert  # the id the reference configuration names
+        assert shown["keyFingerprint"] == public_key_fingerprint(ref[tenant].key.public_key())
+        assert shown["config"]["seacat"] is True
+        status, bundle = service.call("GET", f"/{tenant}/x509/ca")
+        assert x509.load_pem_x509_certificates(bundle) == [ref[tenant].ca]
+    assert service.get("/tenants/acme")["config"]["approve"] == "http://127.0.0.1:9/validate_cr"
+
+    # A device whose key the reference certified: its reference certificate is not one this service
+    # issued (nginx_authenticate knows the identities it enrolled), but it chains to the same CA, and the
+    # device's next enrolment (G3 clients enrol at start, with the key they keep) passes.
+    device = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    from_reference = build_client_certificate(
+        public_key=device.public_key(),
+        identity=identity_of_public_key(device.public_key()),
+        issuer=ref["beta"].ca,
+        issuer_key=ref["beta"].key,
+        serial=12345,
+        not_before=now - timedelta(days=10),
+        not_after=now + timedelta(days=300),
+    )
+    assert _authenticate(service, "beta", from_reference)[0] == 403
+    status, der = service.enrol("beta", device)
+    assert status == 200
+    issued = x509.load_der_x509_certificate(der)
+    issued.verify_directly_issued_by(ref["beta"].ca)
+    assert _authenticate(service, "beta", issued) == (200, identity_of_public_key(device.public_key()))
+
+    # Idempotent: again, nothing changes and nothing fails.
+    before = service.get("/tenants/acme")
+    again = seacat(service, *args, "--json")
+    assert again.code == 0, again.err
+    assert [t["tenantCreated"] for t in again.json["tenants"]] == [False, False]
+    assert [t["caImported"] for t in again.json["tenants"]] == [False, False]
+    after = service.get("/tenants/acme")
+    assert after["cas"] == before["cas"] and after["activeCa"] == before["activeCa"]
+
+
+def test_import_reference_refuses_what_does_not_match_before_sending_anything(service: Service, tmp_path: Path) -> None:
+    config, ref = write_reference(tmp_path, ["acme"])
+    other_ca = tmp_path / "other.pem"
+    # The same key, another certificate: not the one the configuration names.
+    other_ca.write_bytes(reference_ca(ref["acme"].key, cn="Another").public_bytes(serialization.Encoding.PEM))
+    wrong = seacat(service, "import-reference", str(config), "--ca-cert", f"acme={other_ca}", "--json")
+    assert wrong.code == 2 and ref["acme"].ca_cert in wrong.error["message"]
+    foreign = tmp_path / "foreign.pem"
+    foreign.write_bytes(reference_ca(ec.generate_private_key(ec.SECP256R1())).public_bytes(serialization.Encoding.PEM))
+    config.write_text(config.read_text().replace(f"ca_cert={ref['acme'].ca_cert}\n", ""))
+    not_its_key = seacat(service, "import-reference", str(config), "--ca-cert", f"acme={foreign}", "--json")
+    assert not_its_key.code == 2 and "not the tenant's CA key" in not_its_key.error["message"]
+    unknown = seacat(service, "import-reference", str(config), "--ca-cert", f"zeta={foreign}")
+    assert unknown.code == 2
+    (tmp_path / "acme" / "seacat_private_key.pem").unlink()
+    no_key = seacat(service, "import-reference", str(config))
+    assert no_key.code == 2 and "seacat_private_key.pem" in no_key.err
+    (tmp_path / "empty.conf").write_text("[seacat:acme]\napprove=https://example.com/x\n")
+    assert seacat(service, "import-reference", str(tmp_path / "empty.conf")).code == 2
+    assert service.call("GET", "/tenants/acme")[0] == 404  # nothing was sent
+
+
+def test_import_reference_stops_at_a_tenant_that_exists_with_another_key(service: Service, tmp_path: Path) -> None:
+    config, ref = write_reference(tmp_path, ["acme"])
+    assert seacat(service, "tenant", "create", "acme").code == 0  # a generated key, not the reference's
+    before = service.get("/tenants/acme")
+    clash = seacat(service, "import-reference", str(config), "--ca-cert", f"acme={ref['acme'].ca_file}", "--json")
+    assert clash.code == 1 and clash.error["status"] == 409 and clash.error["field"] == "privateKey"
+    assert service.get("/tenants/acme") == before
