@@ -120,7 +120,9 @@ def run(tenant_ids: Iterable[str], now: datetime | None = None) -> Report:
     return report
 
 
-@bp.schedule(Rate(1, unit=Rate.HOURS), name="upkeep", description="SeaCat PKI: CA expiry metrics, CRL check, OCSP responders")
+@bp.schedule(
+    Rate(1, unit=Rate.HOURS), name="upkeep", description="SeaCat PKI: CA expiry metrics, CRL check, OCSP responders"
+)
 def upkeep(event: Any) -> None:
     from chalicelib import observability
     from chalicelib.settings import get_settings
