@@ -11,6 +11,7 @@ from chalicelib.api import (
     est_credentials,
     gateway_credentials,
     health,
+    ocsp,
     openapi,
     profiles,
     seacat,
@@ -31,6 +32,7 @@ app.register_blueprint(gateway_credentials.bp)
 app.register_blueprint(audit.bp)
 app.register_blueprint(est.bp)
 app.register_blueprint(est_credentials.bp)
+app.register_blueprint(ocsp.bp)
 app.register_blueprint(openapi.bp)
 app.register_blueprint(console.bp)
 app.register_blueprint(upkeep.bp)  # the hourly upkeep: a scheduled function of its own on AWS

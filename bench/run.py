@@ -102,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     say(f"make bench: load average at start {results['load_average_at_start']} on {results['machine']['cpus']} CPUs")
 
-    from bench import cold, httpcmp, inproc, raw
+    from bench import cold, httpcmp, inproc, ocsp, raw
 
     raw_rates: dict[str, Any] = {}
     memory: dict[str, Any] = {}
     moto: dict[str, Any] = {}
     started_cold: dict[str, Any] = {}
+    ocsp_rates: dict[str, Any] = {}
     if "raw" in phases:
         raw_rates = _phase("raw cryptography limits (one core)", errors, raw.run) or {}
         # The service logs JSON lines to stdout; while the handlers run, they go to /dev/null.
@@ -124,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             moto = (
                 _phase(
                     "handlers, moto in-process (mock_aws)", errors, lambda: inproc.run_moto(MOTO_COUNT, MOTO_SECONDS)
+                )
+                or {}
+            )
+            ocsp_rates = (
+                _phase(
+                    "OCSP GET, in-memory, beside its raw signing",
+                    errors,
+                    lambda: ocsp.run(MEMORY_COUNT, MEMORY_SECONDS, MEMORY_RUNS),
                 )
                 or {}
             )
@@ -155,8 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             "enroll_duplicate_per_s_moto": _r(mot.get("duplicate")),
             "auth_hit_per_s_moto": _r(mot.get("auth_hit")),
             "auth_miss_per_s_moto": _r(mot.get("auth_miss")),
+            # OCSP (bench/ocsp.py): GET through the handler vs building and signing the response alone.
+            "ocsp_raw_per_s": _r(ocsp_rates.get("ocsp_raw")),
+            "ocsp_get_per_s": _r(ocsp_rates.get("ocsp_get_warm")),
+            "ocsp_get_tenant_uncached_per_s": _r(ocsp_rates.get("ocsp_get_tenant_uncached")),
         }
     )
+    warm = ocsp_rates.get("ocsp_get_warm")
+    results["ocsp_get_ratio"] = warm.extra.get("paired_ratio") if warm is not None else None
+    results["ocsp_get_ratio_unpaired"] = _ratio(results["ocsp_get_per_s"], results["ocsp_raw_per_s"])
     # In-memory ratios are paired: each handler run interleaved, block by block, with a run of its
     # raw reference (the load of this machine moves within a second); moto's against the raw phase's.
     for name, key, limit in (
@@ -196,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "raw": {k: v.json() for k, v in raw_rates.items()},
         "memory": {k: v.json() for k, v in mem.items()},
         "moto": {k: v.json() for k, v in mot.items()},
+        "ocsp": {k: v.json() for k, v in ocsp_rates.items()},
         "handler_invocation": "app(event, context) with API Gateway proxy events, as Lambda calls it; "
         "chalice.test.Client costs client_overhead_us more per request",
         "client": memory.get("client"),
@@ -492,6 +509,18 @@ def table(r: dict[str, Any]) -> None:
         )
     say("  (ratios: enrol vs the enrol limit, nginx_authenticate vs PEM parse + verify; in-memory ratios are")
     say("   paired: each run interleaved, 20 operations at a time, with a run of the raw operation)")
+    say("")
+    say("OCSP (in-memory, app(event, context))                          per s   ratio")
+    say(f"  {'raw: build + sign one response (the limit)':<58} {_fmt(r.get('ocsp_raw_per_s')):>9}")
+    say(
+        f"  {'GET, tenant and responder kept (status read every time)':<58} {_fmt(r.get('ocsp_get_per_s')):>9} "
+        f"{_fmt(r.get('ocsp_get_ratio')):>7}"
+    )
+    say(
+        f"  {'GET, tenant read every time (make run: cache 0 s)':<58} {_fmt(r.get('ocsp_get_tenant_uncached_per_s')):>9}"
+    )
+    say("  (ratio paired with raw build + sign, as the handlers'; the status is never cached at the origin,")
+    say("   a CDN-cached GET costs the origin nothing)")
     _where(r)
     say("")
     say(

@@ -80,6 +80,11 @@ class Caches:
     # Decrypted CA keys by secret name (never replaced, so no TTL) and other tenant secrets (rotated).
     keys: Cache[str, ec.EllipticCurvePrivateKey]
     secrets: Cache[str, bytes]
+    # OCSP: (issuerNameHash, issuerKeyHash) per CA certificate id and hash algorithm (never change).
+    ocsp_issuers: Cache[tuple[str, str], tuple[bytes, bytes]]
+    # OCSP: the delegated responder (certificate, key) per tenant and CA certificate id. Safe to keep:
+    # one stays valid until its notAfter whichever container re-issued it; service/ocsp.py checks it.
+    ocsp_signers: Cache[tuple[str, str], Any]
     # Tenants whose ActiveCaDaysLeft metric this container emitted within the hour (service/cas.py).
     ca_expiry_noted: Cache[str, bool]
 
@@ -97,6 +102,8 @@ class Caches:
             crls=Cache("crls", 1024, CRL_CACHE_SECONDS),
             keys=Cache("keys", 1024),
             secrets=Cache("secrets", 1024, _tenant_ttl),
+            ocsp_issuers=Cache("ocsp_issuers", 4096),
+            ocsp_signers=Cache("ocsp_signers", 1024),
             ca_expiry_noted=Cache("ca_expiry_noted", 4096, EXPIRY_METRIC_SECONDS),
         )
 

@@ -35,6 +35,9 @@ class Settings:
     local_kek: str | None = field(default=None, repr=False)  # base64 of the local key store's 32-byte KEK
     # Days a retired or revoked CA key's secret can still be restored (Secrets Manager's 7-30).
     key_recovery_days: int = 30
+    # OCSP responses: nextUpdate - thisUpdate and Cache-Control max-age (how long a cache, a CDN or
+    # NGINX's ssl_ocsp_cache, may keep a status: the revocation delay of a gateway that caches them).
+    ocsp_validity_seconds: int = 60
 
     def table(self, name: str) -> str:
         return f"{self.table_prefix}-{name}"
@@ -94,7 +97,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         data_dir=env.get("SEACAT_DATA_DIR") or None,
         local_kek=env.get("SEACAT_LOCAL_KEK") or None,
         key_recovery_days=_recovery_days(env),
+        ocsp_validity_seconds=_ocsp_validity(env),
     )
+
+
+def _ocsp_validity(env: Mapping[str, str]) -> int:
+    seconds = _float(env, "SEACAT_OCSP_VALIDITY_SECONDS", 60)
+    if seconds != int(seconds) or not 1 <= seconds <= 7 * 86400:
+        raise SettingsError(f"SEACAT_OCSP_VALIDITY_SECONDS must be whole seconds from 1 to 604800, got {seconds!r}")
+    return int(seconds)
 
 
 def _recovery_days(env: Mapping[str, str]) -> int:

@@ -100,6 +100,9 @@ def state_summary(counts: dict[str, int], secrets: dict[str, int]) -> str:
     parts.append(plural(secrets.get("ca-key", 0), "CA key"))
     if secrets.get("webhook-secret"):
         parts.append(plural(secrets["webhook-secret"], "webhook secret"))
+    responders = sum(n for kind, n in secrets.items() if kind.startswith("ocsp-signer-"))
+    if responders:  # one per CA certificate that has answered OCSP (chalicelib/service/ocsp.py)
+        parts.append(plural(responders, "OCSP responder key"))
     from chalicelib.keystore.local import SCHEDULED
 
     if secrets.get(SCHEDULED):  # retired keys, restorable until their recovery window ends

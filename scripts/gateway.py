@@ -1,6 +1,6 @@
 """Render the SeaCat gateway (NGINX) configuration for one tenant.
 
-    python -m scripts.gateway render --tenant T --pki-url URL --out DIR [options]
+    .venv/bin/python -m scripts.gateway render --tenant T --pki-url URL --out DIR [options]
 
 Fetches the tenant's CA bundle (public ``GET <pki-url>/<tenant>/x509/ca``) into DIR/seacat_ca.pem,
 fills infra/nginx/seacat-gateway.conf.template into DIR/nginx.conf (every path in it absolute and,
@@ -46,6 +46,10 @@ SELF_SIGNED_CERT = "gateway_cert.pem"
 SELF_SIGNED_KEY = "gateway_key.pem"
 DEFAULT_PKI_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
 DEFAULT_USER = "nobody"
+# How long NGINX keeps a 200 of nginx_authenticate: the revocation delay of the auth_request check
+# (the reference's 360 s left a revoked device six minutes of access).
+DEFAULT_AUTH_CACHE = "5s"
+OCSP_CACHE = "shared:seacat_ocsp:10m"  # ~ 40,000 certificates' statuses, each until its nextUpdate
 DEBIAN_NOBODY_GROUP = "nogroup"  # Debian and Ubuntu have no group nobody
 CREDENTIAL_ENV = "SEACAT_GATEWAY_CREDENTIAL"
 CREDENTIAL_HEADER = "X-SeaCat-Gateway-Credential"
@@ -290,6 +294,59 @@ def write_conf(path: Path, text: str, *, secret: bool) -> None:
         raise
 
 
+def ocsp_responder_url(pki_url: str, tenant: str, responder: str | None) -> str:
+    """The URL NGINX's ssl_ocsp asks: the tenant's responder on the PKI, or ``responder`` (--ocsp-responder).
+    NGINX speaks OCSP over plain HTTP only (OCSP answers are signed; RFC 5019 uses http): an https PKI
+    needs --ocsp-responder naming an http address that reaches the same route (a CDN, a proxy)."""
+    url = _base_url("--ocsp-responder", responder) if responder else f"{pki_url}/{tenant}/ocsp"
+    if not url.startswith("http://"):
+        raise GatewayError(
+            "NGINX asks OCSP responders over http only, and the PKI URL is https: give --ocsp-responder "
+            f"http://HOST[:PORT]/{tenant}/ocsp (an http address of the same service, e.g. a CDN or a proxy)"
+        )
+    return url
+
+
+def ocsp_lines(url: str, cache: bool, resolver: str | None) -> str:
+    """ssl_ocsp lines; a responder named by host name needs NGINX's resolver (it resolves at run time)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        literal = True
+    except ValueError:
+        literal = False
+    if not literal and host != "localhost" and resolver is None:
+        raise GatewayError(
+            f"the OCSP responder {host} is a host name: NGINX resolves it at run time and needs --resolver "
+            "(the DNS servers' addresses, e.g. 127.0.0.53 or 10.0.0.2)"
+        )
+    indent = " " * 8
+    lines = ["ssl_ocsp on;", f"ssl_ocsp_responder {url};", f"ssl_ocsp_cache {OCSP_CACHE if cache else 'off'};"]
+    if resolver is not None:
+        lines += [f"resolver {_safe('--resolver', resolver)} valid=300s;", "resolver_timeout 5s;"]
+    return "\n".join(indent + line for line in lines)
+
+
+def keep_or_make_server_cert(cert_path: Path, key_path: Path, names: Sequence[str], replace: bool) -> bool:
+    """Keep the self-signed certificate and key of an earlier render (clients were told to trust that
+    one) unless ``replace``, or it is unreadable, expired or for other names; else make one. Whether a
+    new one was made."""
+    if not replace and cert_path.is_file() and key_path.is_file():
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            has = {str(n.value) for n in san}
+            fresh = cert.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+            ours = key.public_key() == cert.public_key()
+            if fresh and ours and set(names) <= has:
+                return False
+        except (ValueError, x509.ExtensionNotFound):
+            pass
+    make_self_signed_server_cert(cert_path, key_path, names)
+    return True
+
+
 def pki_tls_lines(pki_url: str, pki_ca_file: str) -> str:
     """proxy_ssl_* settings for an https PKI: send SNI, verify its certificate."""
     if not pki_url.startswith("https://"):
@@ -332,6 +389,9 @@ class Rendered:
     server_key: Path
     self_signed: bool
     credential: bool = False
+    new_server_cert: bool = False
+    ocsp_responder: str | None = None
+    auth_cache_valid: str = DEFAULT_AUTH_CACHE
 
 
 def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Rendered:
@@ -352,6 +412,10 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
     if not DURATION_RE.fullmatch(cache_valid):
         raise GatewayError(f"--auth-cache-valid must be an NGINX time such as 360s or 5m: {cache_valid!r}")
     workers = worker_user(args.user, args.group)
+    ocsp_url = ocsp_responder_url(pki_url, tenant, args.ocsp_responder) if args.ocsp else None
+    if not args.ocsp and (args.ocsp_responder or args.no_ocsp_cache or args.resolver):
+        raise GatewayError("--ocsp-responder, --no-ocsp-cache and --resolver go with --ocsp")
+    ocsp = ocsp_lines(ocsp_url, not args.no_ocsp_cache, args.resolver) if ocsp_url else ""
 
     out: Path = args.out.resolve()
     if args.self_signed_server_cert == bool(args.server_cert or args.server_key):
@@ -370,10 +434,15 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
     client_ca = out / CA_FILE
     client_ca.write_bytes(bundle)
 
+    new_cert = False
+    if args.replace_server_cert and not args.self_signed_server_cert:
+        raise GatewayError("--replace-server-cert goes with --self-signed-server-cert")
     if args.self_signed_server_cert:
         server_cert, server_key = out / SELF_SIGNED_CERT, out / SELF_SIGNED_KEY
         names = [server_name] if server_name != "_" else []
-        make_self_signed_server_cert(server_cert, server_key, [*names, "localhost", "127.0.0.1"])
+        new_cert = keep_or_make_server_cert(
+            server_cert, server_key, [*names, "localhost", "127.0.0.1"], args.replace_server_cert
+        )
     else:
         server_cert, server_key = Path(args.server_cert).resolve(), Path(args.server_key).resolve()
         for path in (server_cert, server_key):
@@ -398,16 +467,25 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
         "AUTH_CACHE_VALID": cache_valid,
         "GATEWAY_CREDENTIAL": credential_lines(credential),
         **est_values(pki_url, credential),
+        "OCSP": ocsp,
     }
     conf = out / CONF_FILE
     write_conf(conf, render_template(TEMPLATE.read_text(), values), secret=credential is not None)
     return Rendered(
-        conf, client_ca, server_cert, server_key, bool(args.self_signed_server_cert), credential is not None
+        conf,
+        client_ca,
+        server_cert,
+        server_key,
+        bool(args.self_signed_server_cert),
+        credential is not None,
+        new_cert,
+        ocsp_url,
+        cache_valid,
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scripts.gateway", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=".venv/bin/python -m scripts.gateway", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     # allow_abbrev off: "--gateway-credential VALUE" must not pass for --gateway-credential-file
     p = commands.add_parser("render", help="fetch the tenant's CA bundle and write nginx.conf", allow_abbrev=False)
@@ -436,8 +514,31 @@ def add_render_options(p: argparse.ArgumentParser, *, pki_url_required: bool = T
     )
     p.add_argument("--upstream", default="http://127.0.0.1:8000", help="where authenticated requests go")
     p.add_argument(
-        "--auth-cache-valid", default="360s", help="how long NGINX caches a successful authentication (default 360s)"
+        "--replace-server-cert",
+        action="store_true",
+        help="with --self-signed-server-cert: make a new one even if --out holds a valid one (default: keep it)",
     )
+    p.add_argument(
+        "--auth-cache-valid",
+        default=DEFAULT_AUTH_CACHE,
+        help=f"how long NGINX caches a successful authentication: a revoked device keeps access that long "
+        f"(default {DEFAULT_AUTH_CACHE}; the reference's 360s is six minutes)",
+    )
+    p.add_argument(
+        "--ocsp",
+        action="store_true",
+        help="also check client certificates by OCSP (ssl_ocsp) before any request is read: "
+        "a revoked certificate is refused with 400 and never reaches nginx_authenticate or the upstream",
+    )
+    p.add_argument(
+        "--ocsp-responder", metavar="URL", help="http URL of the tenant's responder (default PKI/TENANT/ocsp)"
+    )
+    p.add_argument(
+        "--no-ocsp-cache",
+        action="store_true",
+        help="ask the responder at every full handshake (default: keep each answer until its nextUpdate)",
+    )
+    p.add_argument("--resolver", help="DNS server(s) NGINX resolves a host-named OCSP responder with")
     p.add_argument(
         "--user",
         default=DEFAULT_USER,
@@ -488,11 +589,24 @@ def report(rendered: Rendered, file: TextIO | None = None) -> None:
     out = rendered.conf.parent
     say(f"wrote {rendered.conf}")
     say(f"wrote {rendered.client_ca} (the tenant's CA bundle: ssl_client_certificate)")
-    if rendered.self_signed:
+    if rendered.self_signed and rendered.new_server_cert:
         say(
             f"wrote {rendered.server_cert} and {rendered.server_key}: a SELF-SIGNED EC P-256 server certificate,\n"
             "  for local use only. Clients must be told to trust it; use a real certificate in production\n"
             "  (acme.sh --keylength ec-256, see docs/gateway.md)."
+        )
+    elif rendered.self_signed:
+        say(
+            f"kept {rendered.server_cert} and {rendered.server_key}: the SELF-SIGNED server certificate of an\n"
+            "  earlier render (for local use only); --replace-server-cert makes a new one."
+        )
+    say("\nRevocation delay (from the revoke call returning to the first refused request):")
+    say(f"  auth_request: up to {rendered.auth_cache_valid} (--auth-cache-valid) + the PKI's revocation cache")
+    say("  (SEACAT_REVOCATION_CACHE_SECONDS: 0 with make run, 5 s on Lambda)")
+    if rendered.ocsp_responder:
+        say(
+            f"  OCSP ({rendered.ocsp_responder}): at the next full handshake, or up to the answer's\n"
+            "  nextUpdate (SEACAT_OCSP_VALIDITY_SECONDS, 60 s by default) while it is cached"
         )
     if rendered.credential:
         say(

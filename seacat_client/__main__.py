@@ -6,6 +6,7 @@ Exit status 0 on success, 1 on any failure (message on stderr), 2 on usage error
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,10 @@ from cryptography.hazmat.primitives import serialization
 
 from .cr import default_attributes
 from .identity import (
+    CERT_PEM_FILE,
     DEFAULT_APPLICATION,
     DEFAULT_TIMEOUT,
+    KEY_FILE,
     EnrollError,
     SeaCatClientError,
     enroll,
@@ -94,11 +97,17 @@ def _run(args: argparse.Namespace) -> int:
             insecure=args.insecure,
         )
         cert = result.certificate
+        print(f"status: {'enrolled' if result.requested else 'up to date (no request made)'}")
+        # The id the PKI's admin routes take (GET/PUT /<tenant>/x509/cert/<id>[/revoke]): SHA-384 of the DER.
+        cert_id = hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        write_pem(args.dir)  # what curl, openssl and NGINX take beside seacat_key.pem
         print(f"identity: {result.identity}")
         print(f"status: {'enrolled' if result.requested else 'up to date (no request made)'}")
+        print(f"id: {cert_id}")
         print(f"serial: {cert.serial_number:x}")
         print(f"not_after: {cert.not_valid_after_utc.isoformat()}")
-        print(f"certificate: {result.cert_path}")
+        print(f"certificate: {result.cert_path} (DER); {Path(args.dir) / CERT_PEM_FILE} (PEM)")
+        print(f"key: {Path(args.dir) / KEY_FILE} (PEM)")
         return 0
     if args.command == "identity":
         key = load_key(args.dir)

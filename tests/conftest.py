@@ -83,6 +83,8 @@ PUBLIC_ROUTES = {
             ("POST", "simplereenroll"),
         )
     ),
+    ("POST", "/{tenant}/ocsp"),
+    ("GET", "/{tenant}/ocsp/{request}"),
 }
 
 

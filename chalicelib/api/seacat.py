@@ -197,6 +197,9 @@ def nginx_authenticate(tenant: str) -> Response:
     else:
         # Denials must not be cached by the gateway (the reference caches 200 only).
         headers["Cache-Control"] = "no-store"
+        # The bounded reason code (never caller text), for the gateway's access log (auth_request_set):
+        # whoever debugs a refusal sees why there, the refused client only NGINX's bare 401/403.
+        headers["X-SeaCat-Reason"] = verdict.code
         log.info(
             "authentication denied", extra={"status": verdict.status, "reason": verdict.reason, "code": verdict.code}
         )

@@ -128,6 +128,7 @@ def build_client_certificate(
     not_before: datetime,
     not_after: datetime,
     crl_url: str | None = None,
+    ocsp_url: str | None = None,
 ) -> x509.Certificate:
     """A SeaCat client certificate: CN=<identity>, digitalSignature + clientAuth, end entity.
 
@@ -172,6 +173,17 @@ def build_client_certificate(
                         relative_name=None,
                         reasons=None,
                         crl_issuer=None,
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    if ocsp_url is not None:  # RFC 5280 §4.2.2.1: where to ask this certificate's status
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
                     )
                 ]
             ),

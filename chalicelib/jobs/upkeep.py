@@ -20,10 +20,10 @@ The tasks:
   stored to expire; what can go wrong is that one can no longer be signed, and that is what this finds
   before a relying party's copy runs out. No pre-built CRLs exist to refresh.
 
-Re-issuing delegated OCSP signers is a task for the OCSP module to register here
-(``TENANT_TASKS["ocsp_signers"]``, returning the fewest days left on the tenant's signers after it ran; the
-stack's OcspSignerExpiry alarm reads ``DaysLeft`` for it). Until then the job does not do it and does not
-say it does (tests/unit/test_upkeep.py checks that an OCSP module, once merged, is wired).
+- ``ocsp_signers``: re-issues the delegated OCSP responder certificate of each CA certificate that has
+  fewer than 4 days of its 7 left (chalicelib/service/ocsp.py: ``upkeep_task``), ahead of the 2 days at
+  which a request would; returns the fewest days left on a responder of a CA certificate in trust (0 when
+  one has none), which the stack's OcspSignerExpiry alarm reads as ``DaysLeft``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 from chalice.app import Blueprint, Rate
 
 from chalicelib.domain import Tenant
+from chalicelib.service import ocsp
 
 log = logging.getLogger("seacat.upkeep")
 
@@ -70,8 +71,8 @@ def crl(tenant: Tenant, now: datetime) -> float | None:
     return None
 
 
-# The tasks run for every tenant, in this order. The OCSP module adds its signer re-issue here.
-TENANT_TASKS: dict[str, TenantTask] = {"ca_expiry": ca_expiry, "crl": crl}
+# The tasks run for every tenant, in this order.
+TENANT_TASKS: dict[str, TenantTask] = {"ca_expiry": ca_expiry, "crl": crl, "ocsp_signers": ocsp.upkeep_task}
 
 
 @dataclass
@@ -119,7 +120,9 @@ def run(tenant_ids: Iterable[str], now: datetime | None = None) -> Report:
     return report
 
 
-@bp.schedule(Rate(1, unit=Rate.HOURS), name="upkeep", description="SeaCat PKI: CA expiry metrics, CRL check")
+@bp.schedule(
+    Rate(1, unit=Rate.HOURS), name="upkeep", description="SeaCat PKI: CA expiry metrics, CRL check, OCSP responders"
+)
 def upkeep(event: Any) -> None:
     from chalicelib import observability
     from chalicelib.settings import get_settings

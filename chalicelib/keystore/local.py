@@ -53,14 +53,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from chalicelib.ca import keys
 from chalicelib.cache import Cache, Missing
 from chalicelib.errors import InvalidInput, SecretAlreadyExists, Unavailable
+from chalicelib.keystore import replaceable_kind
 from chalicelib.settings import get_settings
 
 KEK_FILE = "kek"
 KEK_ENV = "SEACAT_LOCAL_KEK"
 KEK_BYTES = 32
 SCHEME = "envelope/aes-256-gcm/v1"
-# The kinds put_secret may write: never "ca-key", which must not be replaced.
-SECRET_KINDS = frozenset({"webhook-secret"})
 WRONG_KEK = "the key-encryption key does not open this data directory's secrets"
 _KEK_ID_LABEL = b"seacat-pki local key store: key-encryption key id"
 _WRAP_LABEL = b"seacat-pki local key store: data key of "
@@ -428,7 +427,7 @@ class LocalKeyStore:
         return changed == 1
 
     def _secret_name(self, tenant_id: str, kind: str) -> str:
-        if kind not in SECRET_KINDS:
+        if not replaceable_kind(kind):
             raise ValueError(f"not a kind of tenant secret: {kind}")
         return f"{get_settings().secret_prefix}{tenant_id}/{kind}"
 

@@ -17,10 +17,8 @@ from chalicelib import aws
 from chalicelib.ca import keys
 from chalicelib.cache import Cache, Missing
 from chalicelib.errors import InvalidInput, SecretAlreadyExists, Unavailable
+from chalicelib.keystore import replaceable_kind
 from chalicelib.settings import get_settings
-
-# The kinds put_secret may write: never "ca-key", which must not be replaced.
-SECRET_KINDS = frozenset({"webhook-secret"})
 
 
 class SecretsManagerKeyStore:
@@ -94,7 +92,7 @@ class SecretsManagerKeyStore:
         return key
 
     def _secret_name(self, tenant_id: str, kind: str) -> str:
-        if kind not in SECRET_KINDS:
+        if not replaceable_kind(kind):
             raise ValueError(f"not a kind of tenant secret: {kind}")
         return f"{get_settings().secret_prefix}{tenant_id}/{kind}"
 

@@ -26,6 +26,7 @@ EVENTS = (
     "ca.retired",
     "ca.revoked",
     "key.deletion_scheduled",
+    "ocsp.signer_issued",
     "cr.received",
     "cr.approved",
     "cr.rejected",

@@ -353,6 +353,7 @@ def _issue(
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
     public_base = tenant.config.public_base_url
     crl_url = f"{public_base}/{tenant.tenant_id}/x509/crl/{ca_entry.cert_id}" if public_base else None
+    ocsp_url = f"{public_base}/{tenant.tenant_id}/ocsp" if public_base else None  # service/ocsp.py
     rid = request_id(csr)
     for _ in range(3):
         serial = builder.random_serial()
@@ -365,6 +366,7 @@ def _issue(
             not_before=not_before,
             not_after=not_after,
             crl_url=crl_url,
+            ocsp_url=ocsp_url,
         )
         der = cert.public_bytes(Encoding.DER)
         cert_id = builder.certificate_id(der)

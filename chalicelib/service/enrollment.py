@@ -260,6 +260,8 @@ def _issue(
     # The CRL under this CA certificate's name: it stays the one that covers the certificate after a
     # new CA certificate (perhaps under another name) becomes active.
     crl_url = f"{public_base}/{tenant.tenant_id}/x509/crl/{ca_entry.cert_id}" if public_base else None
+    # The tenant's OCSP responder (service/ocsp.py), also beside publicBaseUrl.
+    ocsp_url = f"{public_base}/{tenant.tenant_id}/ocsp" if public_base else None
     cert = builder.build_client_certificate(
         public_key=cr.public_key,
         identity=cr.identity,
@@ -269,6 +271,7 @@ def _issue(
         not_before=not_before,
         not_after=not_after,
         crl_url=crl_url,
+        ocsp_url=ocsp_url,
     )
     der = cert.public_bytes(Encoding.DER)
     cert_id = builder.certificate_id(der)

@@ -476,8 +476,10 @@ class MemoryKeyStore:
             return True
 
     def put_secret(self, tenant_id: str, kind: str, value: bytes, *, replace: bool) -> str:
-        if kind == "ca-key":
-            raise ValueError("a CA key is never replaced")
+        from chalicelib.keystore import replaceable_kind
+
+        if not replaceable_kind(kind):
+            raise ValueError(f"not a kind of tenant secret: {kind}")
         name = f"memory/{tenant_id}/{kind}"
         with self._s.lock:
             if name in self.secrets and not replace:

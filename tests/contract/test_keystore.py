@@ -81,6 +81,23 @@ def test_a_ca_key_is_never_put_as_a_secret(adapter: Adapter, tenant_id: str) -> 
     assert same_key(adapter.keystore.load(name), key)
 
 
+def test_ocsp_responder_secrets_one_per_ca_certificate_replaced_in_place(adapter: Adapter, tenant_id: str) -> None:
+    """The delegated OCSP responder of each CA certificate (chalicelib/service/ocsp.py): a replaceable
+    secret per CA certificate, apart from each other and from the webhook secret; no other kind."""
+    first, second = "ocsp-signer-0123456789abcdef", "ocsp-signer-fedcba9876543210"
+    assert adapter.keystore.load_secret(tenant_id, first) is None
+    name = adapter.keystore.put_secret(tenant_id, first, b"one", replace=True)
+    adapter.keystore.put_secret(tenant_id, second, b"two", replace=True)
+    assert adapter.keystore.put_secret(tenant_id, first, b"one, re-issued", replace=True) == name
+    adapter.forget()
+    assert adapter.keystore.load_secret(tenant_id, first) == b"one, re-issued"
+    assert adapter.keystore.load_secret(tenant_id, second) == b"two"
+    assert adapter.keystore.load_secret(tenant_id, KIND) is None
+    for kind in ("ocsp-signer-", "ocsp-signer-0123456789ABCDEF", "ocsp-signer-0123456789abcdef0", "other"):
+        with pytest.raises(ValueError):
+            adapter.keystore.put_secret(tenant_id, kind, b"x", replace=True)
+
+
 # -- keys made by rotations, and deletion ---------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -52,6 +53,27 @@ CHECKS = [
 ]
 EXAMPLES = 12
 CLOSED_PORT_URL = "http://127.0.0.1:9/approve"  # discard port: nothing listens, nothing leaves the machine
+
+
+def _ocsp_requests() -> list[bytes]:
+    """Well-formed OCSP requests (CertIDs of issuers and serials this stack does not know, with and
+    without a nonce): schemathesis has no generator of its own for application/ocsp-request."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import OCSPNonce, ocsp
+
+    found = []
+    for serial, nonce in ((1, None), (2**127 + 5, b"0123456789abcdef")):
+        builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(b"\x01" * 20, b"\x02" * 20, serial, hashes.SHA1())
+        if nonce is not None:
+            builder = builder.add_extension(OCSPNonce(nonce), critical=False)
+        found.append(builder.build().public_bytes(serialization.Encoding.DER))
+    return found
+
+
+# Real requests and junk bytes alike: both must get an OCSPResponse (200), never a 5xx.
+schemathesis.openapi.media_type(
+    "application/ocsp-request", st.one_of(st.sampled_from(_ocsp_requests()), st.binary(max_size=512))
+)
 
 
 @pytest.fixture(scope="module")

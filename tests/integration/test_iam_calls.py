@@ -183,6 +183,7 @@ def scenario(http: Driver, operator_token: str) -> None:
     pem = x509.load_der_x509_certificate(cert.body).public_bytes(serialization.Encoding.PEM)
     verified = {"Content-Type": "text/plain", "X-SSL-Client-Verify": "SUCCESS"}
     http("PUT", "/acme/seacat/nginx_authenticate", body=pem, **verified)
+    ocsp_steps(http, x509.load_der_x509_certificate(cert.body))
     credential = http("POST", "/acme/gateway/credential", 201, **tenant).json_body
     verified["X-SeaCat-Gateway-Credential"] = credential["credential"]
     http("POST", "/acme/seacat/nginx_authenticate", body=pem, **verified)
@@ -303,6 +304,33 @@ def scenario(http: Driver, operator_token: str) -> None:
     importable = reference_ca(ca_key, cn="Imported Root CA").public_bytes(serialization.Encoding.PEM).decode()
     http("PUT", "/acme/x509/ca/import", 200, 201, body=json.dumps({"certificate": importable}), **tenant)
     http("DELETE", f"/tokens/{token['tokenId']}", **admin)
+
+
+def ocsp_steps(http: Driver, cert: Any) -> None:
+    """OCSP by POST and GET: the first answer issues the CA certificate's responder (CreateSecret); one
+    issued short-lived is re-issued by the next request (PutSecretValue), as when its 7 days run out."""
+    import base64
+    import urllib.parse
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    from chalicelib import context
+    from chalicelib.service import ocsp as responder
+
+    issuer = x509.load_pem_x509_certificates(http("GET", "/acme/x509/ca").body)[-1]
+    der = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
+    body = der.public_bytes(serialization.Encoding.DER)
+    lifetime = responder.SIGNER_LIFETIME
+    responder.SIGNER_LIFETIME = timedelta(days=1)  # within RENEW_BEFORE: the next request re-issues
+    try:
+        http("POST", "/acme/ocsp", body=body, **{"Content-Type": "application/ocsp-request"})
+    finally:
+        responder.SIGNER_LIFETIME = lifetime
+    context.current().caches.clear()  # another container: the responder read from Secrets Manager
+    http("GET", "/acme/ocsp/" + urllib.parse.quote(base64.b64encode(body).decode(), safe=""))
 
 
 def upkeep() -> None:

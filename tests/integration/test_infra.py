@@ -513,6 +513,16 @@ def test_deployed_role_policy_names_only_this_stages_resources(aws: None) -> Non
     for name, allowed in (("acme/webhook-secret-AbCdEf", True), ("acme/ca-key-AbCdEf", False), ("acme/ca-key", False)):
         resource = arn.format("secretsmanager", f"secret:seacat/test/{name}")
         assert _allowed([rotation], "secretsmanager:PutSecretValue", resource) is allowed, name
+    ocsp = statements["OcspSignerRotation"]
+    assert ocsp["Action"] == "secretsmanager:PutSecretValue"
+    for name, allowed in (
+        ("acme/ocsp-signer-0123456789abcdef-AbCdEf", True),
+        ("acme/ocsp-signer-AbCdEf", False),
+        ("acme/ca-key-0123456789abcdef-AbCdEf", False),
+        ("acme/ca-key-AbCdEf", False),
+    ):
+        resource = arn.format("secretsmanager", f"secret:seacat/test/{name}")
+        assert _allowed([ocsp], "secretsmanager:PutSecretValue", resource) is allowed, name
     # CA key secrets, and nothing else, may be scheduled for deletion (a retired or revoked CA's key)
     deletion = statements["CaKeyDeletion"]
     assert deletion["Action"] == "secretsmanager:DeleteSecret"

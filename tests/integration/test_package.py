@@ -203,7 +203,7 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
             assert "*" not in resource and all(r != "*" for r in resource), f"{name}: Resource * for {service}"
             seen[service].append(statement)
 
-    secrets, deletion, rotation = seen["secretsmanager"]
+    secrets, deletion, rotation, ocsp_signers = seen["secretsmanager"]
     assert secrets["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*"
     }
@@ -221,10 +221,15 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
         }
         for name in ("ca-key-??????", "ca-key-????????????????-??????")
     ]
-    # a secret is replaced only where it is the webhook's signing key, never a CA key
+    # a secret is replaced only where it is the webhook's signing key, never a CA key ...
     assert _listed(rotation["Action"]) == ["secretsmanager:PutSecretValue"]
     assert rotation["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*/webhook-secret-??????"
+    }
+    # ... or a CA certificate's delegated OCSP responder (its key and certificate, re-issued every few days)
+    assert _listed(ocsp_signers["Action"]) == ["secretsmanager:PutSecretValue"]
+    assert ocsp_signers["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:seacat/${Stage}/*/ocsp-signer-????????????????-??????"
     }
 
     (key,) = seen["kms"]

@@ -119,6 +119,16 @@ def test_issue_store_list_revoke(memory: Any) -> None:
     ca_id = hashlib.sha384(ca.public_bytes(serialization.Encoding.DER)).hexdigest()
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert cdp[0].full_name == [x509.UniformResourceIdentifier(f"https://pki.example.com/acme/x509/crl/{ca_id}")]
+    (aia,) = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert aia.access_location == x509.UniformResourceIdentifier("https://pki.example.com/acme/ocsp")
+    # ... and the responder answers for it, by issuer and serial, as for a SeaCat certificate
+    from cryptography.x509 import ocsp
+
+    from chalicelib.service import ocsp as responder
+
+    asked = ocsp.OCSPRequestBuilder().add_certificate(cert, ca, hashes.SHA1()).build()
+    answer = ocsp.load_der_ocsp_response(responder.respond("acme", asked.public_bytes(serialization.Encoding.DER)).der)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD and answer.serial_number == cert.serial_number
 
     store = current().certificates
     stored_request = store.get_request("acme", outcome.request_id)

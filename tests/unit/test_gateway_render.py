@@ -479,3 +479,70 @@ def test_est_locations_send_the_gateway_credential(
     conf = (tmp_path / "out" / "nginx.conf").read_text()
     for block in (location(conf, "/.well-known/est/"), regex_location(conf, EST_REGEX)):
         assert header_lines(block) == [f'proxy_set_header {HEADER} "{credential}";']
+
+
+# --- the defaults a new user meets, OCSP, the self-signed certificate kept across renders ---------
+
+
+def directives(conf: str, name: str) -> list[str]:
+    return [line.strip() for line in conf.splitlines() if line.strip().startswith(name + " ")]
+
+
+def test_default_auth_cache_is_short_and_no_ocsp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    conf = render(monkeypatch, tmp_path / "out")
+    assert directives(conf, "proxy_cache_valid") == ["proxy_cache_valid 200 5s;"]
+    assert not [line for line in conf.splitlines() if line.strip().startswith("ssl_ocsp")]
+
+
+def test_ocsp_renders_the_tenants_responder_with_a_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = render(monkeypatch, tmp_path / "out", "--ocsp")
+    assert directives(conf, "ssl_ocsp") == ["ssl_ocsp on;"]
+    assert directives(conf, "ssl_ocsp_responder") == ["ssl_ocsp_responder http://127.0.0.1:9/acme/ocsp;"]
+    assert directives(conf, "ssl_ocsp_cache") == [f"ssl_ocsp_cache {gateway.OCSP_CACHE};"]
+    assert not directives(conf, "resolver")
+    printed = capsys.readouterr().out
+    assert "Revocation delay" in printed and "up to 5s" in printed and "nextUpdate" in printed
+    conf = render(monkeypatch, tmp_path / "nocache", "--ocsp", "--no-ocsp-cache")
+    assert directives(conf, "ssl_ocsp_cache") == ["ssl_ocsp_cache off;"]
+
+
+def test_ocsp_needs_an_http_responder_and_a_resolver_for_a_host_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(gateway, "fetch_ca_bundle", lambda pki_url, tenant: ca_bundle())
+    base = ["render", "--tenant", "acme", "--out", str(tmp_path / "o"), "--self-signed-server-cert", "--ocsp"]
+    assert gateway.main([*base, "--pki-url", "https://pki.example.com"]) == 1
+    assert "over http only" in capsys.readouterr().err
+    responder = ["--pki-url", "https://pki.example.com", "--ocsp-responder", "http://ocsp.example.com/acme/ocsp"]
+    assert gateway.main([*base, *responder]) == 1
+    assert "--resolver" in capsys.readouterr().err
+    assert gateway.main([*base, *responder, "--resolver", "127.0.0.53"]) == 0
+    conf = (tmp_path / "o" / "nginx.conf").read_text()
+    assert directives(conf, "ssl_ocsp_responder") == ["ssl_ocsp_responder http://ocsp.example.com/acme/ocsp;"]
+    assert directives(conf, "resolver") == ["resolver 127.0.0.53 valid=300s;"]
+    assert gateway.main([*base[:-1], "--pki-url", "http://127.0.0.1:9", "--resolver", "127.0.0.53"]) == 1
+    assert "go with --ocsp" in capsys.readouterr().err
+
+
+def test_the_self_signed_server_certificate_is_kept_unless_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    render(monkeypatch, out)
+    first = (out / gateway.SELF_SIGNED_CERT).read_bytes(), (out / gateway.SELF_SIGNED_KEY).read_bytes()
+    assert "wrote" in capsys.readouterr().out
+    render(monkeypatch, out)
+    assert ((out / gateway.SELF_SIGNED_CERT).read_bytes(), (out / gateway.SELF_SIGNED_KEY).read_bytes()) == first
+    assert "kept" in capsys.readouterr().out
+    render(monkeypatch, out, "--server-name", "gw.example.com")  # a name it lacks: a new one
+    assert (out / gateway.SELF_SIGNED_CERT).read_bytes() != first[0]
+    second = (out / gateway.SELF_SIGNED_CERT).read_bytes()
+    render(monkeypatch, out, "--server-name", "gw.example.com", "--replace-server-cert")
+    assert (out / gateway.SELF_SIGNED_CERT).read_bytes() not in (first[0], second)
+    (out / gateway.SELF_SIGNED_KEY).write_bytes(b"damaged")
+    render(monkeypatch, out, "--server-name", "gw.example.com")  # unreadable: made again
+    key = serialization.load_pem_private_key((out / gateway.SELF_SIGNED_KEY).read_bytes(), password=None)
+    cert = x509.load_pem_x509_certificate((out / gateway.SELF_SIGNED_CERT).read_bytes())
+    assert key.public_key() == cert.public_key()

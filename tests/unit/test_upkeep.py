@@ -70,7 +70,9 @@ def test_emits_each_tenants_ca_days_left_and_counts_no_failures(
     report = upkeep.run(["acme", "noca", "gone"], now=now)
 
     assert report.tenants == 2  # "gone" is not a tenant (deleted since the listing): skipped
-    assert report.failures == {"ca_expiry": 0, "crl": 0} and report.days_left == {"ca_expiry": 59}
+    assert report.failures == {"ca_expiry": 0, "crl": 0, "ocsp_signers": 0}
+    # the OCSP responder of acme's CA, issued by this run: 7 days from this (whole-second) now
+    assert report.days_left == {"ca_expiry": 59, "ocsp_signers": 7}
     metrics = _metrics(capsys.readouterr().out)
     days = [(m["Tenant"], m["ActiveCaDaysLeft"]) for m in metrics if "ActiveCaDaysLeft" in m]
     assert days == [("acme", 59)]  # the tenant without a CA has nothing to expire
@@ -81,7 +83,7 @@ def test_emits_each_tenants_ca_days_left_and_counts_no_failures(
         "Metrics": [{"Name": "ActiveCaDaysLeft", "Unit": "None"}],
     }
     # one value per task for the alarms, whatever the number of tenants; a zero failure count every run
-    assert [(m["Task"], m["DaysLeft"]) for m in metrics if "DaysLeft" in m] == [("ca_expiry", 59)]
+    assert [(m["Task"], m["DaysLeft"]) for m in metrics if "DaysLeft" in m] == [("ca_expiry", 59), ("ocsp_signers", 7)]
     assert [m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m] == [0]
     (failures,) = [m["_aws"]["CloudWatchMetrics"] for m in metrics if "UpkeepFailures" in m]
     assert failures[0]["Dimensions"] == [["Stage"]]
@@ -123,12 +125,16 @@ def test_a_failing_task_is_counted_and_the_other_tenants_still_get_theirs(
     monkeypatch.setattr(current().keystore, "load", load)
     capsys.readouterr()
     report = upkeep.run(["acme", "beta"], now=datetime.now(UTC))
-    assert report.tenants == 2 and report.failures == {"ca_expiry": 0, "crl": 1}
+    # acme's OCSP responder cannot be issued either (the CA key again)
+    assert report.tenants == 2 and report.failures == {"ca_expiry": 0, "crl": 1, "ocsp_signers": 1}
     metrics = _metrics(capsys.readouterr().out)
     assert sorted(m["Tenant"] for m in metrics if "ActiveCaDaysLeft" in m) == ["acme", "beta"]
-    assert [m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m] == [1]
+    assert [m["UpkeepFailures"] for m in metrics if "UpkeepFailures" in m] == [2]
     failed = [r for r in caplog.records if r.name == "seacat.upkeep" and r.getMessage() == "upkeep task failed"]
-    assert [(r.task, r.tenant, r.error) for r in failed] == [("crl", "acme", "RuntimeError")]  # type: ignore[attr-defined]
+    assert [(r.task, r.tenant, r.error) for r in failed] == [
+        ("crl", "acme", "RuntimeError"),
+        ("ocsp_signers", "acme", "RuntimeError"),
+    ]  # type: ignore[attr-defined]
 
 
 def test_the_scheduled_function_is_registered_hourly() -> None:
