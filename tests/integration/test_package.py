@@ -262,11 +262,11 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
                 ("CertificatesTable", "revoked-index"),
                 ("CertificatesTable", "ca-index"),
                 ("RequestsTable", "pending-index"),
+                ("TokensTable", "credential-index"),
             )
         }
     )
     assert {t for t in tables} == {json.loads(r)["Fn::GetAtt"][0] for _, r in granted if "GetAtt" in r}
-    assert len(with_indexes) == 2
 
     (logs,) = seen["logs"]
     assert logs["Resource"] == [
@@ -731,7 +731,15 @@ def _matched(patterns: list[str], path: str) -> bool:
 
 def _concrete(route: str) -> str:
     values = {"tenant": "acme", "identity": "KZXW6YTBOI2DEMZQ", "ca_id": "0f" * 48, "cert_id": "1e" * 48}
-    values |= {"token_id": "00000000000000aa", "cr_id": "2d" * 16, "name": "routers", "asset": "app.js"}
+    values |= {
+        "token_id": "00000000000000aa",
+        "cr_id": "2d" * 16,
+        "name": "routers",
+        "asset": "app.js",
+        "profile": "routers",
+        "request": "MEowSDBGMEQwQjAHBgUrDgMCGgQU",
+    }
+    values |= {"username": "estc_0123456789abcdef"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route)
 
 
@@ -760,7 +768,10 @@ def test_every_public_route_is_under_a_per_address_and_a_per_tenant_rate_rule(te
         path = _concrete(route)
         for seen in (path, f"/{stage}{path}", path.upper().replace("SEACAT", "seacat")):  # custom domain, execute-api
             assert _matched(per_address, seen), (method, route, seen)
-        one_per_tenant = "{" not in route.removeprefix("/{tenant}")
+        # one path per tenant (EST's: per tenant and profile), or a path per request (an identity, a CA id)
+        one_per_tenant = "{" not in route.removeprefix("/.well-known/est").removeprefix("/{tenant}").replace(
+            "/{profile}", ""
+        )
         assert _matched(per_tenant, path) == one_per_tenant, (method, route)
     for _method, path, one_per_tenant in COMING:
         assert _matched(per_address, path) and _matched(per_tenant, path) == one_per_tenant, path
