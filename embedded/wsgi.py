@@ -56,13 +56,17 @@ def _status(code: int) -> str:
 
 
 def request_target(environ: dict[str, Any]) -> str:
-    """The path and query as the client sent them (what `chalice local` hands its gateway)."""
+    """The path and query as the client sent them (what `chalice local` hands its gateway), but for
+    leading slashes: ``//evil.example/console/`` is a path, which the gateway's URL parser would
+    read as a host and the path after it (so the console would be served at any such URL)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
-        return str(raw)
-    path = quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")), safe="/%:@!$&'()*+,;=~")
-    query = environ.get("QUERY_STRING")
-    return f"{path}?{query}" if query else path
+        target = str(raw)
+    else:
+        path = quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")), safe="/%:@!$&'()*+,;=~")
+        query = environ.get("QUERY_STRING")
+        target = f"{path}?{query}" if query else path
+    return "/" + target.lstrip("/") if target.startswith("//") else target
 
 
 def request_headers(environ: dict[str, Any]) -> dict[str, str]:

@@ -149,3 +149,25 @@ def test_remembered_route_matches_are_the_scans_answers_and_each_callers_own() -
     for unknown in ("/no/such/route/at/all/here", "/no/such/route/at/all/here"):
         with pytest.raises(ValueError):
             remembering.match_route(unknown)
+
+
+@pytest.mark.parametrize(
+    ("environ", "target"),
+    [
+        ({"RAW_URI": "//evil.example/console/"}, "/evil.example/console/"),
+        ({"RAW_URI": "///console/app.js?x=1"}, "/console/app.js?x=1"),
+        ({"PATH_INFO": "//evil.example/console/", "QUERY_STRING": ""}, "/evil.example/console/"),
+        ({"RAW_URI": "/acme/x509/ca"}, "/acme/x509/ca"),
+        ({"PATH_INFO": "/acme/ocsp/MEow", "QUERY_STRING": "a=b"}, "/acme/ocsp/MEow?a=b"),
+    ],
+)
+def test_a_target_with_leading_slashes_is_a_path_not_a_host(environ: dict[str, str], target: str) -> None:
+    from embedded.wsgi import request_target
+
+    assert request_target(environ) == target
+
+
+def test_the_console_is_not_served_under_a_host_looking_path(wsgi: Any) -> None:
+    status, _, body = call(wsgi, "GET", "//evil.example/console/")
+    assert status == 403 and b"<html" not in body.lower()  # no route, as API Gateway answers
+    assert call(wsgi, "GET", "/console/")[0] == 200
