@@ -666,6 +666,25 @@ def test_est_credential_password_is_shown_at_creation_only(service: Service, tmp
     assert seacat(service, "est", "credential", "show", "acme", "estc_" + "0" * 20).code == 3
 
 
+def test_est_credential_list_pages_past_100_with_progress_on_a_terminal(service: Service, tmp_path: Path) -> None:
+    _tenant_with_ca(service, tmp_path, "acme")
+    assert service.call("PUT", "/acme/x509/profiles/routers", json.dumps(ROUTERS).encode())[0] == 201
+    body = json.dumps({"profile": "routers", "expiresIn": "1h"}).encode()
+    made = [json.loads(service.call("POST", "/acme/est/credentials", body)[1])["username"] for _ in range(105)]
+    every = seacat(service, "est", "credential", "list", "acme", "--all", "--json")
+    assert every.code == 0 and sorted(c["username"] for c in every.json) == sorted(made)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Terminal()
+    environ = {"SEACAT_URL": service.url, "SEACAT_TOKEN": OPERATOR}
+    assert main(["est", "credential", "list", "acme", "--all"], environ=environ, out=out, err=err) == 0
+    assert "100 credentials so far" in err.getvalue() and err.getvalue().endswith("105 credentials\n")
+    assert len(out.getvalue().splitlines()) == 106  # the heading and every credential
+
+
 def test_tenant_list_is_for_the_operator_and_whoami_names_the_token(service: Service) -> None:
     for tenant in ("beta", "acme"):
         assert seacat(service, "tenant", "create", tenant).code == 0
