@@ -788,6 +788,8 @@ def test_zsh_completion_offers_the_same(tmp_path: Path) -> None:
     assert complete("seacat", "--url", "http://x", "cr", "a") == ["approve", "list", "reject", "show"]
     assert complete("seacat", "import-reference", "si") == ["FILES"]
     assert "--follow" in complete("seacat", "audit", "acme", "--f")
+    assert complete("seacat", "est", "credential", "c") == ["create", "list", "revoke", "show"]
+    assert complete("seacat", "profile", "") == ["delete", "list", "put", "show"]
 
 
 # -- migration from the reference -------------------------------------------------------------------
