@@ -25,7 +25,8 @@ from seacat_cli.core import (
 PROG = "seacat"
 EPILOG = f"""environment: {URL_ENV} (the service, default http://127.0.0.1:8080), {TOKEN_ENV} (an admin token) or
 {TOKEN_FILE_ENV} (a file holding it). exit codes: 0 ok, 1 refused by the service (4xx), 2 usage or local
-input, 3 not found (404), 4 service unavailable (5xx, network), 130 interrupted. See docs/cli.md."""
+input, 3 not found (404), 4 service unavailable (5xx, network), 5 pending approval (cert sign), 130
+interrupted. See docs/cli.md."""
 
 
 def common_options() -> argparse.ArgumentParser:

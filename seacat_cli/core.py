@@ -24,6 +24,7 @@ API_ERROR = 1  # the service refused the request (4xx other than 404): bad input
 USAGE = 2  # bad arguments or local input (argparse's own code too): nothing was sent
 NOT_FOUND = 3  # 404: no such tenant, CA, request, identity, certificate (or another tenant's)
 UNAVAILABLE = 4  # 5xx, no answer, a network or TLS failure, an answer that is not what the API sends
+PENDING = 5  # accepted but waiting for approval (202): nothing issued yet, the request id printed
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -151,8 +152,10 @@ class Api:
         query: Mapping[str, object] | None = None,
         accept: str = "application/json",
         auth: bool = True,
+        content: tuple[bytes, str] | None = None,
     ) -> Response:
-        """One call; a 4xx/5xx answer is raised as ApiError, a network failure as CliError(UNAVAILABLE)."""
+        """One call; a 4xx/5xx answer is raised as ApiError, a network failure as CliError(UNAVAILABLE).
+        ``content`` is a body that is not JSON, with its Content-Type (a PKCS#10 CSR)."""
         target = self.url + path
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         if params:
@@ -164,7 +167,9 @@ class Api:
             raise usage(f"refusing to send the admin token to {self.url} over plain http: use https (or the loopback)")
         headers = {"Accept": accept, "User-Agent": USER_AGENT, **(self._authorization() if auth else {})}
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        if method != "GET":  # every admin write takes JSON; a bodyless one too (no server guesses a type)
+        if content is not None:
+            data, headers["Content-Type"] = content
+        elif method != "GET":  # every admin write takes JSON; a bodyless one too (no server guesses a type)
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(target, data=data, method=method, headers=headers)
         try:

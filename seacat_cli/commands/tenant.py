@@ -1,5 +1,5 @@
-"""``seacat tenant``: create a tenant (its CA key generated or imported), show it, change its configuration,
-make a new approve-webhook secret."""
+"""``seacat tenant``: list the tenants (operator), create a tenant (its CA key generated or imported), show it,
+change its configuration, make a new approve-webhook secret."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from seacat_cli.core import Cli, action, pairs, quote, read_input, subcommands, table
 
 NAME = "tenant"
-HELP = "create, show and configure tenants"
+HELP = "list, create, show and configure tenants"
 
 ON_OFF = {"on": True, "off": False, "yes": True, "no": False, "true": True, "false": False}
 
@@ -84,6 +84,17 @@ def show_tenant(answer: dict[str, Any], out: TextIO) -> None:
         table(answer["cas"], CA_COLUMNS, out)
 
 
+def _list(cli: Cli) -> int:
+    answer = cli.api.json("GET", "/tenants")
+    items = answer.get("items") if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        from seacat_cli.core import UNAVAILABLE, CliError
+
+        raise CliError(UNAVAILABLE, "GET /tenants: the answer is not a list of tenants")
+    cli.emit(items, lambda out: table(items, [("tenant", "TENANT")], out) if items else out.write("no tenant\n"))
+    return 0
+
+
 def _create(cli: Cli) -> int:
     body = config_body(cli.args)
     if cli.args.private_key_file:
@@ -123,6 +134,7 @@ def _webhook_secret(cli: Cli) -> int:
 
 def register(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     sub = subcommands(parser)
+    action(sub, "list", "every tenant's id, sorted (an operator token is needed)", common, _list)
     p = action(
         sub, "create", "create a tenant (idempotent; an existing one gets the configuration merged)", common, _create
     )

@@ -424,6 +424,286 @@ def test_audit_lists_and_follow_prints_new_events_then_ctrl_c_exits_130(
     assert seacat(service, "audit", "acme", "--polls", "2").code == 2  # --polls goes with --follow
 
 
+# -- profiles, PKCS#10 signing, EST enrolment credentials, tenants, whoami ------------------------------
+
+ROUTERS = {
+    "keyTypes": ["P-256"],
+    "lifetimeDays": 30,
+    "extendedKeyUsage": ["clientAuth", "serverAuth"],
+    "sans": {"dns": ["*.routers.example.com"]},
+    "description": "edge routers",
+}
+
+
+def _csr(cn: str, dns: str) -> tuple[ec.EllipticCurvePrivateKey, x509.CertificateSigningRequest]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, csr
+
+
+def _profile_file(tmp_path: Path, profile: dict[str, Any]) -> Path:
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    return path
+
+
+def test_profile_put_list_show_delete(service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tenant_with_ca(service, tmp_path, "acme")
+    made = seacat(
+        service, "profile", "put", "acme", "routers", "--file", str(_profile_file(tmp_path, ROUTERS)), "--json"
+    )
+    assert made.code == 0, made.err
+    assert made.json["name"] == "routers" and made.json["lifetimeHours"] == 30 * 24 and "created" in made.err
+    stored = service.get("/acme/x509/profiles/routers")
+    assert stored["extendedKeyUsage"] == ["clientAuth", "serverAuth"]
+    assert stored["sans"] == {"dns": ["*.routers.example.com"]}
+
+    # show --json, edited, put back from standard input: the shown-only keys do not stand in the way.
+    shown = seacat(service, "profile", "show", "acme", "routers", "--json").json
+    assert shown["tenant"] == "acme" and shown["estDefault"] is False
+    # The service refuses control and bidi characters in a description; markup stays text.
+    shown["description"] = "edge <b>routers</b>"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(shown).encode())))
+    replaced = seacat(service, "profile", "put", "acme", "routers")
+    assert (
+        replaced.code == 0 and "replaced" in replaced.err and re.search(r"^description:\s+edge <b>", replaced.out, re.M)
+    )
+    assert service.get("/acme/x509/profiles/routers")["description"] == "edge <b>routers</b>"
+
+    listed = seacat(service, "profile", "list", "acme", "--json")
+    assert listed.code == 0 and [p["name"] for p in listed.json] == ["seacat", "routers"]
+    people = seacat(service, "profile", "list", "acme")
+    assert people.code == 0 and people.out.splitlines()[0].split()[:2] == ["NAME", "KEY"]
+    assert "edge <b>routers</b>" in people.out
+
+    # Refusals: the service's field (1), not JSON (2, nothing sent), the built-in one (1), no such (3).
+    bad = seacat(
+        service, "profile", "put", "acme", "r2", "--file", str(_profile_file(tmp_path, {"keyTypes": ["DSA"]})), "--json"
+    )
+    assert bad.code == 1 and bad.error["status"] == 400 and bad.error["field"].startswith("keyTypes")
+    (tmp_path / "broken.json").write_text("{")
+    assert seacat(service, "profile", "put", "acme", "r2", "--file", str(tmp_path / "broken.json")).code == 2
+    assert service.call("GET", "/acme/x509/profiles/r2")[0] == 404
+    assert (
+        seacat(service, "profile", "put", "acme", "seacat", "--file", str(_profile_file(tmp_path, ROUTERS))).code == 1
+    )
+    assert seacat(service, "profile", "show", "acme", "nothing").code == 3
+
+    deleted = seacat(service, "profile", "delete", "acme", "routers", "--json")
+    assert deleted.code == 0 and deleted.json == {"tenant": "acme", "name": "routers", "deleted": True}
+    assert service.call("GET", "/acme/x509/profiles/routers")[0] == 404
+    again = seacat(service, "profile", "delete", "acme", "routers", "--json")
+    assert again.code == 0 and again.json["deleted"] is False
+
+
+def test_profile_list_pages_with_progress(service: Service, tmp_path: Path) -> None:
+    _tenant_with_ca(service, tmp_path, "acme")
+    for n in range(30):
+        assert service.call("PUT", f"/acme/x509/profiles/p{n:02d}", json.dumps({}).encode())[0] == 201
+    every = seacat(service, "profile", "list", "acme", "--all", "--json")
+    assert every.code == 0 and [p["name"] for p in every.json] == ["seacat", *[f"p{n:02d}" for n in range(30)]]
+    some = seacat(service, "profile", "list", "acme", "--limit", "7", "--json")
+    assert [p["name"] for p in some.json] == [p["name"] for p in every.json[:7]]
+
+
+def test_cert_sign_under_a_profile_pem_der_and_refusals(service: Service, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    ca = _tenant_with_ca(service, tmp_path, "acme")
+    assert (
+        seacat(service, "profile", "put", "acme", "routers", "--file", str(_profile_file(tmp_path, ROUTERS))).code == 0
+    )
+    key, csr = _csr("r1", "r1.routers.example.com")
+    csr_file = tmp_path / "r1.csr"
+    csr_file.write_bytes(csr.public_bytes(Encoding.PEM))
+    out = tmp_path / "r1.der"
+    signed = seacat(
+        service,
+        "cert",
+        "sign",
+        "acme",
+        str(csr_file),
+        "--profile",
+        "routers",
+        "--out",
+        str(out),
+        "--format",
+        "der",
+        "--json",
+    )
+    assert signed.code == 0, signed.err
+    cert = x509.load_der_x509_certificate(out.read_bytes())
+    assert cert.public_key() == key.public_key()
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    ) == ["r1.routers.example.com"]
+    assert signed.json["outcome"] == "issued" and signed.json["profile"] == "routers"
+    assert x509.load_pem_x509_certificate(signed.json["certificate"].encode()) == cert
+    assert service.get(f"/acme/x509/cert/{signed.json['_id']}")["issuer_ca"] == ca
+
+    # DER CSR, certificate on stdout as PEM for people: the same request again is the same certificate.
+    der_csr = tmp_path / "r1.der.csr"
+    der_csr.write_bytes(csr.public_bytes(Encoding.DER))
+    again = seacat(service, "cert", "sign", "acme", str(der_csr), "--profile", "routers")
+    assert again.code == 0 and x509.load_pem_x509_certificate(again.out.encode()) == cert and "existing" in again.err
+
+    # Outside the profile: the service's field (1); not a CSR: 2, nothing sent; no such profile: 3.
+    _, evil = _csr("r2", "evil.example.org")
+    evil_file = tmp_path / "evil.csr"
+    evil_file.write_bytes(evil.public_bytes(Encoding.PEM))
+    refused = seacat(service, "cert", "sign", "acme", str(evil_file), "--profile", "routers", "--json")
+    assert refused.code == 1 and refused.error["status"] == 400 and refused.error["field"] == "subjectAltName[0]"
+    assert seacat(service, "cert", "sign", "acme", str(_spec(tmp_path)), "--profile", "routers").code == 2
+    assert seacat(service, "cert", "sign", "acme", str(csr_file), "--profile", "nothing").code == 3
+    assert seacat(service, "cert", "sign", "acme", str(csr_file)).code == 2  # --profile is required
+
+
+def test_cert_sign_pending_is_exit_5_with_the_request_id_then_collects_after_approval(
+    service: Service, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    _tenant_with_ca(service, tmp_path, "acme", "--manual-approval", "on")
+    assert (
+        seacat(service, "profile", "put", "acme", "routers", "--file", str(_profile_file(tmp_path, ROUTERS))).code == 0
+    )
+    _, csr = _csr("r1", "r1.routers.example.com")
+    csr_file = tmp_path / "r1.csr"
+    csr_file.write_bytes(csr.public_bytes(Encoding.PEM))
+    out = tmp_path / "r1.pem"
+    pending = seacat(
+        service, "cert", "sign", "acme", str(csr_file), "--profile", "routers", "--out", str(out), "--json"
+    )
+    assert pending.code == 5 and pending.json["result"] == "PENDING" and not out.exists()
+    request_id = pending.json["id"]
+    assert service.get(f"/acme/seacat/cr/{request_id}")["state"] == "pending"
+    people = seacat(service, "cert", "sign", "acme", str(csr_file), "--profile", "routers")
+    assert people.code == 5 and request_id in people.out and "pending" in people.out
+    assert seacat(service, "cr", "approve", "acme", request_id).code == 0
+    done = seacat(service, "cert", "sign", "acme", str(csr_file), "--profile", "routers", "--out", str(out))
+    assert done.code == 0, done.err
+    assert x509.load_pem_x509_certificate(out.read_bytes()).public_key() == csr.public_key()
+
+
+def test_est_credential_password_is_shown_at_creation_only(service: Service, tmp_path: Path) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    _tenant_with_ca(service, tmp_path, "acme")
+    assert (
+        seacat(service, "profile", "put", "acme", "routers", "--file", str(_profile_file(tmp_path, ROUTERS))).code == 0
+    )
+    made = seacat(
+        service,
+        "est",
+        "credential",
+        "create",
+        "acme",
+        "--profile",
+        "routers",
+        "--uses",
+        "1",
+        "--expires-in",
+        "1h",
+        "--label",
+        "r1\x1b[2J",
+        "--json",
+    )
+    assert made.code == 0, made.err
+    username, password = made.json["username"], made.json["password"]
+    assert username.startswith("estc_") and len(password) >= 32 and made.json["usesLeft"] == 1
+    people = seacat(service, "est", "credential", "create", "acme", "--profile", "routers", "--expires-in", "30m")
+    assert people.code == 0 and re.search(r"^password \(shown once, keep it now\): \S{32,}$", people.out, re.M)
+
+    # The password works (HTTP Basic on /x509/sign), and takes the one use.
+    _, csr = _csr("r1", "r1.routers.example.com")
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+    status, _ = service.call(
+        "POST",
+        "/acme/x509/sign?profile=routers",
+        csr.public_bytes(Encoding.DER),
+        {"Authorization": f"Basic {basic}", "Content-Type": "application/pkcs10"},
+    )
+    assert status == 200
+
+    shown = seacat(service, "est", "credential", "show", "acme", username, "--json")
+    assert shown.code == 0 and shown.json["state"] == "used" and shown.json["usesLeft"] == 0
+    listed = seacat(service, "est", "credential", "list", "acme", "--json")
+    assert listed.code == 0 and [c["username"] for c in listed.json][-1] == username and len(listed.json) == 2
+    revoked = seacat(service, "est", "credential", "revoke", "acme", username, "--json")
+    assert revoked.code == 0 and revoked.json["state"] == "revoked"
+    assert service.get(f"/acme/est/credentials/{username}")["revokedAt"] is not None
+    later = [
+        shown,
+        listed,
+        revoked,
+        seacat(service, "est", "credential", "list", "acme"),
+        seacat(service, "est", "credential", "show", "acme", username),
+        seacat(service, "est", "credential", "revoke", "acme", username),
+    ]
+    for run in later:
+        assert run.code == 0 and password not in run.out + run.err and "password" not in run.out
+    assert "\x1b" not in later[3].out and "r1" in later[3].out
+
+    # Refusals: the built-in profile (1, field profile), a profile it lacks (3), a bad duration (2).
+    builtin = seacat(
+        service, "est", "credential", "create", "acme", "--profile", "seacat", "--expires-in", "1h", "--json"
+    )
+    assert builtin.code == 1 and builtin.error["field"] == "profile"
+    assert seacat(service, "est", "credential", "create", "acme", "--profile", "nope", "--expires-in", "1h").code == 3
+    assert (
+        seacat(service, "est", "credential", "create", "acme", "--profile", "routers", "--expires-in", "soon").code == 2
+    )
+    assert seacat(service, "est", "credential", "show", "acme", "estc_" + "0" * 20).code == 3
+
+
+def test_est_credential_list_pages_past_100_with_progress_on_a_terminal(service: Service, tmp_path: Path) -> None:
+    _tenant_with_ca(service, tmp_path, "acme")
+    assert service.call("PUT", "/acme/x509/profiles/routers", json.dumps(ROUTERS).encode())[0] == 201
+    body = json.dumps({"profile": "routers", "expiresIn": "1h"}).encode()
+    made = [json.loads(service.call("POST", "/acme/est/credentials", body)[1])["username"] for _ in range(105)]
+    every = seacat(service, "est", "credential", "list", "acme", "--all", "--json")
+    assert every.code == 0 and sorted(c["username"] for c in every.json) == sorted(made)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Terminal()
+    environ = {"SEACAT_URL": service.url, "SEACAT_TOKEN": OPERATOR}
+    assert main(["est", "credential", "list", "acme", "--all"], environ=environ, out=out, err=err) == 0
+    assert "100 credentials so far" in err.getvalue() and err.getvalue().endswith("105 credentials\n")
+    assert len(out.getvalue().splitlines()) == 106  # the heading and every credential
+
+
+def test_tenant_list_is_for_the_operator_and_whoami_names_the_token(service: Service) -> None:
+    for tenant in ("beta", "acme"):
+        assert seacat(service, "tenant", "create", tenant).code == 0
+    listed = seacat(service, "tenant", "list", "--json")
+    assert listed.code == 0 and listed.json == [{"tenant": "acme"}, {"tenant": "beta"}]
+    assert seacat(service, "tenant", "list").out.split() == ["TENANT", "acme", "beta"]
+    me = seacat(service, "whoami", "--json")
+    assert me.code == 0 and me.json["operator"] is True and me.json["tenant"] is None
+
+    made = seacat(service, "token", "create", "acme", "--json")
+    token = made.json["token"]
+    scoped = seacat(service, "--json", "whoami", token=token)
+    assert scoped.code == 0 and scoped.json == {"tokenId": made.json["tokenId"], "tenant": "acme", "operator": False}
+    people = seacat(service, "whoami", token=token)
+    assert re.search(r"^tenant:\s+acme$", people.out, re.M) and token not in people.out + people.err
+    refused = seacat(service, "tenant", "list", "--json", token=token)
+    assert refused.code == 1 and refused.error["status"] == 403 and "beta" not in refused.out + refused.err
+
+
 # -- gateway, completion ------------------------------------------------------------------------------
 
 
@@ -475,6 +755,14 @@ def test_bash_completion_completes_commands_subcommands_options_and_choices(tmp_
     assert complete("seacat ca revoke acme X --reason c") == ["cACompromise", "certificateHold", "cessationOfOperation"]
     assert "--follow" in complete("seacat audit acme --f")
     assert complete("seacat --json cr a") == ["approve"]
+    assert complete("seacat p") == ["profile"]
+    assert complete("seacat profile ") == ["delete", "list", "put", "show"]
+    assert complete("seacat est ") == ["credential"]
+    assert complete("seacat est credential ") == ["create", "list", "revoke", "show"]
+    assert "--expires-in" in complete("seacat est credential create acme --e")
+    assert complete("seacat cert sign acme x.csr --format ") == ["der", "pem"]
+    assert complete("seacat tenant l") == ["list"]
+    assert complete("seacat w") == ["whoami"]
     (tmp_path / "site.conf").write_text("")
     assert complete(f"seacat import-reference {tmp_path}/si") == [f"{tmp_path}/site.conf"]
 
@@ -500,6 +788,8 @@ def test_zsh_completion_offers_the_same(tmp_path: Path) -> None:
     assert complete("seacat", "--url", "http://x", "cr", "a") == ["approve", "list", "reject", "show"]
     assert complete("seacat", "import-reference", "si") == ["FILES"]
     assert "--follow" in complete("seacat", "audit", "acme", "--f")
+    assert complete("seacat", "est", "credential", "c") == ["create", "list", "revoke", "show"]
+    assert complete("seacat", "profile", "") == ["delete", "list", "put", "show"]
 
 
 # -- migration from the reference -------------------------------------------------------------------
