@@ -41,7 +41,7 @@ async function setEstDefault(tenant, name) {
 }
 
 /** The form that writes a profile: its name and its JSON; a 400 shows the field the API names. */
-function profileForm(ctx, { name, body, fixedName }) {
+function profileForm(ctx, { name, body, fixedName, exists }) {
   const { tenant } = ctx.params;
   const nameInput = h("input", { name: "name", required: true, pattern: NAME, maxlength: "63", autocomplete: "off", class: "mono", value: name || "", readonly: fixedName || null });
   const json = h("textarea", { name: "profile", rows: "14", spellcheck: "false", class: "mono" }, JSON.stringify(body, null, 2));
@@ -57,6 +57,7 @@ function profileForm(ctx, { name, body, fixedName }) {
       return;
     }
     const target = nameInput.value.trim();
+    if (exists && exists(target) && !window.confirm(`Profile ${target} exists: replace it? Keys left out take their defaults.`)) return;
     const saved = await api("PUT", path(tenant, "x509", "profiles", target), { body: parsed });
     status(`Profile ${saved.name} saved.`);
     const here = link(["tenants", tenant, "profiles", saved.name]);
@@ -77,7 +78,8 @@ async function list(ctx, view) {
     out,
     h("section", { "aria-labelledby": "profiles-title" }, h("h2", { id: "profiles-title" }, "Profiles"), holder),
     h("section", { "aria-labelledby": "new-profile" }, h("h2", { id: "new-profile" }, "New profile"),
-      profileForm(ctx, { body: EXAMPLE })),
+      // every profile is listed (32 at most, one page): a name among them is a replacement
+      profileForm(ctx, { body: EXAMPLE, exists: (wanted) => profiles.rows.some((p) => p.name === wanted) })),
   ]);
   const estColumn = (p) => {
     if (p.estDefault) {
@@ -100,7 +102,7 @@ async function list(ctx, view) {
       { label: "Approval", cell: (p) => p.approval || "the tenant's" },
       { label: "EST default", cell: estColumn },
     ],
-    fetchPage: (next) => api("GET", path(tenant, "x509", "profiles"), { query: { limit: 20, next } }),
+    fetchPage: (next) => api("GET", path(tenant, "x509", "profiles"), { query: { limit: 50, next } }),
   });
   await profiles.load();
 }

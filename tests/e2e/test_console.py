@@ -421,6 +421,14 @@ def test_profiles_and_est_credentials(stack: Stack, browser: Any) -> None:
     row = row_of(browser, "*.routers.example.com")
     assert "default" in row.text and PROBE_APP in row.text
     assert_inert(browser, "profiles")
+    # a new profile's name that is taken: asked first, and nothing replaced when declined
+    fill_in(browser, "input[name=name]", "routers")
+    fill_in(browser, "textarea[name=profile]", "{}")
+    browser.find_element(By.XPATH, "//button[text()='Create or replace profile']").click()
+    question = wait(browser, ec_.alert_is_present())
+    assert question.text.startswith("Profile routers exists: replace it?")
+    question.dismiss()
+    assert api(stack, "GET", f"/{tenant}/x509/profiles/routers")[1]["lifetimeHours"] == 720
     # another one, deleted
     assert api(stack, "PUT", f"/{tenant}/x509/profiles/spare", {})[0] == 201
     open_page(browser, stack, f"/tenants/{tenant}/profiles/spare", ".facts")
