@@ -296,6 +296,12 @@ def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None
     assert f"404: tenant: no tenant {theirs}" in view
     assert their_identity not in view and "com.example.theirs" not in view
     open_page(browser, stack, f"/tenants/{theirs}", "#view .error")
+    for page in ("profiles", "est-credentials"):
+        open_page(browser, stack, f"/tenants/{theirs}/{page}", "#view .error")
+        assert f"404: tenant: no tenant {theirs}" in browser.find_element(By.ID, "view").text, page
+    # its own tenant's are its to manage
+    open_page(browser, stack, f"/tenants/{mine}/profiles", "#view tbody tr")
+    assert "seacat" in browser.find_element(By.ID, "view").text
     # operator pages send it home
     browser.get(f"{stack.url}/console/#/tokens")
     wait(browser, lambda d: d.current_url.endswith(f"#/tenants/{mine}"))
@@ -305,7 +311,7 @@ def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None
     urls = browser.execute_script("return performance.getEntries().map(e => e.name)")
     assert urls and not [u for u in urls if token in u or "sct_" in u]
     assert token not in stack.log.read_text()
-    assert severe_logs(browser, f"/{theirs}/seacat/cr?", f"/tenants/{theirs} ") == []
+    assert severe_logs(browser, f"/{theirs}/seacat/cr?", f"/tenants/{theirs} ", f"/{theirs}/x509/profiles?") == []
 
 
 def test_a_path_naming_another_host_keeps_the_api_on_this_origin(stack: Stack, browser: Any) -> None:
