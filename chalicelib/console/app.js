@@ -13,8 +13,10 @@ import * as certificates from "./page-certificates.js";
 import * as audit from "./page-audit.js";
 import * as tokens from "./page-tokens.js";
 import * as gateway from "./page-gateway.js";
+import * as profiles from "./page-profiles.js";
+import * as estCredentials from "./page-est-credentials.js";
 
-const PAGES = [tenants, cas, requests, identities, certificates, audit, tokens, gateway];
+const PAGES = [tenants, cas, requests, identities, certificates, audit, tokens, gateway, profiles, estCredentials];
 const ROUTES = PAGES.flatMap((page) => page.routes);
 
 const $ = (id) => document.getElementById(id);
@@ -51,6 +53,8 @@ function tenantNav(tenant) {
     ["Pending requests", ["tenants", tenant, "requests"]],
     ["Identities", ["tenants", tenant, "identities"]],
     ["Certificates", ["tenants", tenant, "certificates"]],
+    ["Profiles", ["tenants", tenant, "profiles"]],
+    ["EST credentials", ["tenants", tenant, "est-credentials"]],
     ["Audit trail", ["tenants", tenant, "audit"]],
     ["Gateway", ["tenants", tenant, "gateway"]],
   ];

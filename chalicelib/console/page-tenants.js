@@ -52,6 +52,7 @@ async function overview(ctx, view) {
       h("dt", {}, "Approval"), h("dd", {}, c.manualApproval ? "manual (pending queue)" : c.approve ? "webhook" : "automatic"),
       h("dt", {}, "Active CA"), h("dd", {}, active ? `${active.subject} · expires ${when(active.notAfter)} (${active.daysToExpiry} days)` : "none: create one"),
       h("dt", {}, "Key fingerprint"), h("dd", { class: "mono" }, details.keyFingerprint),
+      h("dt", {}, "Default EST profile"), h("dd", {}, c.estProfile ? h("a", { href: link(["tenants", tenant, "profiles", c.estProfile]) }, c.estProfile) : h("a", { href: link(["tenants", tenant, "profiles"]) }, "none: choose one")),
       h("dt", {}, "Gateway credentials"), h("dd", {}, String(c.gatewayCredentials)),
       h("dt", {}, "Created"), h("dd", {}, when(details._c)),
     ),

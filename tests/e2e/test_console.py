@@ -1,11 +1,12 @@
 """The operators' console in a real headless Chromium (Debian's chromium and chromedriver, driven by
 Selenium) against `make run`'s stack: sign in, the pending queue in manual mode, revocation, an XSS
-probe from a device, a tenant token that cannot see another tenant, the security headers, and the
-screenshots of docs/console.md (``make screenshots`` writes them there; here they go to a temporary
-directory and are checked for size)."""
+probe from a device, a tenant token that cannot see another tenant, profiles and EST enrolment
+credentials (the password shown once), the security headers, and the screenshots of docs/console.md
+(``make screenshots`` writes them there; here they go to a temporary directory and are checked for size)."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from seacat_client.cr import build_cr
 from tests.e2e.conftest import ROOT, Stack, setup_tenant
@@ -292,6 +296,12 @@ def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None
     assert f"404: tenant: no tenant {theirs}" in view
     assert their_identity not in view and "com.example.theirs" not in view
     open_page(browser, stack, f"/tenants/{theirs}", "#view .error")
+    for page in ("profiles", "est-credentials"):
+        open_page(browser, stack, f"/tenants/{theirs}/{page}", "#view .error")
+        assert f"404: tenant: no tenant {theirs}" in browser.find_element(By.ID, "view").text, page
+    # its own tenant's are its to manage
+    open_page(browser, stack, f"/tenants/{mine}/profiles", "#view tbody tr")
+    assert "seacat" in browser.find_element(By.ID, "view").text
     # operator pages send it home
     browser.get(f"{stack.url}/console/#/tokens")
     wait(browser, lambda d: d.current_url.endswith(f"#/tenants/{mine}"))
@@ -301,32 +311,211 @@ def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None
     urls = browser.execute_script("return performance.getEntries().map(e => e.name)")
     assert urls and not [u for u in urls if token in u or "sct_" in u]
     assert token not in stack.log.read_text()
-    assert severe_logs(browser, f"/{theirs}/seacat/cr?", f"/tenants/{theirs} ") == []
+    assert severe_logs(browser, f"/{theirs}/seacat/cr?", f"/tenants/{theirs} ", f"/{theirs}/x509/profiles?") == []
 
 
 def test_a_path_naming_another_host_keeps_the_api_on_this_origin(stack: Stack, browser: Any) -> None:
-    """The page is served at //evil.invalid/console/ too (two leading slashes): the API root it derives
-    from its path must stay on this origin, or the token typed in would go to evil.invalid (only the
-    CSP's connect-src would stand in the way)."""
+    """A path with leading slashes: //evil.invalid/console/ is no console (the server reads it as a path,
+    not a host), and where the console is served under extra slashes (///console/) the API root the page
+    derives from its path stays on this origin: "//..." would be a URL of another host, the token typed
+    in sent there (only the CSP's connect-src and api()'s origin check would stand in the way)."""
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec_
+
+    status, _, body = request("GET", f"{stack.url}//evil.invalid/console/")
+    assert status in (403, 404) and b"<html" not in body.lower()
 
     browser.get(f"{stack.url}/health")
     browser.execute_script("sessionStorage.clear()")
     browser.get_log("browser")  # earlier tests' entries
-    browser.get(f"{stack.url}//evil.invalid/console/")
+    browser.get(f"{stack.url}///console/")
+    assert browser.execute_script("return location.pathname") == "///console/"
     field = wait(browser, ec_.visibility_of_element_located(by_css("input[name=token]")))
     field.send_keys(stack.token + Keys.ENTER)
-    wait(
-        browser,
-        lambda d: d.find_element(*by_css("#signin-error")).text or d.find_element(*by_css("#signout")).is_displayed(),
-    )
-    leaks = [e["message"] for e in browser.get_log("browser") if "http://evil.invalid" in e["message"]]
-    assert leaks == []  # no request to it (the CSP's refusal of one would be logged here)
+    wait(browser, ec_.visibility_of_element_located(by_css("#signout")))  # the API answered, on this origin
     elsewhere = (
         "return performance.getEntriesByType('resource').map(e => e.name).filter(u => new URL(u).origin !== origin)"
     )
     assert browser.execute_script(elsewhere) == []
+    assert severe_logs(browser) == []
+
+
+def fill_in(driver: Any, css: str, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    control = driver.find_element(By.CSS_SELECTOR, css)
+    control.clear()
+    control.send_keys(text)
+
+
+def assert_inert(driver: Any, where: str) -> None:
+    """Nothing of the probe became an element, and nothing ran."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    view = driver.find_element(By.ID, "view")
+    for tag in ("script", "img", "svg", "iframe"):
+        assert view.find_elements(By.TAG_NAME, tag) == [], (where, tag)
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018
+
+
+def test_profiles_and_est_credentials(stack: Stack, browser: Any) -> None:
+    """A profile made from raw JSON (a 400 names its field), made the EST default, edited, deleted; an
+    EST credential whose password is shown once, works, is gone on reload, and is revoked; the free text
+    of both (a profile's description, a credential's label) shown as text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec_
+
+    tenant = "console-est"
+    setup_tenant(stack, tenant)
+    sign_in(browser, stack, stack.token)
+    open_page(browser, stack, f"/tenants/{tenant}", ".facts")
+    browser.find_element(By.LINK_TEXT, "Profiles").click()  # the tenant's navigation
+    wait(
+        browser,
+        lambda d: "seacat" in d.find_element(By.ID, "view").text and not d.find_elements(*by_css("[aria-busy=true]")),
+    )
+    assert browser.current_url.endswith(f"#/tenants/{tenant}/profiles")
+
+    # a profile outside the rules: the API's 400 with its field, nothing written
+    fill_in(browser, "input[name=name]", "routers")
+    fill_in(browser, "textarea[name=profile]", '{"keyTypes": ["P-999"]}')
+    browser.find_element(By.XPATH, "//button[text()='Create or replace profile']").click()
+    error = wait(browser, ec_.visibility_of_element_located(by_css("form .out .error"))).text
+    assert error == "400: keyTypes[0]: must be one of: P-256, P-384, Ed25519, RSA", error
+    assert api(stack, "GET", f"/{tenant}/x509/profiles/routers")[0] == 404
+    # then a good one, its description a probe of markup and script
+    profile = {
+        "description": PROBE_APP,
+        "keyTypes": ["P-256"],
+        "lifetimeDays": 90,
+        "sans": {"dns": ["*.routers.example.com"]},
+    }
+    fill_in(browser, "textarea[name=profile]", json.dumps(profile))
+    browser.find_element(By.XPATH, "//button[text()='Create or replace profile']").click()
+    wait(browser, lambda d: d.current_url.endswith(f"#/tenants/{tenant}/profiles/routers"))
+    facts = wait(browser, ec_.presence_of_element_located(by_css(".facts")))
+    assert PROBE_APP in facts.text and "90 days" in facts.text
+    assert_inert(browser, "profile")
+    status, stored = api(stack, "GET", f"/{tenant}/x509/profiles/routers")
+    assert (status, stored["description"], stored["lifetimeHours"], stored["estDefault"]) == (
+        200,
+        PROBE_APP,
+        2160,
+        False,
+    )
+
+    # the tenant's default EST profile
+    browser.find_element(By.XPATH, "//button[text()='Make default EST profile']").click()
+    wait(browser, ec_.presence_of_element_located((By.XPATH, "//button[text()='Clear EST default']")))
+    assert api(stack, "GET", f"/tenants/{tenant}")[1]["config"]["estProfile"] == "routers"
+    # edited from its JSON, the form holding what is stored
+    textarea = browser.find_element(By.CSS_SELECTOR, "textarea[name=profile]")
+    assert json.loads(textarea.get_attribute("value"))["sans"] == {"dns": ["*.routers.example.com"]}
+    fill_in(browser, "textarea[name=profile]", json.dumps({**profile, "lifetimeDays": 30}))
+    browser.find_element(By.XPATH, "//button[text()='Save profile']").click()
+    wait(browser, lambda d: "30 days" in d.find_element(By.CSS_SELECTOR, ".facts").text)
+    assert api(stack, "GET", f"/{tenant}/x509/profiles/routers")[1]["lifetimeHours"] == 720
+    # the default cannot be deleted: the API's 409 is shown, the profile stays
+    browser.find_element(By.XPATH, "//button[text()='Delete profile']").click()
+    wait(browser, ec_.alert_is_present()).accept()
+    error = wait(browser, ec_.visibility_of_element_located(by_css("#view .error"))).text
+    assert error.startswith("409: name: "), error
+    assert api(stack, "GET", f"/{tenant}/x509/profiles/routers")[0] == 200
+    # the list: the default marked, the probe as text
+    open_page(browser, stack, f"/tenants/{tenant}/profiles", "#view tbody tr")
+    row = row_of(browser, "*.routers.example.com")
+    assert "default" in row.text and PROBE_APP in row.text
+    assert_inert(browser, "profiles")
+    # a new profile's name that is taken: asked first, and nothing replaced when declined
+    fill_in(browser, "input[name=name]", "routers")
+    fill_in(browser, "textarea[name=profile]", "{}")
+    browser.find_element(By.XPATH, "//button[text()='Create or replace profile']").click()
+    question = wait(browser, ec_.alert_is_present())
+    assert question.text.startswith("Profile routers exists: replace it?")
+    question.dismiss()
+    assert api(stack, "GET", f"/{tenant}/x509/profiles/routers")[1]["lifetimeHours"] == 720
+    # another one, deleted
+    assert api(stack, "PUT", f"/{tenant}/x509/profiles/spare", {})[0] == 201
+    open_page(browser, stack, f"/tenants/{tenant}/profiles/spare", ".facts")
+    browser.find_element(By.XPATH, "//button[text()='Delete profile']").click()
+    wait(browser, ec_.alert_is_present()).accept()
+    wait(browser, lambda d: d.current_url.endswith(f"#/tenants/{tenant}/profiles"))
+    assert api(stack, "GET", f"/{tenant}/x509/profiles/spare")[0] == 404
+
+    # an EST credential: the password shown once
+    browser.find_element(By.LINK_TEXT, "EST credentials").click()
+    wait(browser, ec_.presence_of_element_located(by_css("select[name=profile]")))
+    wait(browser, lambda d: not d.find_elements(*by_css("[aria-busy=true]")))
+    assert "No enrolment credential." in browser.find_element(By.ID, "view").text
+    fill_in(browser, "input[name=uses]", "3")
+    fill_in(browser, "input[name=expiresIn]", "12h")
+    fill_in(browser, "input[name=label]", PROBE_ATTRS[1][1])
+    browser.find_element(By.XPATH, "//button[text()='Create credential']").click()
+    password = wait(browser, ec_.visibility_of_element_located(by_css(".once .secret"))).text
+    username = browser.find_element(By.CSS_SELECTOR, "form .out .facts dd.mono").text
+    assert re.fullmatch(r"estc_[0-9a-f]{20}", username), username
+    wait(browser, lambda d: username in d.find_element(By.CSS_SELECTOR, "#view tbody").text)
+    row = row_of(browser, username)
+    assert "routers" in row.text and "3 of 3" in row.text and "active" in row.text and PROBE_ATTRS[1][1] in row.text
+    assert_inert(browser, "credentials")
+    # the password shown is the real one: it enrols a CSR under the profile, taking a use
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "r1")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("r1.routers.example.com")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+    status, _, body = request(
+        "POST",
+        f"{stack.url}/{tenant}/x509/sign?profile=routers",
+        csr.public_bytes(serialization.Encoding.DER),
+        {"Content-Type": "application/pkcs10", "Authorization": f"Basic {basic}", "Accept": "application/json"},
+    )
+    assert status == 200, body
+    status, credential = api(stack, "GET", f"/{tenant}/est/credentials/{username}")
+    assert (status, credential["state"], credential["usesLeft"], credential["label"]) == (
+        200,
+        "active",
+        2,
+        PROBE_ATTRS[1][1],
+    )
+    assert "password" not in credential
+
+    # not shown again: a reload lists the credential, and its password is nowhere in the page or the tab
+    browser.refresh()
+    wait(
+        browser,
+        lambda d: username in d.find_element(By.ID, "view").text and not d.find_elements(*by_css("[aria-busy=true]")),
+    )
+    assert "2 of 3" in row_of(browser, username).text
+    assert browser.find_elements(By.CSS_SELECTOR, ".once") == []
+    assert password not in browser.page_source
+    assert password not in browser.execute_script(
+        "return JSON.stringify(sessionStorage) + JSON.stringify(localStorage)"
+    )
+
+    # revoked from its row
+    row_of(browser, username).find_element(By.XPATH, ".//button[text()='Revoke']").click()
+    wait(browser, ec_.alert_is_present()).accept()
+    wait(browser, lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, "#view tbody").text)
+    assert row_of(browser, username).find_elements(By.TAG_NAME, "button") == []
+    assert api(stack, "GET", f"/{tenant}/est/credentials/{username}")[1]["state"] == "revoked"
+    status, _, _ = request(
+        "POST",
+        f"{stack.url}/{tenant}/x509/sign?profile=routers",
+        csr.public_bytes(serialization.Encoding.DER),
+        {"Content-Type": "application/pkcs10", "Authorization": f"Basic {basic}"},
+    )
+    assert status == 401
+    # the browser logs the API's two refusals above (400, 409), and nothing else
+    logs = severe_logs(browser)
+    refusals = [m for m in logs if f"/{tenant}/x509/profiles/routers - Failed to load resource" in m]
+    assert [m.split("status of ")[1][:3] for m in refusals] == ["400", "409"], logs
+    assert [m for m in logs if m not in refusals] == []
 
 
 def test_a_dot_segment_in_a_console_url_reaches_no_other_route(stack: Stack, browser: Any) -> None:
@@ -356,6 +545,8 @@ SCREENSHOTS = [
     ("audit", "/tenants/{tenant}/audit", "#view tbody tr"),
     ("tokens", "/tokens", "select[name=tenant]"),
     ("gateway", "/tenants/{tenant}/gateway", "pre.command"),
+    ("profiles", "/tenants/{tenant}/profiles", "#view tbody tr"),
+    ("est-credentials", "/tenants/{tenant}/est-credentials", "#view tbody tr"),
 ]
 
 
@@ -375,18 +566,30 @@ def test_screenshots_of_the_main_pages(stack: Stack, browser: Any, tmp_path: Pat
     api(stack, "PUT", f"/tenants/{tenant}", {"manualApproval": True})
     for n, model in enumerate(("T-100", "T-200", "H-7")):
         pending_cr(stack, tenant, f"com.acme.{'thermostat' if n < 2 else 'hub'}", [("model", model), ("os", "14")])
+    routers = {
+        "description": "Branch routers: EC or RSA keys, a name under routers.acme.example",
+        "keyTypes": ["P-256", "RSA"],
+        "lifetimeDays": 90,
+        "extendedKeyUsage": ["clientAuth", "serverAuth"],
+        "sans": {"dns": ["*.routers.acme.example"]},
+    }
+    assert api(stack, "PUT", f"/{tenant}/x509/profiles/routers", routers)[0] == 201
+    assert api(stack, "PUT", f"/tenants/{tenant}", {"estProfile": "routers"})[0] == 200
+    for label, uses in (("router r1, Lisbon", 1), ("batch 2026-12, 40 units", 40)):
+        body = {"profile": "routers", "uses": uses, "expiresIn": "7d", "label": label}
+        assert api(stack, "POST", f"/{tenant}/est/credentials", body)[0] == 201
 
     sign_in(browser, stack, stack.token)
     try:
         for width, height, suffix in ((1280, 800, ""), (390, 844, "-phone")):
             browser.set_window_size(width, height)
             for name, hash_path, ready in SCREENSHOTS:
-                if suffix and name not in ("requests", "identity"):
-                    continue
                 open_page(browser, stack, hash_path.format(tenant=tenant, identity=identity), ready)
-                # nothing wider than the window: usable without scrolling sideways
+                # nothing wider than the window, at either width: usable without scrolling sideways
                 overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
                 assert overflow <= 0, (name, width, overflow)
+                if suffix and name not in ("requests", "identity"):
+                    continue  # docs/console.md shows these two at phone width
                 target = out / f"console-{name}{suffix}.png"
                 assert browser.save_screenshot(str(target))
                 w, h = png_size(target)
