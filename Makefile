@@ -56,7 +56,7 @@ reset-emulator:
 test: $(DEV)
 	$(PY) -m pytest -q
 
-## The unit tests, in this process (about 10 s: pytest-xdist workers would cost more than they save)
+## The unit tests, in this process (about 35 s: pytest-xdist workers would cost more than they save)
 unit: $(DEV)
 	$(PY) -m pytest -q -n 0 tests/unit
 
