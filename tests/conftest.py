@@ -111,6 +111,29 @@ def moto_client(operator_token: str, **env: str) -> Iterator[Any]:
         reset_caches()
 
 
+@contextlib.contextmanager
+def memory_client(monkeypatch: pytest.MonkeyPatch, operator_token: str, **env: str) -> Iterator[tuple[Any, Any]]:
+    """The app on the in-memory ports with an operator token: (the test client, the context's backend);
+    ``env`` on top of TEST_ENV. The context is reset afterwards, as a new container has it."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import context
+    from chalicelib.service import tokens
+
+    for name, value in {**TEST_ENV, **env}.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    backend = context.use_memory()
+    tokens.install_operator_token(operator_token)
+    try:
+        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
+            yield client, backend
+    finally:
+        context.reset()
+        reset_caches()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto with the stage's stack, empty: deployed once per process and emptied for each test

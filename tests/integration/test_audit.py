@@ -283,32 +283,18 @@ def trail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         client.http.put("/tenants/acme", headers=auth(token), body="{}")
         yield Trail(client, token, put_at)
         return
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
     from chalicelib.store import audit as store
-    from tests.conftest import ROOT, TEST_ENV, reset_caches
+    from tests.conftest import memory_client
 
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    reset_caches()
-    backend = context.use_memory()
-    tokens.install_operator_token(MEMORY_TOKEN)
+    with memory_client(monkeypatch, MEMORY_TOKEN) as (client, backend):
 
-    def put(tenant: str, at: datetime, subject: str, shard: int | None, event: str) -> tuple[str, str]:
-        entry = backend.audit.item(tenant, event, "test", subject, at=at)
-        backend.audit.put(entry)
-        return store.sort_key(entry.at, entry.event_id), subject
+        def put(tenant: str, at: datetime, subject: str, shard: int | None, event: str) -> tuple[str, str]:
+            entry = backend.audit.item(tenant, event, "test", subject, at=at)
+            backend.audit.put(entry)
+            return store.sort_key(entry.at, entry.event_id), subject
 
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-            client.http.put("/tenants/acme", headers=auth(MEMORY_TOKEN), body="{}")
-            yield Trail(client, MEMORY_TOKEN, put)
-    finally:
-        context.reset()
-        reset_caches()
+        client.http.put("/tenants/acme", headers=auth(MEMORY_TOKEN), body="{}")
+        yield Trail(client, MEMORY_TOKEN, put)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, reset_caches
+from tests.conftest import REFERENCE_SPEC, memory_client
 
 TOKEN = "sct_00000000000000ee_est-api-operator-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -90,28 +90,13 @@ def certs_of(response: Any) -> list[x509.Certificate]:
 
 @pytest.fixture
 def est(monkeypatch: pytest.MonkeyPatch) -> Iterator[Est]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    reset_caches()
-    backend = context.use_memory()
-    tokens.install_operator_token(TOKEN)
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-            e = Est(client, backend)
-            assert e.admin("put", "/tenants/acme", {}).status_code == 201
-            assert client.http.put("/acme/x509/self-signed", headers=ADMIN, body=REFERENCE_SPEC).status_code == 201
-            assert e.admin("put", "/acme/x509/profiles/routers", ROUTERS).status_code in (200, 201)
-            assert e.admin("put", "/tenants/acme", {"estProfile": "routers"}).status_code == 200
-            yield e
-    finally:
-        context.reset()
-        reset_caches()
+    with memory_client(monkeypatch, TOKEN) as (client, backend):
+        e = Est(client, backend)
+        assert e.admin("put", "/tenants/acme", {}).status_code == 201
+        assert client.http.put("/acme/x509/self-signed", headers=ADMIN, body=REFERENCE_SPEC).status_code == 201
+        assert e.admin("put", "/acme/x509/profiles/routers", ROUTERS).status_code in (200, 201)
+        assert e.admin("put", "/tenants/acme", {"estProfile": "routers"}).status_code == 200
+        yield e
 
 
 def ca_of(est: Est) -> x509.Certificate:

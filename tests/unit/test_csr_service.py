@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from chalicelib.domain import CertificateKind, RequestKind, RequestState
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, reset_caches
+from tests.conftest import REFERENCE_SPEC, memory_client
 
 TOKEN = "sct_00000000000000cc_profiles-operator-token-0123456789"
 ROUTERS = {
@@ -31,24 +31,8 @@ ROUTERS = {
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
-    reset_caches()
-    backend = context.use_memory()
-    tokens.install_operator_token(TOKEN)
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-            yield client, backend
-    finally:
-        context.reset()
-        reset_caches()
+    with memory_client(monkeypatch, TOKEN, SEACAT_REVOCATION_CACHE_SECONDS="0") as (client, backend):
+        yield client, backend
 
 
 def admin(content_type: str = "application/json", **extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, reset_caches
+from tests.conftest import REFERENCE_SPEC, memory_client
 
 TOKEN = "sct_00000000000000bb_memory-operator-token-0123456789"
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -22,24 +22,8 @@ OCTET = {"Content-Type": "application/octet-stream"}
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SEACAT_REVOCATION_CACHE_SECONDS", "0")
-    reset_caches()
-    backend = context.use_memory()
-    tokens.install_operator_token(TOKEN)
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-            yield client, backend
-    finally:
-        context.reset()
-        reset_caches()
+    with memory_client(monkeypatch, TOKEN, SEACAT_REVOCATION_CACHE_SECONDS="0") as (client, backend):
+        yield client, backend
 
 
 def admin() -> dict[str, str]:
