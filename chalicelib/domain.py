@@ -156,6 +156,15 @@ class Tenant:
         """The name of the secret holding ``ca``'s private key."""
         return ca.key_secret or self.key_secret
 
+    def issued_urls(self, ca_id: str) -> tuple[str | None, str | None]:
+        """The CRL distribution point and OCSP responder a certificate issued under CA certificate
+        ``ca_id`` names, under the tenant's publicBaseUrl (none without it). The CRL is that CA
+        certificate's own: it keeps covering the certificate after another CA becomes active."""
+        base = self.config.public_base_url
+        if not base:
+            return None, None
+        return f"{base}/{self.tenant_id}/x509/crl/{ca_id}", f"{base}/{self.tenant_id}/ocsp"
+
     def trusted_cas(self) -> tuple[CaCert, ...]:
         """The CA certificates of the public bundle and of the gateway's trust (active and trusted)."""
         return tuple(ca for ca in self.cas if ca.in_trust)

@@ -31,7 +31,7 @@ LATEST_CLIENT_NOT_AFTER = UTCTIME_LIMIT - timedelta(seconds=1)
 # SeaCat clients start renewing at most this long before expiry (see in_renewal_window).
 RENEWAL_MARGIN = timedelta(days=30)
 
-_DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
+DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
     digital_signature=True,
     content_commitment=False,
     key_encipherment=False,
@@ -159,7 +159,7 @@ def build_client_certificate(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_DIGITAL_SIGNATURE_ONLY, critical=True)
+        .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(aki, critical=False)

@@ -351,9 +351,7 @@ def _issue(
     not_before, not_after = validity(now, timedelta(hours=hours), ca_not_after=ca.not_valid_after_utc)
     if not_after <= now:
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
-    public_base = tenant.config.public_base_url
-    crl_url = f"{public_base}/{tenant.tenant_id}/x509/crl/{ca_entry.cert_id}" if public_base else None
-    ocsp_url = f"{public_base}/{tenant.tenant_id}/ocsp" if public_base else None  # service/ocsp.py
+    crl_url, ocsp_url = tenant.issued_urls(ca_entry.cert_id)
     rid = request_id(csr)
     for _ in range(3):
         serial = builder.random_serial()

@@ -256,12 +256,7 @@ def _issue(
             # (clients would renew again at once, for ever), so the current one stands.
             return EnrollResult(200, identity.cert_der, cr.identity, cr.cr_id, "existing")
     serial = builder.random_serial()
-    public_base = tenant.config.public_base_url
-    # The CRL under this CA certificate's name: it stays the one that covers the certificate after a
-    # new CA certificate (perhaps under another name) becomes active.
-    crl_url = f"{public_base}/{tenant.tenant_id}/x509/crl/{ca_entry.cert_id}" if public_base else None
-    # The tenant's OCSP responder (service/ocsp.py), also beside publicBaseUrl.
-    ocsp_url = f"{public_base}/{tenant.tenant_id}/ocsp" if public_base else None
+    crl_url, ocsp_url = tenant.issued_urls(ca_entry.cert_id)
     cert = builder.build_client_certificate(
         public_key=cr.public_key,
         identity=cr.identity,
