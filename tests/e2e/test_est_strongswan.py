@@ -91,6 +91,22 @@ class EstSetup:
         request.write_bytes(ok(run_pki(*args)))
         return key, request
 
+    def enroll(self, request: Path, userpass: str, url: str | None = None) -> subprocess.CompletedProcess[bytes]:
+        """`pki --est` (initial enrolment with a credential) through the gateway; the certificate as PEM."""
+        return run_pki(
+            "--est",
+            "--url",
+            url or self.url,
+            "--cacert",
+            str(self.trust),
+            "--in",
+            str(request),
+            "--userpass",
+            userpass,
+            "--outform",
+            "pem",
+        )
+
     def tenant_ca(self) -> Path:
         path = self.work / "tenant-ca.pem"
         if not path.exists():
@@ -209,23 +225,7 @@ def test_enrol_with_a_credential_then_reenrol_with_the_certificate(est: EstSetup
     userpass = est.credential(uses=1)
     key, request = est.key_and_request("r1", "r1.routers.example.com", "r1.routers.example.com")
     first = est.work / "r1.pem"
-    first.write_bytes(
-        ok(
-            run_pki(
-                "--est",
-                "--url",
-                est.url,
-                "--cacert",
-                str(est.trust),
-                "--in",
-                str(request),
-                "--userpass",
-                userpass,
-                "--outform",
-                "pem",
-            )
-        )
-    )
+    first.write_bytes(ok(est.enroll(request, userpass)))
     assert openssl_verify(est.tenant_ca(), first).strip().endswith(": OK")
     cert = x509.load_pem_x509_certificate(first.read_bytes())
     assert cert.subject.rfc4514_string() == "CN=r1.routers.example.com"
@@ -237,19 +237,7 @@ def test_enrol_with_a_credential_then_reenrol_with_the_certificate(est: EstSetup
 
     # the credential had one use: a second device is refused
     _, other = est.key_and_request("r2", "r2.routers.example.com", "r2.routers.example.com")
-    refused = run_pki(
-        "--est",
-        "--url",
-        est.url,
-        "--cacert",
-        str(est.trust),
-        "--in",
-        str(other),
-        "--userpass",
-        userpass,
-        "--outform",
-        "pem",
-    )
+    refused = est.enroll(other, userpass)
     assert refused.returncode != 0 and not refused.stdout.strip()
 
     # re-enrolment: a new key, the same names, authenticated by the current certificate over TLS
@@ -286,39 +274,13 @@ def test_a_profile_named_by_the_urls_path(est: EstSetup) -> None:
     """strongSwan keeps the URL's path: https://gw/sensors asks /sensors/.well-known/est/simpleenroll."""
     userpass = est.credential("sensors")
     _, request = est.key_and_request("s1", "s1", None)
-    issued = ok(
-        run_pki(
-            "--est",
-            "--url",
-            f"{est.url}/sensors",
-            "--cacert",
-            str(est.trust),
-            "--in",
-            str(request),
-            "--userpass",
-            userpass,
-            "--outform",
-            "pem",
-        )
-    )
+    issued = ok(est.enroll(request, userpass, url=f"{est.url}/sensors"))
     cert = x509.load_pem_x509_certificate(issued)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert lifetime <= datetime.timedelta(hours=49)  # the sensors profile's 48 hours, not the routers' 720
     # a routers credential is not one for sensors
     _, again = est.key_and_request("s2", "s2", None)
-    refused = run_pki(
-        "--est",
-        "--url",
-        f"{est.url}/sensors",
-        "--cacert",
-        str(est.trust),
-        "--in",
-        str(again),
-        "--userpass",
-        est.credential("routers"),
-        "--outform",
-        "pem",
-    )
+    refused = est.enroll(again, est.credential("routers"), url=f"{est.url}/sensors")
     assert refused.returncode != 0
 
 
@@ -335,21 +297,7 @@ def curl_status(est: EstSetup, path: str, body: Path, *tls: str, userpass: str |
 def test_reenrolment_is_refused_without_a_current_certificate(est: EstSetup, tmp_path: Path) -> None:
     userpass = est.credential(uses=1)
     key, request = est.key_and_request("r5", "r5.routers.example.com", "r5.routers.example.com")
-    pem = ok(
-        run_pki(
-            "--est",
-            "--url",
-            est.url,
-            "--cacert",
-            str(est.trust),
-            "--in",
-            str(request),
-            "--userpass",
-            userpass,
-            "--outform",
-            "pem",
-        )
-    )
+    pem = ok(est.enroll(request, userpass))
     cert_file, key_file = tmp_path / "r5.pem", tmp_path / "r5-key.pem"
     cert_file.write_bytes(pem)
     converted = subprocess.run(
