@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice.app import Blueprint, Response
 
 from chalicelib.api import auth, media
 from chalicelib.api.errors import json_errors, json_response
 from chalicelib.api.schemas import certificate_meta
 from chalicelib.ca.pem import der_to_pem
+from chalicelib.domain import CertificateRecord
 from chalicelib.service import cas
 from chalicelib.service import tenants as service
 
@@ -67,39 +70,43 @@ def rotate_webhook_secret(tenant: str) -> Response:
     return json_response({"tenant": tenant, "webhookSecret": webhook.rotate_secret(tenant)}, 201)
 
 
-@bp.route("/{tenant}/x509/self-signed", methods=["PUT"], content_types=["application/json"])
-@json_errors
-def self_signed(tenant: str) -> Response:
-    """Create a self-signed CA certificate over the tenant key from a JSON spec; it becomes active."""
+def _ca_request(tenant: str) -> dict[str, Any]:
+    """The JSON body of a request that makes a CA certificate, once the caller may and the answer's
+    media type is one it accepts (a 406 before anything is created)."""
     request = bp.current_request
     service.validate_tenant_id(tenant)
     auth.require(request, tenant)
     body = media.json_object(request)
-    media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
-    record = cas.create_self_signed(tenant, body)
+    media.preferred(request, media.CERTIFICATE_TYPES)
+    return body
+
+
+def _ca_answer(tenant: str, record: CertificateRecord, status: int, **extra: str) -> Response:
+    """A CA certificate just made or imported: PEM, DER or its JSON metadata, by Accept."""
     meta = certificate_meta(record)
     meta["result"] = "OK"
     meta["ca_cert"] = f"{tenant}:{record.cert_id}"
     meta["certificate"] = der_to_pem(record.der).decode("ascii")
-    return media.certificate_response(request, record.der, meta, status=201)
+    meta.update(extra)
+    return media.certificate_response(bp.current_request, record.der, meta, status=status)
+
+
+@bp.route("/{tenant}/x509/self-signed", methods=["PUT"], content_types=["application/json"])
+@json_errors
+def self_signed(tenant: str) -> Response:
+    """Create a self-signed CA certificate over the tenant key from a JSON spec; it becomes active."""
+    body = _ca_request(tenant)
+    record = cas.create_self_signed(tenant, body)
+    return _ca_answer(tenant, record, 201)
 
 
 @bp.route("/{tenant}/x509/ca/rotate", methods=["POST"], content_types=["application/json"])
 @json_errors
 def rotate_ca(tenant: str) -> Response:
     """A new CA key (generated, or ``privateKey`` imported) and its self-signed certificate, made active."""
-    request = bp.current_request
-    service.validate_tenant_id(tenant)
-    auth.require(request, tenant)
-    body = media.json_object(request)
-    media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
+    body = _ca_request(tenant)
     record, fingerprint = cas.rotate(tenant, body)
-    meta = certificate_meta(record)
-    meta["result"] = "OK"
-    meta["ca_cert"] = f"{tenant}:{record.cert_id}"
-    meta["certificate"] = der_to_pem(record.der).decode("ascii")
-    meta["keyFingerprint"] = fingerprint
-    return media.certificate_response(request, record.der, meta, status=201)
+    return _ca_answer(tenant, record, 201, keyFingerprint=fingerprint)
 
 
 @bp.route("/{tenant}/x509/ca/import", methods=["PUT"], content_types=["application/json"])
@@ -107,17 +114,9 @@ def rotate_ca(tenant: str) -> Response:
 def import_ca(tenant: str) -> Response:
     """An existing CA certificate over the tenant's key (``{"certificate": "<PEM>"}``) made its active
     CA byte for byte (201), or answered again when it is one of the tenant's already (200)."""
-    request = bp.current_request
-    service.validate_tenant_id(tenant)
-    auth.require(request, tenant)
-    body = media.json_object(request)
-    media.preferred(request, media.CERTIFICATE_TYPES)  # a 406 before anything is created
+    body = _ca_request(tenant)
     record, added = cas.import_certificate(tenant, body)
-    meta = certificate_meta(record)
-    meta["result"] = "OK"
-    meta["ca_cert"] = f"{tenant}:{record.cert_id}"
-    meta["certificate"] = der_to_pem(record.der).decode("ascii")
-    return media.certificate_response(request, record.der, meta, status=201 if added else 200)
+    return _ca_answer(tenant, record, 201 if added else 200)
 
 
 def _ca_change(tenant: str, change: cas.CaChange) -> Response:
