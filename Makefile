@@ -36,7 +36,7 @@ lock: $(DEV)
 	  $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	    --strip-extras --output-file $$f.txt $$f.in || exit 1; done
 
-## The service on http://127.0.0.1:$(PORT): gunicorn workers on SQLite and the local key store in .seacat-local/ (SEACAT_DATA_DIR)
+## The service on http://127.0.0.1:$(PORT): granian workers on SQLite and the local key store in .seacat-local/ (SEACAT_DATA_DIR)
 run: $(RUN)
 	PORT=$(PORT) $(PY) -m embedded.run
 

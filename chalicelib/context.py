@@ -12,6 +12,7 @@ context is built, not at import time, to keep Lambda cold starts short.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +123,8 @@ class Context:
     caches: Caches
     # EST enrolment credentials (chalicelib/service/credentials.py).
     credentials: CredentialStore
+    # Closes what this context opened itself (its database connections), when a process leaves.
+    close: Callable[[], None] = lambda: None
 
 
 def aws_context() -> Context:
@@ -159,7 +162,13 @@ def local_context(data_dir: Path, backend: Any = None) -> Context:
     database = data_dir / LOCAL_DATABASE
     keystore = LocalKeyStore(database, load_kek(settings.local_kek, data_dir).key, caches.keys, caches.secrets)
     built = sqlite_context(backend or database, keystore)
-    return replace(built, caches=caches)  # the key store's caches are the context's, whatever sqlite_context made
+
+    def close() -> None:
+        built.close()
+        keystore.close()
+
+    # The key store's caches are the context's, whatever sqlite_context made.
+    return replace(built, caches=caches, close=close)
 
 
 def memory_context() -> tuple[Context, MemoryBackend]:
@@ -185,6 +194,7 @@ def sqlite_context(path: Path | SqliteBackend, keystore: KeyStore) -> Context:
     Build it in the process that serves from it, after any fork (chalicelib/store/sqlite/)."""
     from chalicelib.store.sqlite import SqliteBackend
 
+    opened = not isinstance(path, SqliteBackend)
     backend = path if isinstance(path, SqliteBackend) else SqliteBackend(path)
     return Context(
         tenants=backend.tenants,
@@ -194,6 +204,7 @@ def sqlite_context(path: Path | SqliteBackend, keystore: KeyStore) -> Context:
         keystore=keystore,
         caches=Caches.fresh(),
         credentials=backend.credentials,
+        close=(lambda: backend.close(every_thread=True)) if opened else (lambda: None),
     )
 
 
@@ -232,6 +243,16 @@ def use_memory() -> MemoryBackend:
     context, backend = memory_context()
     install(context)
     return backend
+
+
+def close() -> None:
+    """A server worker leaving: close what the installed context opened (every thread's database
+    connection, the key store's) and forget it. Only once its threads serve no more."""
+    global _current
+    with _lock:
+        context, _current = _current, None
+    if context is not None:
+        context.close()
 
 
 def reset() -> None:

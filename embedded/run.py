@@ -1,11 +1,11 @@
-"""`make run`: the service on 127.0.0.1, on SQLite and the local key store, behind gunicorn.
+"""`make run`: the service on 127.0.0.1, on SQLite and the local key store, behind granian.
 
 Nothing to replay: the state is the database in the data directory (``.seacat-local/``, or
 ``SEACAT_DATA_DIR``), so a start takes the same time whatever it holds. A start makes the directory
 owner-only and takes its lock (one run per directory), finds the key-encryption key
 (``SEACAT_LOCAL_KEK``, or the file ``kek`` it generates on the first start), checks that the key
 opens the stored secrets, installs the operator token, counts what the database holds, then becomes
-gunicorn's master and forks the workers (embedded/server.py). Ctrl-C or SIGTERM stops it and its
+granian's master and forks the workers (embedded/server.py). Ctrl-C or SIGTERM stops it and its
 workers gracefully. A directory written by the emulator run (``journal.jsonl``) is refused, untouched.
 
 ``python -m embedded.run --reset`` (``make reset``) deletes the data directory.
@@ -193,7 +193,7 @@ def port_refusal(host: str, port: int) -> str:
         return str(exc)
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian binds
         try:
             probe.bind(address)
         except OSError as exc:
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 return
             print(
                 f"\nSeaCat PKI is running on {url} (ready in {time.monotonic() - started:.1f} s)\n"
-                f"  Server:        gunicorn, {plural(workers, 'worker')} x {plural(threads, 'thread')}, "
+                f"  Server:        granian, {plural(workers, 'worker')} x {plural(threads, 'thread')}, "
                 f"backlog {options.backlog}\n"
                 f"  Data:          {shown(data)} (SQLite; one make run at a time)\n"
                 f"  Key (KEK):     {kek_source}\n"

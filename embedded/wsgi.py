@@ -17,6 +17,7 @@ import base64
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -55,15 +56,30 @@ def _status(code: int) -> str:
         return f"{code} Unknown"
 
 
+# The one route whose parameter may hold a "/": an OCSP request in a GET, base64 (RFC 6960 A.1).
+_OCSP_GET = re.compile(r"(/[^/]+/ocsp/)(.+)", re.DOTALL)
+_PATH_SAFE = "/:@!$&'()*+,;=~"  # not "%": PATH_INFO is decoded
+
+
 def request_target(environ: dict[str, Any]) -> str:
     """The path and query as the client sent them (what `chalice local` hands its gateway), but for
     leading slashes: ``//evil.example/console/`` is a path, which the gateway's URL parser would
-    read as a host and the path after it (so the console would be served at any such URL)."""
+    read as a host and the path after it (so the console would be served at any such URL).
+
+    A server that gives no raw target (granian) gives PATH_INFO percent-decoded, so it is encoded
+    again; an encoded "/" (%2F) cannot be told from a "/" then. No route parameter may hold one but
+    the OCSP request of ``GET /{tenant}/ocsp/{request}``, whose base64 is encoded whole again (and
+    so also works from clients that do not encode its "/", as some OpenSSL versions do not)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         target = str(raw)
     else:
-        path = quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")), safe="/%:@!$&'()*+,;=~")
+        path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+        ocsp = _OCSP_GET.fullmatch(path)
+        if ocsp is not None:
+            path = quote(ocsp.group(1), safe=_PATH_SAFE) + quote(ocsp.group(2), safe="")
+        else:
+            path = quote(path, safe=_PATH_SAFE)
         query = environ.get("QUERY_STRING")
         target = f"{path}?{query}" if query else path
     return "/" + target.lstrip("/") if target.startswith("//") else target

@@ -1,7 +1,7 @@
 """The local stacks exactly as `make run` and `make run-emulator` start them, on 127.0.0.1, for
 end-to-end tests.
 
-``stack`` is `make run`'s (gunicorn workers on SQLite and the local key store: embedded/run.py), the
+``stack`` is `make run`'s (granian workers on SQLite and the local key store: embedded/run.py), the
 one most tests use; ``emulator_stack`` is `make run-emulator`'s (chalice local on the AWS emulator:
 scripts/local_run.py), for the tests about the AWS wiring (DynamoDB items, Secrets Manager, KMS).
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,17 +152,18 @@ def emulator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def http(
     method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, *, close: bool = False
-) -> tuple[int, dict[str, str], bytes]:
-    """One request over a new connection (``close``: also ask the server to close it); any status."""
+) -> tuple[int, CaseInsensitiveDict[str], bytes]:
+    """One request over a new connection (``close``: also ask the server to close it); any status.
+    Header names are case-insensitive, as HTTP has them (granian sends them in lower case)."""
     import urllib.error
 
     extra = {"Connection": "close"} if close else {}
     request = urllib.request.Request(url, data=body, method=method, headers={**extra, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, CaseInsensitiveDict(r.headers.items()), r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, CaseInsensitiveDict(e.headers.items()), e.read()
 
 
 def setup_tenant(stack: Stack, tenant: str, config: str = "{}", *, new: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""End to end through `make run`'s stack: gunicorn workers in front of the app on SQLite and the local
+"""End to end through `make run`'s stack: granian workers in front of the app on SQLite and the local
 key store, real HTTP on 127.0.0.1. Also how it stops (Ctrl-C, SIGTERM, kill -9: no worker is left
 behind) and 256 clients at once."""
 
@@ -294,3 +294,78 @@ def test_256_clients_enrolling_at_once_are_all_answered_and_stored(stack: Stack)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         assert list(pool.map(served, certs, timeout=120)) == ders
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
+    """An enrolment held in its approval webhook when SIGTERM arrives is answered 200 and stored; the
+    server then exits 0. The webhook answers only once the stop has begun (no sleep stands in)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    reached, release = threading.Event(), threading.Event()
+
+    class Webhook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            reached.set()
+            release.wait(20)
+            body = b'{"result": "OK"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    hook.daemon_threads = True
+    threading.Thread(target=hook.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    other = start_stack(tmp_path, token="sct_00000000000000e6_inflight-stack-operator-token")
+    try:
+        approve = f"http://127.0.0.1:{hook.server_address[1]}/approve"
+        config = json.dumps({"approve": approve})
+        setup_tenant(other, "inflight", config)
+        key = ec.generate_private_key(ec.SECP256R1())
+        answer: list[tuple[int, bytes]] = []
+
+        def enrol() -> None:
+            status, _, body = http(
+                "PUT",
+                f"{other.url}/inflight/seacat/enroll",
+                build_cr(key, application="inflight"),
+                {"Content-Type": "application/octet-stream"},
+            )
+            answer.append((status, body))
+
+        client = threading.Thread(target=enrol, daemon=True)
+        client.start()
+        assert reached.wait(30), "the enrolment never reached its webhook"
+        other.process.send_signal(signal.SIGTERM)
+        # The stop has begun once the server refuses new connections; then the webhook answers.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{other.url}/health", timeout=1)
+            except OSError:
+                break
+            time.sleep(0.02)  # polling for the refusal, not waiting in its place
+        release.set()
+        client.join(30)
+        assert answer and answer[0][0] == 200, answer
+        assert x509.load_der_x509_certificate(answer[0][1]).public_key() == key.public_key()
+        assert other.process.wait(timeout=30) == 0
+    finally:
+        release.set()
+        hook.shutdown()
+        if other.process.poll() is None:
+            os.killpg(other.process.pid, signal.SIGKILL)
+            other.process.wait(timeout=15)
+    again = start_stack(tmp_path, token="sct_00000000000000e6_inflight-stack-operator-token", data_dir=other.data_dir)
+    try:
+        identity = x509.load_der_x509_certificate(answer[0][1]).subject.rfc4514_string().removeprefix("CN=")
+        status, _, served = http("GET", f"{again.url}/inflight/seacat/get/{identity}")
+        assert status == 200 and served == answer[0][1]  # stored before it was answered
+    finally:
+        os.killpg(again.process.pid, signal.SIGTERM)
+        again.process.wait(timeout=30)

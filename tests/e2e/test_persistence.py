@@ -1,4 +1,4 @@
-"""`make run` keeps its state across restarts: its stack (gunicorn workers on SQLite and the local key
+"""`make run` keeps its state across restarts: its stack (granian workers on SQLite and the local key
 store), its data directory, real HTTP.
 
 A clean stop (Ctrl-C) and a kill -9 of the whole process group during parallel enrolments, then a

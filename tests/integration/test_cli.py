@@ -35,7 +35,7 @@ class _Quiet(WSGIRequestHandler):
         pass
 
     def get_environ(self) -> dict[str, Any]:
-        # wsgiref makes up "text/plain" for a request without a Content-Type; gunicorn (make run) and
+        # wsgiref makes up "text/plain" for a request without a Content-Type; granian (make run) and
         # API Gateway pass none, and the routes answer a made-up type with 415.
         environ: dict[str, Any] = super().get_environ()
         if self.headers.get("Content-Type") is None:

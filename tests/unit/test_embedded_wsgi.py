@@ -159,6 +159,10 @@ def test_remembered_route_matches_are_the_scans_answers_and_each_callers_own() -
         ({"PATH_INFO": "//evil.example/console/", "QUERY_STRING": ""}, "/evil.example/console/"),
         ({"RAW_URI": "/acme/x509/ca"}, "/acme/x509/ca"),
         ({"PATH_INFO": "/acme/ocsp/MEow", "QUERY_STRING": "a=b"}, "/acme/ocsp/MEow?a=b"),
+        # A decoded PATH_INFO (granian): encoded again; an OCSP GET's base64 whole, its "/" included.
+        ({"PATH_INFO": "/acme/ocsp/ME/ow+A==", "QUERY_STRING": ""}, "/acme/ocsp/ME%2Fow%2BA%3D%3D"),
+        ({"PATH_INFO": "/acme/seacat/get/a b%", "QUERY_STRING": ""}, "/acme/seacat/get/a%20b%25"),
+        ({"PATH_INFO": "//evil.example/ocsp/x/y", "QUERY_STRING": ""}, "/evil.example/ocsp/x/y"),
     ],
 )
 def test_a_target_with_leading_slashes_is_a_path_not_a_host(environ: dict[str, str], target: str) -> None:

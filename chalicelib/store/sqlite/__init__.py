@@ -51,10 +51,11 @@ class SqliteBackend:
     def path(self) -> Path:
         return self.db.path
 
-    def close(self) -> None:
-        """Close this thread's connection now, the other threads' on their next call or their end;
-        every call after this raises ``StoreClosed``."""
-        self.db.close()
+    def close(self, *, every_thread: bool = False) -> None:
+        """Close this thread's connection now, the other threads' on their next call or their end
+        (``every_thread``: now, when the process is leaving); every call after this raises
+        ``StoreClosed``."""
+        self.db.close(every_thread=every_thread)
 
     def __enter__(self) -> SqliteBackend:
         return self

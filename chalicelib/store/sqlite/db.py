@@ -110,8 +110,11 @@ class Database:
 
     def _open(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions, each BEGIN and COMMIT is ours.
-        # check_same_thread stays on: a connection is used by the thread that opened it only.
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, cached_statements=256)
+        # A connection is used by the thread that opened it only (self._local); check_same_thread is
+        # off so that close(every_thread=True) can close them all when a server worker leaves.
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, cached_statements=256, check_same_thread=False
+        )
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             # A certificate is returned only once it is stored, so a commit must survive a power cut
@@ -145,15 +148,17 @@ class Database:
             raise StoreClosed("the SQLite backend is closed")
         return self._adopt(self._open())
 
-    def close(self) -> None:
+    def close(self, *, every_thread: bool = False) -> None:
         """Close the database: this thread's connection now, every other thread's on its next call
-        (or when the thread ends). Calls after this raise StoreClosed."""
+        (or when the thread ends); ``every_thread``: all of them now, for a process that is leaving
+        and whose threads serve no more (the last connection to close checkpoints the log and
+        removes it). Calls after this raise StoreClosed."""
         self._closed = True
         if self._forks != _forks:  # a child's copy: what it inherited is the parent's, never closed here
             return
         me = threading.get_ident()
         with self._lock:
-            mine = [s for s in self._slots if s.thread == me]
+            mine = [s for s in self._slots if every_thread or s.thread == me]
         for slot in mine:
             slot.conn.close()
         self._local.slot = None
