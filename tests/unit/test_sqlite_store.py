@@ -261,6 +261,41 @@ def test_each_thread_has_its_connection_and_close_ends_them(backend: SqliteBacke
         backend.tenants.get(TENANT)
 
 
+def test_hot_reads_are_remembered_until_anything_is_committed_anywhere(backend: SqliteBackend, path: Path) -> None:
+    """The tenant and identity reads are remembered per thread, and forgotten at any commit: this
+    backend's, another backend's (another worker process) or another program's."""
+    tenant = backend.tenants.create(TENANT, TenantConfig(), "s", "fp", False)
+    identity = backend.certificates.save_identity(new_identity(TENANT, "ID1", "app"))
+    first = backend.tenants.get(TENANT)
+    assert first is not None and backend.tenants.get(TENANT) is first  # remembered: no commit since
+    assert backend.certificates.get_identity(TENANT, "ID1") is backend.certificates.get_identity(TENANT, "ID1")
+
+    with SqliteBackend(path) as other:  # another worker
+        other.tenants.update_config(tenant, replace(TenantConfig(), lifetime_days=7))
+        stored = other.certificates.get_identity(TENANT, "ID1")
+        assert stored is not None
+        other.certificates.save_identity(replace(stored, blocked=True))
+    seen = backend.tenants.get(TENANT)
+    assert seen is not None and seen.config.lifetime_days == 7
+    blocked = backend.certificates.get_identity(TENANT, "ID1")
+    assert blocked is not None and blocked.blocked
+
+    backend.certificates.save_identity(replace(blocked, blocked=False))  # this backend's own commit
+    unblocked = backend.certificates.get_identity(TENANT, "ID1")
+    assert unblocked is not None and not unblocked.blocked and unblocked.version == identity.version + 2
+
+    with raw(path) as conn:  # another program
+        conn.execute("UPDATE identities SET blocked = 1 WHERE identity = 'ID1'")
+    again = backend.certificates.get_identity(TENANT, "ID1")
+    assert again is not None and again.blocked
+
+    done: list[object] = []
+    thread = threading.Thread(target=lambda: done.append(backend.certificates.get_identity(TENANT, "ID1")))
+    thread.start()
+    thread.join(WAIT)
+    assert done[0] == again and done[0] is not again  # each thread remembers its own
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
 def test_a_backend_is_not_used_across_a_fork(backend: SqliteBackend) -> None:
     backend.tenants.get(TENANT)

@@ -325,8 +325,13 @@ class SqliteCertificates:
         return found, (_page_token(list_key, (text(found[-1].created_at), found[-1].cert_id)) if more else None)
 
     def get_identity(self, tenant_id: str, identity: str) -> IdentityRecord | None:
+        memo = self._db.read_memo()
+        key = ("identity", tenant_id, identity)
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
         with self._db.read() as conn:
-            return _identity(conn.execute(_GET_IDENTITY, (tenant_id, identity)).fetchone())
+            found = memo[key] = _identity(conn.execute(_GET_IDENTITY, (tenant_id, identity)).fetchone())
+        return found
 
     def save_identity(self, record: IdentityRecord, audit: Sequence[Any] = ()) -> IdentityRecord:
         """Write an identity guarded by the version it was read at; Conflict if it moved."""

@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from chalicelib.errors import Conflict, PkiError, Unavailable
 from chalicelib.store import keys
@@ -48,6 +49,7 @@ BUSY_TIMEOUT = 5.0  # seconds a writer waits for another's transaction before an
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _KEY_IN_USE = {sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE}
 MIN_SQLITE = (3, 24, 0)  # upsert (INSERT ... ON CONFLICT DO UPDATE)
+MEMO_SIZE = 4096  # records a thread's read memo holds at most (read_memo)
 _LOCK_POLL = (0.0002, 0.002)  # seconds between two tries of a taken flock: the first, the longest
 
 # Forks seen by this process: a connection must never cross a fork (SQLite's own rule: the child
@@ -92,6 +94,7 @@ class Database:
         self._closed = False
         self._forks = _forks
         self._writers = threading.Lock()  # this process's writers, one at a time
+        self._commits = 0  # write transactions this process committed (read_memo's stamp)
         _create_private(self.path)
         self._lock_fd = -1 if fcntl is None else os.open(f"{self.path}-lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -190,6 +193,8 @@ class Database:
             except BaseException:
                 self._rollback(conn)
                 raise
+            finally:
+                self._commits += 1  # under the writers' lock; a rollback counts too (harmless)
 
     @contextlib.contextmanager
     def _queued(self) -> Iterator[None]:
@@ -227,6 +232,23 @@ class Database:
         conn = self.connection()
         with translated():
             yield conn
+
+    def read_memo(self) -> dict[Any, Any]:
+        """This thread's memo of records read, valid while the database is as it was when they were
+        read: emptied once anything was committed since, by any connection of any process (SQLite's
+        ``PRAGMA data_version`` moves on another connection's commit, this process's count of
+        commits on its own). A hot read (the tenant and the identity that nginx_authenticate reads
+        at every request) then costs one pragma instead of a query and the record's parsing,
+        without a TTL: a revocation committed by another worker is seen at the next request."""
+        conn = self.connection()
+        with translated():
+            stamp = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
+        local = self._local
+        memo: dict[Any, Any] | None = getattr(local, "memo", None)
+        if memo is None or local.stamp != stamp or len(memo) >= MEMO_SIZE:
+            memo = local.memo = {}
+            local.stamp = stamp
+        return memo
 
     def purge_due(self) -> bool:
         return time.monotonic() >= self.next_purge

@@ -76,8 +76,13 @@ class SqliteTenants:
         self._db = db
 
     def get(self, tenant_id: str, *, consistent: bool = True) -> Tenant | None:
+        memo = self._db.read_memo()  # always consistent: emptied by any commit since the read
+        key = ("tenant", tenant_id)
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
         with self._db.read() as conn:
-            return _tenant(conn.execute(_GET, (tenant_id,)).fetchall())
+            found = memo[key] = _tenant(conn.execute(_GET, (tenant_id,)).fetchall())
+        return found
 
     def ids(self) -> list[str]:
         with self._db.read() as conn:
