@@ -7,7 +7,7 @@ route calls, on the context `make run`'s workers build (``context.local_context`
 store, the same local key store and KEK, the stage's settings as embedded/run.py sets them), with a
 new P-256 key and SeaCat CR each: the CR is decoded and verified, the certificate signed and stored
 with its request, identity and audit item, one transaction each, committed as the server commits.
-What it skips is HTTP, gunicorn and Chalice's routing. It holds the directory's lock, as `make run`
+What it skips is HTTP, granian and Chalice's routing. It holds the directory's lock, as `make run`
 does, so no server can run on the directory meanwhile.
 
 Stops once the database holds TARGET client certificates of the tenant, or after SECONDS (bounded in

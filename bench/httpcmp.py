@@ -1,4 +1,4 @@
-"""`make bench`'s HTTP phase: `make run` (gunicorn workers on SQLite and the local key store, started
+"""`make bench`'s HTTP phase: `make run` (granian workers on SQLite and the local key store, started
 as `python -m embedded.run`) over real HTTP on 127.0.0.1, beside CFSSL.
 
 1. Side by side: CFSSL signing a PKCS#10 P-256 CSR (``POST /api/v1/cfssl/sign``, `cfssl serve` with a
@@ -621,6 +621,98 @@ def authenticate(ours: MakeRun, issued: list[bytes]) -> dict[str, Any]:
         out[mode] = summarize(runs)
         say(f"    nginx_authenticate, {mode}: {[r['per_s'] for r in runs]}/s")
     out["certificates"] = len(pems)
+    out["wrk"] = authenticate_wrk(ours, pems, path)
+    return out
+
+
+# wrk's Lua: the certificates in turn, with Connection: close (a new connection per request) or
+# keep-alive; wrk counts the answers that are not 2xx/3xx itself (a run with any is not a rate).
+_WRK_SCRIPT = """
+local bodies, i = {}, 0
+local f = assert(io.open(os.getenv("SEACAT_BENCH_PEMS"), "rb"))
+local data = f:read("*a")
+f:close()
+for pem in string.gmatch(data, "(.-\\n)\\n") do bodies[#bodies + 1] = pem end
+local headers = {["Content-Type"] = "text/plain", ["X-SSL-Client-Verify"] = "SUCCESS",
+  ["X-Forwarded-Request"] = "GET / HTTP/1.1", ["Connection"] = os.getenv("SEACAT_BENCH_CONNECTION")}
+local path = os.getenv("SEACAT_BENCH_PATH")
+request = function()
+  i = i + 1
+  return wrk.format("PUT", path, headers, bodies[(i % #bodies) + 1])
+end
+"""
+
+
+def find_wrk() -> str | None:
+    """The wrk binary; installed from Debian's wrk when missing and running as root, else None."""
+    binary = shutil.which("wrk")
+    if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        say("  wrk is missing: apt-get install -y wrk ...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "wrk"], capture_output=True, timeout=600, env=env
+        )
+        binary = shutil.which("wrk")
+    return binary
+
+
+def _wrk_count(output: str, label: str) -> int:
+    for line in output.splitlines():
+        if label in line:
+            return int(line.split()[0]) if label == "requests in" else int(line.split(":")[1].split()[0])
+    return 0
+
+
+def authenticate_wrk(ours: MakeRun, pems: list[bytes], path: str) -> dict[str, Any]:
+    """nginx_authenticate driven by wrk (C, as NGINX is) instead of the Python client, which spends
+    0.3-0.4 ms of CPU per request on this machine's two cores: the service's own capacity. 2 threads,
+    8 connections, AUTH_SECONDS per run, ROUNDS runs per connection mode."""
+    binary = find_wrk()
+    if binary is None:
+        return {"reason": "wrk is not installed (Debian/Ubuntu: apt-get install wrk)"}
+    work = ours.log_dir / "wrk"
+    work.mkdir(exist_ok=True)
+    (work / "auth.lua").write_text(_WRK_SCRIPT)
+    (work / "pems").write_bytes(b"\n".join(pem if pem.endswith(b"\n") else pem + b"\n" for pem in pems) + b"\n")
+    out: dict[str, Any] = {"client": f"wrk -t2 -c8 -d{AUTH_SECONDS:.0f}s, {ROUNDS} runs"}
+    for mode, header in (("close", "close"), ("keepalive", "keep-alive")):
+        runs = []
+        for _ in range(ROUNDS):
+            env = {
+                **os.environ,
+                "SEACAT_BENCH_PEMS": str(work / "pems"),
+                "SEACAT_BENCH_PATH": path,
+                "SEACAT_BENCH_CONNECTION": header,
+            }
+            url = f"http://{HOST}:{ours.port}/"
+            cpu = group_cpu_seconds(ours.pgid)
+            command = [binary, "-t2", "-c8", f"-d{AUTH_SECONDS:.0f}s", "--latency", "-s", str(work / "auth.lua"), url]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=AUTH_SECONDS + 60, env=env)
+            cpu = group_cpu_seconds(ours.pgid) - cpu
+            text = done.stdout
+            total = _wrk_count(text, "requests in")
+            bad = _wrk_count(text, "Non-2xx or 3xx responses")
+            rate = next((float(line.split()[1]) for line in text.splitlines() if line.startswith("Requests/sec")), 0.0)
+            p50 = next((line.split()[1] for line in text.splitlines() if line.strip().startswith("50%")), None)
+            errors = next((line.strip() for line in text.splitlines() if "Socket errors" in line), None)
+            runs.append(
+                {
+                    "per_s": round(rate, 1) if not bad and not errors else 0.0,
+                    "requests": total,
+                    "non_2xx": bad,
+                    "socket_errors": errors,
+                    "p50": p50,
+                    "server_cpu_ms": round(cpu * 1000 / total, 3) if total else None,
+                }
+            )
+        rates = [r["per_s"] for r in runs]
+        say(f"    nginx_authenticate with wrk, {mode}: {rates}/s")
+        cpus = [r["server_cpu_ms"] for r in runs if r["server_cpu_ms"] is not None]
+        out[mode] = {
+            "per_s": round(statistics.median(rates), 1),
+            "server_cpu_ms": round(statistics.median(cpus), 3) if cpus else None,
+            "runs": runs,
+        }
     return out
 
 

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 or {}
             )
             started_cold = _phase("import time and cold start", errors, cold.run) or {}
-    http = _phase("HTTP: make run (gunicorn, SQLite) beside CFSSL", errors, httpcmp.run) or {}
+    http = _phase("HTTP: make run (granian, SQLite) beside CFSSL", errors, httpcmp.run) or {}
     for step, message in (http.get("errors") or {}).items():
         errors[f"http: {step}"] = message
 
@@ -257,6 +257,11 @@ def http_figures(http: dict[str, Any]) -> dict[str, Any]:
         for key in ("per_s", "p50_ms", "p95_ms", "server_cpu_ms"):
             out[f"auth_http_{key}{suffix}"] = figures.get(key)
     out["auth_http_first_sight_per_s"] = (auth.get("first_sight") or {}).get("per_s")
+    wrk = auth.get("wrk") or {}
+    for mode, suffix in (("close", ""), ("keepalive", "_keepalive")):
+        figures = wrk.get(mode) or {}
+        out[f"auth_http_wrk_per_s{suffix}"] = figures.get("per_s")
+        out[f"auth_http_wrk_server_cpu_ms{suffix}"] = figures.get("server_cpu_ms")
     out["cfssl_version"] = http.get("cfssl_version")
     if http.get("cfssl_reason"):
         out["cfssl_http_reason"] = http["cfssl_reason"]
@@ -449,6 +454,10 @@ def http_table(r: dict[str, Any]) -> None:
     )
     row("nginx_authenticate, service caches warm", "auth_http")
     say(f"  {'nginx_authenticate, first sight of each':<44} {_fmt(r.get('auth_http_first_sight_per_s')):>9}")
+    say(
+        f"  {'nginx_authenticate, wrk as the client':<44} {_fmt(r.get('auth_http_wrk_per_s')):>9} "
+        f"{'':>15} {_fmt(r.get('auth_http_wrk_server_cpu_ms')):>7}   {_fmt(r.get('auth_http_wrk_per_s_keepalive')):>9}"
+    )
     crowd = http.get("crowd") or {}
     if crowd:
         say(
