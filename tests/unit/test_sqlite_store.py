@@ -288,6 +288,12 @@ def test_hot_reads_are_remembered_until_anything_is_committed_anywhere(backend: 
         conn.execute("UPDATE identities SET blocked = 1 WHERE identity = 'ID1'")
     again = backend.certificates.get_identity(TENANT, "ID1")
     assert again is not None and again.blocked
+    # The tenant's rows did not change with those commits: read again, its parsed record is reused.
+    assert backend.tenants.get(TENANT) is seen
+    with raw(path) as conn:
+        conn.execute("UPDATE tenants SET key_fingerprint = 'fp2' WHERE tenant_id = ?", (TENANT,))
+    moved = backend.tenants.get(TENANT)
+    assert moved is not None and moved.key_fingerprint == "fp2" and moved.config.lifetime_days == 7
 
     done: list[object] = []
     thread = threading.Thread(target=lambda: done.append(backend.certificates.get_identity(TENANT, "ID1")))

@@ -71,9 +71,16 @@ def _tenant(rows: list[Any]) -> Tenant | None:
     )
 
 
+_PARSED_SIZE = 4096  # tenants whose parsed record is kept beside the rows it was made from
+
+
 class SqliteTenants:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # The rows last read per tenant and the Tenant made of them: every enrolment's commit empties
+        # the read memo, but the tenant's rows rarely change, and parsing them (the configuration's
+        # JSON, the CA list) costs several times the query. Same rows, same record.
+        self._parsed: dict[str, tuple[list[Any], Tenant | None]] = {}
 
     def get(self, tenant_id: str, *, consistent: bool = True) -> Tenant | None:
         memo = self._db.read_memo()  # always consistent: emptied by any commit since the read
@@ -81,7 +88,16 @@ class SqliteTenants:
         if key in memo:
             return memo[key]  # type: ignore[no-any-return]
         with self._db.read() as conn:
-            found = memo[key] = _tenant(conn.execute(_GET, (tenant_id,)).fetchall())
+            rows = conn.execute(_GET, (tenant_id,)).fetchall()
+        parsed = self._parsed.get(tenant_id)
+        if parsed is not None and parsed[0] == rows:
+            found = parsed[1]
+        else:
+            found = _tenant(rows)
+            if len(self._parsed) >= _PARSED_SIZE:
+                self._parsed.clear()
+            self._parsed[tenant_id] = (rows, found)
+        memo[key] = found
         return found
 
     def ids(self) -> list[str]:
