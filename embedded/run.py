@@ -9,7 +9,7 @@ granian's master and forks the workers (embedded/server.py). Ctrl-C or SIGTERM s
 workers gracefully. A directory written by the emulator run (``journal.jsonl``) is refused, untouched.
 
 ``python -m embedded.run --reset`` (``make reset``) deletes the data directory.
-HOST (default 127.0.0.1), PORT (8080), SEACAT_WORKERS (one per CPU) and SEACAT_THREADS (4) move it.
+HOST (default 127.0.0.1), PORT (8080), SEACAT_WORKERS (one per CPU) and SEACAT_THREADS (2) move it.
 """
 
 from __future__ import annotations
