@@ -10,11 +10,12 @@ granian's queue (its backpressure), not in the kernel's. Listen backlog 2048.
 
 The workers are forked from this process, which then only supervises them; each builds its own
 context (SQLite connections, the KEK) before it serves, never sharing the parent's: a worker that
-cannot build one exits at once and the server stops (exit status 1).
+cannot build one exits at once, and the server stops (exit status 1) once its replacement fails too.
 
-Stopping: SIGTERM or SIGINT (Ctrl-C, which a terminal sends to the workers too) stops gracefully:
-no new connections, requests in flight finish, then the workers exit; one still busy after
-GRACEFUL_SECONDS is killed. A worker whose parent is gone (kill -9) stops itself within a second.
+Stopping: SIGTERM or SIGINT (Ctrl-C: the workers block it, the server stops them) stops
+gracefully: no new connections, requests in flight finish, then the workers exit; one still busy
+after GRACEFUL_SECONDS is killed. A worker whose parent is gone (kill -9) stops itself within a
+second; a worker that dies is replaced.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +69,20 @@ def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _strip_header_lookalikes() -> None:
-    """granian starts every request's WSGI environ from a copy of os.environ: a variable named like
-    a header (HTTP_PROXY, say) would reach the app as one. The worker's environment loses them."""
-    for name in [n for n in os.environ if n.startswith("HTTP_")]:
-        del os.environ[name]
+# CGI names a WSGI environ gives meaning to that granian does not set on every request: from the
+# environment they would be read as the request's (its raw target, its Content-Type or -Length).
+_REQUEST_NAMES = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH", "RAW_URI", "REQUEST_URI", "HTTPS", "AUTH_TYPE"})
+_REQUEST_NAMES |= {"REMOTE_USER", "REMOTE_HOST", "REMOTE_PORT", "PATH_TRANSLATED", "DOCUMENT_ROOT"}
+
+
+def strip_request_lookalikes(environ: MutableMapping[str, str]) -> list[str]:
+    """granian starts every request's WSGI environ from a copy of the worker's os.environ: a variable
+    named like a header (HTTP_PROXY) or like request data (REQUEST_URI, CONTENT_TYPE) would reach the
+    app as the request's. The worker's environment loses them; returns the names removed."""
+    names = [n for n in environ if n.startswith("HTTP_") or n in _REQUEST_NAMES]
+    for name in names:
+        del environ[name]
+    return names
 
 
 def worker_application(target: str, parent: int) -> Callable[..., Any]:
@@ -82,12 +92,15 @@ def worker_application(target: str, parent: int) -> Callable[..., Any]:
 
     from chalicelib import context
 
+    # Ctrl-C in a terminal sends SIGINT to the whole group: the server turns it into a graceful stop
+    # of its workers (SIGTERM). Blocked here, before any thread starts, so every thread inherits it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     context.reset()  # whatever the parent built is the parent's
     context.current()  # now, not at the first request: a worker that cannot build one fails to boot
     # A worker process ends with os._exit once granian has stopped serving: its connections are
     # closed by multiprocessing's exit handlers, so the last one out checkpoints and removes the log.
     util.Finalize(None, context.close, exitpriority=10)
-    _strip_header_lookalikes()
+    strip_request_lookalikes(os.environ)
     threading.Thread(target=_watch_parent, args=(parent,), name="seacat-parent-watch", daemon=True).start()
     from embedded.wsgi import create_application
 
@@ -118,6 +131,9 @@ def serve(options: ServerOptions, on_started: Callable[[], None] | None = None) 
         log_level=LogLevels(options.log_level),
         log_access=options.access_log,
         workers_kill_timeout=GRACEFUL_SECONDS,
+        # A worker that dies (out of memory, a crash) is replaced; one that dies again within
+        # 5.5 s of its replacement (it cannot boot) stops the server instead.
+        respawn_failed_workers=True,
     )
     if on_started is not None:
         callback = on_started

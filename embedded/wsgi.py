@@ -58,7 +58,8 @@ def _status(code: int) -> str:
 
 # The one route whose parameter may hold a "/": an OCSP request in a GET, base64 (RFC 6960 A.1).
 _OCSP_GET = re.compile(r"(/[^/]+/ocsp/)(.+)", re.DOTALL)
-_PATH_SAFE = "/:@!$&'()*+,;=~"  # not "%": PATH_INFO is decoded
+# Not "%" (PATH_INFO is decoded) nor ";" (an encoded one would end the path at the gateway's parser).
+_PATH_SAFE = "/:@!$&'()*+,=~"
 
 
 def request_target(environ: dict[str, Any]) -> str:
@@ -66,23 +67,29 @@ def request_target(environ: dict[str, Any]) -> str:
     leading slashes: ``//evil.example/console/`` is a path, which the gateway's URL parser would
     read as a host and the path after it (so the console would be served at any such URL).
 
-    A server that gives no raw target (granian) gives PATH_INFO percent-decoded, so it is encoded
-    again; an encoded "/" (%2F) cannot be told from a "/" then. No route parameter may hold one but
-    the OCSP request of ``GET /{tenant}/ocsp/{request}``, whose base64 is encoded whole again (and
-    so also works from clients that do not encode its "/", as some OpenSSL versions do not)."""
+    A server that gives no raw target (granian) gives PATH_INFO percent-decoded (each byte a
+    Latin-1 character, as PEP 3333 has it), so it is encoded again, byte for byte; an encoded "/"
+    (%2F) cannot be told from a "/" then. No route parameter may hold one but the OCSP request of
+    ``GET /{tenant}/ocsp/{request}``, whose base64 is encoded whole again (and so also works from
+    clients that do not encode its "/", as some OpenSSL versions do not)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         target = str(raw)
+        return "/" + target.lstrip("/") if target.startswith("//") else target
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")
+    ocsp = _OCSP_GET.fullmatch(path)
+    if ocsp is not None:
+        path = _quote(ocsp.group(1), _PATH_SAFE) + _quote(ocsp.group(2), "")
     else:
-        path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-        ocsp = _OCSP_GET.fullmatch(path)
-        if ocsp is not None:
-            path = quote(ocsp.group(1), safe=_PATH_SAFE) + quote(ocsp.group(2), safe="")
-        else:
-            path = quote(path, safe=_PATH_SAFE)
-        query = environ.get("QUERY_STRING")
-        target = f"{path}?{query}" if query else path
-    return "/" + target.lstrip("/") if target.startswith("//") else target
+        path = _quote(path, _PATH_SAFE)
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
+
+
+def _quote(decoded: str, safe: str) -> str:
+    return quote(decoded, safe=safe, encoding="latin-1", errors="strict")
 
 
 def request_headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -126,13 +133,19 @@ def request_body(environ: dict[str, Any]) -> bytes | None:
 class _RememberingRouteMatcher(RouteMatcher):
     """Chalice's route matcher (a scan of every route per request), remembering its answers for the
     request targets seen most recently: the hot paths (enrolment, nginx_authenticate) have one
-    target per tenant. The answer is exactly the scan's; each caller gets its own copy to change."""
+    target per tenant. The answer is exactly the scan's; each caller gets its own copy to change.
+    Only short targets without a query are remembered: what callers invent holds at most ``size``
+    entries of REMEMBERED_LENGTH bytes, not of the 16 KiB a request's head may have."""
+
+    REMEMBERED_LENGTH = 256
 
     def __init__(self, route_urls: list[str], size: int = 4096) -> None:
         super().__init__(route_urls)
         self._remembered = functools.lru_cache(maxsize=size)(super().match_route)
 
     def match_route(self, url: str) -> MatchResult:
+        if len(url) > self.REMEMBERED_LENGTH or "?" in url:
+            return super().match_route(url)
         found = self._remembered(url)  # a target that matches nothing raises each time: not remembered
         return MatchResult(found.route, dict(found.captured), {k: list(v) for k, v in found.query_params.items()})
 

@@ -235,7 +235,13 @@ def test_ctrl_c_and_sigterm_stop_everything(tmp_path: Path, module: str, how: st
         other.process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
     assert other.process.wait(timeout=30) == 0
     assert not wait_gone(pgid, 10), "a worker outlived the server"
-    assert "seacat: stopped" in other.log.read_text()
+    log = other.log.read_text()
+    assert "seacat: stopped" in log
+    if module == EMBEDDED:
+        assert "refused to gracefully stop" not in log  # no worker had to be killed
+        assert other.data_dir is not None
+        # Every worker closed its connections: the last one out checkpointed and removed the log.
+        assert not (other.data_dir / "seacat.db-wal").exists()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{other.url}/health", timeout=2)
 
@@ -248,6 +254,30 @@ def test_kill_9_of_the_server_alone_leaves_no_worker(tmp_path: Path) -> None:
     other.process.kill()  # the server only; its workers see their parent gone and leave
     other.process.wait(timeout=15)
     assert not wait_gone(pgid, 15), "workers outlived a killed server"
+
+
+def test_a_worker_killed_is_replaced_and_the_service_goes_on(tmp_path: Path) -> None:
+    other = start_stack(tmp_path, token="sct_00000000000000e7_respawn-stack-operator-token")
+    try:
+        pgid = other.process.pid
+        workers = group(pgid) - {pgid}
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = group(pgid) - {pgid}
+            if victim not in now and len(now) >= len(workers):
+                break
+            time.sleep(0.05)  # polling for the replacement, not waiting in its place
+        replaced = group(pgid) - {pgid}
+        assert victim not in replaced and len(replaced) >= len(workers), (workers, replaced)
+        assert other.process.poll() is None
+        for _ in range(8):  # each on a new connection: whichever worker takes it answers
+            status, _, _ = http("GET", f"{other.url}/health", close=True)
+            assert status == 200
+    finally:
+        os.killpg(other.process.pid, signal.SIGTERM)
+        other.process.wait(timeout=30)
 
 
 CLIENTS = 256

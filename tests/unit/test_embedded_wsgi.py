@@ -151,6 +151,20 @@ def test_remembered_route_matches_are_the_scans_answers_and_each_callers_own() -
             remembering.match_route(unknown)
 
 
+def test_long_targets_and_queries_are_matched_but_not_remembered() -> None:
+    from chalice.local import RouteMatcher
+
+    from app import app
+    from embedded.wsgi import _RememberingRouteMatcher
+
+    routes = list(app.routes)
+    scan, remembering = RouteMatcher(routes), _RememberingRouteMatcher(routes, size=8)
+    long_one = "/acme/ocsp/" + "A" * 4000
+    for target in (long_one, "/acme/seacat/cr?state=pending", "/acme/seacat/enroll"):
+        assert remembering.match_route(target) == scan.match_route(target)
+    assert remembering._remembered.cache_info().currsize == 1  # the short one without a query only
+
+
 @pytest.mark.parametrize(
     ("environ", "target"),
     [
@@ -162,7 +176,12 @@ def test_remembered_route_matches_are_the_scans_answers_and_each_callers_own() -
         # A decoded PATH_INFO (granian): encoded again; an OCSP GET's base64 whole, its "/" included.
         ({"PATH_INFO": "/acme/ocsp/ME/ow+A==", "QUERY_STRING": ""}, "/acme/ocsp/ME%2Fow%2BA%3D%3D"),
         ({"PATH_INFO": "/acme/seacat/get/a b%", "QUERY_STRING": ""}, "/acme/seacat/get/a%20b%25"),
-        ({"PATH_INFO": "//evil.example/ocsp/x/y", "QUERY_STRING": ""}, "/evil.example/ocsp/x/y"),
+        ({"PATH_INFO": "//evil.example/ocsp/x/y", "QUERY_STRING": ""}, "/evil.example/ocsp/x%2Fy"),
+        ({"PATH_INFO": "//t/ocsp/AB/CD", "QUERY_STRING": ""}, "/t/ocsp/AB%2FCD"),
+        # PEP 3333: each byte of the path a Latin-1 character; encoded again byte for byte.
+        ({"PATH_INFO": "/t/seacat/get/caf\xc3\xa9", "QUERY_STRING": ""}, "/t/seacat/get/caf%C3%A9"),
+        # A ";" (sent as %3B) stays in its segment: the gateway would otherwise cut the path there.
+        ({"PATH_INFO": "/tenants/foo;bar", "QUERY_STRING": ""}, "/tenants/foo%3Bbar"),
     ],
 )
 def test_a_target_with_leading_slashes_is_a_path_not_a_host(environ: dict[str, str], target: str) -> None:
@@ -175,3 +194,20 @@ def test_the_console_is_not_served_under_a_host_looking_path(wsgi: Any) -> None:
     status, _, body = call(wsgi, "GET", "//evil.example/console/")
     assert status == 403 and b"<html" not in body.lower()  # no route, as API Gateway answers
     assert call(wsgi, "GET", "/console/")[0] == 200
+
+
+def test_a_worker_forgets_environment_variables_that_read_as_request_data() -> None:
+    from embedded.server import strip_request_lookalikes
+
+    environ = {
+        "HTTP_PROXY": "http://proxy.example",
+        "REQUEST_URI": "/health",
+        "RAW_URI": "/health",
+        "CONTENT_TYPE": "text/plain",
+        "CONTENT_LENGTH": "99999999",
+        "PATH": "/usr/bin",
+        "SEACAT_DATA_DIR": "/srv/seacat",
+    }
+    removed = strip_request_lookalikes(environ)
+    assert sorted(removed) == ["CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_PROXY", "RAW_URI", "REQUEST_URI"]
+    assert environ == {"PATH": "/usr/bin", "SEACAT_DATA_DIR": "/srv/seacat"}
