@@ -85,6 +85,19 @@ def strip_request_lookalikes(environ: MutableMapping[str, str]) -> list[str]:
     return names
 
 
+def _leave() -> None:
+    """A worker's last act: close every SQLite connection it holds. The context's own first; then
+    whatever a reference cycle still keeps (a connection of a thread granian let go, a statement
+    held by a traceback): the process ends with os._exit, so what the collector does not reach now
+    stays open, and the log (seacat.db-wal) then outlives the server."""
+    import gc
+
+    from chalicelib import context
+
+    context.close()
+    gc.collect()
+
+
 def worker_application(target: str, parent: int) -> Callable[..., Any]:
     """Run in each new worker before it serves (granian's target loader): its own context, then the
     WSGI app. Raising here makes the worker exit, and the server stop."""
@@ -99,7 +112,7 @@ def worker_application(target: str, parent: int) -> Callable[..., Any]:
     context.current()  # now, not at the first request: a worker that cannot build one fails to boot
     # A worker process ends with os._exit once granian has stopped serving: its connections are
     # closed by multiprocessing's exit handlers, so the last one out checkpoints and removes the log.
-    util.Finalize(None, context.close, exitpriority=10)
+    util.Finalize(None, _leave, exitpriority=10)
     strip_request_lookalikes(os.environ)
     threading.Thread(target=_watch_parent, args=(parent,), name="seacat-parent-watch", daemon=True).start()
     from embedded.wsgi import create_application
