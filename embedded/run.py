@@ -25,9 +25,10 @@ from scripts.datadir import EXIT_NOT_STARTED, HOST, ROOT, plural, shown
 DEFAULT_DATA_DIR = ROOT / ".seacat-local"
 STAGE = "local"
 READY_WITHIN_SECONDS = 30.0
-# The workers are separate processes and a SQLite read costs microseconds: each reads the tenant and
-# the identity at every request, so a change one worker made (a configuration, a revocation) holds in
-# all of them at once, as it did in the one process of `chalice local`. (On Lambda: 5 s, the stage's.)
+# The workers are separate processes: each asks the store for the tenant and the identity at every
+# request, so a change one worker made (a configuration, a revocation) holds in all of them at once,
+# as it did in the one process of `chalice local`. The SQLite store answers from its read memo while
+# nothing was committed since (chalicelib/store/sqlite/db.py). (On Lambda: 5 s, the stage's.)
 SAME_STATE_IN_EVERY_WORKER = {"SEACAT_TENANT_CACHE_SECONDS": "0", "SEACAT_REVOCATION_CACHE_SECONDS": "0"}
 
 
