@@ -46,6 +46,8 @@ SELF_SIGNED_CERT = "gateway_cert.pem"
 SELF_SIGNED_KEY = "gateway_key.pem"
 DEFAULT_PKI_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
 DEFAULT_USER = "nobody"
+# The upstream block of the authentication subrequest (the PKI, its idle connections kept).
+AUTH_UPSTREAM = "seacat_pki_auth"
 # How long NGINX keeps a 200 of nginx_authenticate: the revocation delay of the auth_request check
 # (the reference's 360 s left a revoked device six minutes of access).
 DEFAULT_AUTH_CACHE = "5s"
@@ -362,6 +364,25 @@ def pki_tls_lines(pki_url: str, pki_ca_file: str) -> str:
     return "\n".join(indent + line for line in lines)
 
 
+def auth_upstream_values(pki_url: str) -> dict[str, str]:
+    """The authentication subrequest's placeholders: the PKI as an upstream with kept-alive
+    connections (its host and port), the URL through it (the PKI's path kept), the Host header the
+    PKI's URL would have sent, and for https the name to send in SNI and check its certificate for
+    (by default NGINX would use the upstream's name)."""
+    parts = urllib.parse.urlsplit(pki_url)
+    if parts.username is not None or parts.hostname is None:
+        raise GatewayError(f"--pki-url must name a host, without user or password: {pki_url!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    tls_name = " " * 12 + f"proxy_ssl_name {host.strip('[]')};" if parts.scheme == "https" else ""
+    return {
+        "PKI_AUTH_SERVER": _safe("--pki-url", f"{host}:{port}"),
+        "PKI_AUTH_URL": _safe("--pki-url", f"{parts.scheme}://{AUTH_UPSTREAM}{parts.path.rstrip('/')}"),
+        "PKI_AUTH_HOST": _safe("--pki-url", parts.netloc),
+        "PKI_AUTH_TLS_NAME": tls_name,
+    }
+
+
 # ---- EST (RFC 7030) block of the template ------------------------------------------------------
 
 
@@ -466,6 +487,7 @@ def render(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
         "UPSTREAM": upstream,
         "AUTH_CACHE_VALID": cache_valid,
         "GATEWAY_CREDENTIAL": credential_lines(credential),
+        **auth_upstream_values(pki_url),
         **est_values(pki_url, credential),
         "OCSP": ocsp,
     }

@@ -387,6 +387,55 @@ def test_enrolled_client_reaches_upstream_with_identity(gateway: Gateway, device
     assert status == 200 and json.loads(body)["headers"]["X-SeaCat-Identity"] == identity
 
 
+def _established_to(pids: set[int], port: int) -> int:
+    """How many TCP connections the processes ``pids`` hold open (ESTABLISHED) to ``port`` on this host."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if fields[3] == "01" and remote_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def test_the_authentication_subrequest_keeps_its_connection_to_the_pki(gateway: Gateway, tmp_path: Path) -> None:
+    """A new client's first request makes NGINX ask the PKI; the connection it asked on stays open in
+    the upstream's keepalive pool (without it, NGINX closes it after every answer)."""
+    state = tmp_path / "device"
+    state.mkdir()
+    enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
+    status, _, body = gateway.request("/kept/alive", device=state)  # not in NGINX's cache yet
+    assert status == 200, body
+    nginx = {
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _pgid(int(entry.name)) == gateway.process.pid
+    }
+    pki_port = int(gateway.pki.url.rsplit(":", 1)[1])
+    assert _established_to(nginx, pki_port) >= 1
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def test_public_seacat_location_serves_the_peer_lookup(gateway: Gateway, device: tuple[Path, str]) -> None:
     state, identity = device
     status, headers, body = gateway.request(f"/seacat/get/{identity}")

@@ -546,3 +546,49 @@ def test_the_self_signed_server_certificate_is_kept_unless_replaced(
     key = serialization.load_pem_private_key((out / gateway.SELF_SIGNED_KEY).read_bytes(), password=None)
     cert = x509.load_pem_x509_certificate((out / gateway.SELF_SIGNED_CERT).read_bytes())
     assert key.public_key() == cert.public_key()
+
+
+@pytest.mark.parametrize(
+    ("pki_url", "server", "url", "host", "tls_name"),
+    [
+        ("http://127.0.0.1:8080", "127.0.0.1:8080", "http://seacat_pki_auth", "127.0.0.1:8080", None),
+        (
+            "https://api.example.com/prod/",
+            "api.example.com:443",
+            "https://seacat_pki_auth/prod",
+            "api.example.com",
+            "api.example.com",
+        ),
+        ("http://[::1]:8080", "[::1]:8080", "http://seacat_pki_auth", "[::1]:8080", None),
+    ],
+)
+def test_the_authentication_subrequest_keeps_its_connections_to_the_pki(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    pki_url: str,
+    server: str,
+    url: str,
+    host: str,
+    tls_name: str | None,
+) -> None:
+    status, _, stderr = run(monkeypatch, capsys, tmp_path, "--pki-url", pki_url)
+    assert status == 0, stderr
+    conf = (tmp_path / "nginx.conf").read_text()
+    assert f"upstream seacat_pki_auth {{\n        server {server};\n        keepalive 16;\n    }}" in conf
+    auth = location(conf, "= /_seacat_pki_auth")
+    lines = [line.split("#", 1)[0].strip() for line in auth.splitlines()]
+    assert f"proxy_pass {url}/acme/seacat/nginx_authenticate;" in lines
+    assert "proxy_http_version 1.1;" in lines and 'proxy_set_header Connection "";' in lines
+    assert f"proxy_set_header Host {host};" in lines
+    if tls_name is None:
+        assert not [line for line in lines if line.startswith("proxy_ssl")]
+    else:  # SNI and the certificate check name the PKI, not the upstream block
+        assert f"proxy_ssl_name {tls_name};" in lines and "proxy_ssl_verify on;" in lines
+
+
+def test_a_pki_url_with_a_user_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, _, stderr = run(monkeypatch, capsys, tmp_path, "--pki-url", "http://user:pw@127.0.0.1:8080")
+    assert status != 0 and "without user or password" in stderr
