@@ -725,7 +725,8 @@ def test_gateway_render_writes_nginx_conf_for_the_tenant(service: Service, tmp_p
     )
     assert rendered.code == 0, rendered.err
     conf = Path(rendered.json["conf"]).read_text()
-    assert f"{service.url}/acme/seacat/nginx_authenticate" in conf
+    assert "proxy_pass http://seacat_pki_auth/acme/seacat/nginx_authenticate;" in conf  # through the upstream
+    assert f"server {service.url.removeprefix('http://')};" in conf
     assert x509.load_pem_x509_certificates((out / "seacat_ca.pem").read_bytes())
     made = seacat(service, "gateway", "credential", "acme", "--json")
     assert made.code == 0 and made.json["credential"].startswith("sgc_")
