@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
-from tests.conftest import ROOT, TEST_ENV, reset_caches
+from tests.conftest import memory_client
 from tests.reference_pki import ca_id, reference_ca, sec1_pem
 
 OPERATOR = "sct_00000000000000dd_import-operator-token-0123456789"
@@ -22,25 +22,9 @@ AUTH = {"Authorization": f"Bearer {OPERATOR}", "Content-Type": "application/json
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in TEST_ENV.items():
-            mp.setenv(name, value)
-        reset_caches()
-        context.use_memory()
-        tokens.install_operator_token(OPERATOR)
-        try:
-            with Client(app, stage_name="test", project_dir=str(ROOT)) as c:
-                yield c
-        finally:
-            context.reset()
-            reset_caches()
+def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with memory_client(monkeypatch, OPERATOR) as (c, _):
+        yield c
 
 
 def _pem(cert: x509.Certificate) -> str:

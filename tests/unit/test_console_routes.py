@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, TEST_ENV, reset_caches
+from tests.conftest import ROOT, memory_client
 
 TOKEN = "sct_00000000000000cc_console-operator-token-0123456789"
 CONSOLE = ROOT / "chalicelib" / "console"
@@ -17,23 +17,8 @@ CONSOLE = ROOT / "chalicelib" / "console"
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    reset_caches()
-    context.use_memory()
-    tokens.install_operator_token(TOKEN)
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as test_client:
-            yield test_client
-    finally:
-        context.reset()
-        reset_caches()
+    with memory_client(monkeypatch, TOKEN) as (test_client, _):
+        yield test_client
 
 
 def operator() -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PUBLIC_ROUTES, ROOT, TEST_ENV, reset_caches
+from tests.conftest import PUBLIC_ROUTES, ROOT, memory_client
 
 API_MD = ROOT / "docs" / "api.md"
 RELIABILITY_MD = ROOT / "docs" / "reliability.md"
@@ -181,54 +181,37 @@ class World:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    from chalice.test import Client
+    with pytest.MonkeyPatch.context() as mp, memory_client(mp, OPERATOR) as (client, _):
+        operator = {"Authorization": f"Bearer {OPERATOR}"}
+        json_type = {"Content-Type": "application/json"}
+        for tenant in ("alpha", "beta"):
+            assert (
+                client.http.put(f"/tenants/{tenant}", headers={**operator, **json_type}, body=b"{}").status_code == 201
+            )
 
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
+        def token() -> dict[str, str]:
+            made = client.http.post("/tokens", headers={**operator, **json_type}, body=b'{"tenant": "alpha"}')
+            assert made.status_code == 201, made.body
+            return made.json_body  # type: ignore[no-any-return]
 
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in TEST_ENV.items():
-            mp.setenv(name, value)
-        reset_caches()
-        context.use_memory()
-        tokens.install_operator_token(OPERATOR)
-        try:
-            with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-                operator = {"Authorization": f"Bearer {OPERATOR}"}
-                json_type = {"Content-Type": "application/json"}
-                for tenant in ("alpha", "beta"):
-                    assert (
-                        client.http.put(f"/tenants/{tenant}", headers={**operator, **json_type}, body=b"{}").status_code
-                        == 201
-                    )
-
-                def token() -> dict[str, str]:
-                    made = client.http.post("/tokens", headers={**operator, **json_type}, body=b'{"tenant": "alpha"}')
-                    assert made.status_code == 201, made.body
-                    return made.json_body  # type: ignore[no-any-return]
-
-                alpha, revoked = token(), token()
-                assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=operator).status_code == 200
-                forged = alpha["token"][:-1] + ("A" if alpha["token"][-1] != "A" else "B")
-                yield World(
-                    client,
-                    {
-                        "none": [{}],
-                        "invalid": [
-                            {"Authorization": f"Bearer {revoked['token']}"},
-                            {"Authorization": "Bearer sct_zz_not-a-token"},
-                            {"Authorization": f"Bearer {forged}"},
-                            {"Authorization": f"Basic {alpha['token']}"},
-                            {"Authorization": "Bearer "},
-                        ],
-                        "a tenant's": [{"Authorization": f"Bearer {alpha['token']}"}],
-                        "the operator's": [operator],
-                    },
-                )
-        finally:
-            context.reset()
-            reset_caches()
+        alpha, revoked = token(), token()
+        assert client.http.delete(f"/tokens/{revoked['tokenId']}", headers=operator).status_code == 200
+        forged = alpha["token"][:-1] + ("A" if alpha["token"][-1] != "A" else "B")
+        yield World(
+            client,
+            {
+                "none": [{}],
+                "invalid": [
+                    {"Authorization": f"Bearer {revoked['token']}"},
+                    {"Authorization": "Bearer sct_zz_not-a-token"},
+                    {"Authorization": f"Bearer {forged}"},
+                    {"Authorization": f"Basic {alpha['token']}"},
+                    {"Authorization": "Bearer "},
+                ],
+                "a tenant's": [{"Authorization": f"Bearer {alpha['token']}"}],
+                "the operator's": [operator],
+            },
+        )
 
 
 def request_for(route: tuple[str, str], whose: str) -> tuple[str, str, dict[str, str], bytes] | None:

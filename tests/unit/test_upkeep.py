@@ -12,30 +12,15 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, reset_caches
+from tests.conftest import REFERENCE_SPEC, memory_client
 
 TOKEN = "sct_00000000000000cc_upkeep-operator-token-0123456789"
 
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    reset_caches()
-    context.use_memory()
-    tokens.install_operator_token(TOKEN)
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-            yield client
-    finally:
-        context.reset()
-        reset_caches()
+    with memory_client(monkeypatch, TOKEN) as (client, _):
+        yield client
 
 
 def _tenant_with_ca(client: Any, name: str) -> x509.Certificate:

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
-from tests.conftest import REFERENCE_SPEC, ROOT, TEST_ENV, reset_caches
+from tests.conftest import REFERENCE_SPEC, ROOT, memory_client
 
 TOKEN = "sct_00000000000000dd_waf-operator-token-0123456789ab"
 
@@ -41,23 +41,8 @@ ATTRIBUTES = [
 
 @pytest.fixture
 def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from chalice.test import Client
-
-    from app import app
-    from chalicelib import context
-    from chalicelib.service import tokens
-
-    for name, value in TEST_ENV.items():
-        monkeypatch.setenv(name, value)
-    reset_caches()
-    context.use_memory()
-    tokens.install_operator_token(TOKEN)
-    try:
-        with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
-            yield client
-    finally:
-        context.reset()
-        reset_caches()
+    with memory_client(monkeypatch, TOKEN) as (client, _):
+        yield client
 
 
 def test_the_service_enrols_a_device_whose_cr_carries_what_the_counted_rules_look_for(memory: Any) -> None:
