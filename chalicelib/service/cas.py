@@ -59,16 +59,7 @@ def create_self_signed(tenant_id: str, body: object) -> CertificateRecord:
 
     tenant = get_tenant(tenant_id)
     active = tenant.active_ca_cert()
-    if active is not None:
-        secret = tenant.key_of(active)
-    elif not tenant.cas:
-        secret = tenant.key_secret
-    else:
-        raise Conflict(
-            f"tenant {tenant_id} has no active CA certificate (its last one was revoked): make a new key with "
-            f"POST /{tenant_id}/x509/ca/rotate",
-            field="tenant",
-        )
+    secret = _active_key_secret(tenant, active)
     now = datetime.now(UTC)
     parsed = _parse_spec(tenant, body, now)
     record = _build(tenant, parsed, keystore.load(secret), now)
@@ -192,16 +183,7 @@ def import_certificate(tenant_id: str, body: dict[str, Any]) -> tuple[Certificat
     if existing is not None:
         return existing, False
     active = tenant.active_ca_cert()
-    if active is not None:
-        secret = tenant.key_of(active)
-    elif not tenant.cas:
-        secret = tenant.key_secret
-    else:
-        raise Conflict(
-            f"tenant {tenant_id} has no active CA certificate (its last one was revoked): make a new key with "
-            f"POST /{tenant_id}/x509/ca/rotate",
-            field="tenant",
-        )
+    secret = _active_key_secret(tenant, active)
     if len(tenant.trusted_cas()) >= MAX_CA_CERTIFICATES:
         raise Conflict(
             f"a tenant keeps at most {MAX_CA_CERTIFICATES} CA certificates in use (active or trusted); "
@@ -260,6 +242,20 @@ def _existing(tenant: Tenant, cert_id: str) -> CertificateRecord | None:
     if record is None:
         raise NotFound("no such CA certificate", field="certificate")
     return record
+
+
+def _active_key_secret(tenant: Tenant, active: CaCert | None) -> str:
+    """The secret of the key the tenant signs with: its ``active`` CA certificate's, or its first
+    key's before any CA certificate exists; Conflict when its last CA certificate was revoked."""
+    if active is not None:
+        return tenant.key_of(active)
+    if not tenant.cas:
+        return tenant.key_secret
+    raise Conflict(
+        f"tenant {tenant.tenant_id} has no active CA certificate (its last one was revoked): make a new key "
+        f"with POST /{tenant.tenant_id}/x509/ca/rotate",
+        field="tenant",
+    )
 
 
 def _parse_spec(tenant: Tenant, body: object, now: datetime) -> Any:
