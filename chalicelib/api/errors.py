@@ -70,6 +70,16 @@ def json_errors(view: F) -> F:
     return cast(F, wrapper)
 
 
+def _plain_internal(view_name: str, exc: Exception) -> Response:
+    """The plain-text routes' (SeaCat, EST) answer to an unexpected error: 500, logged, no detail."""
+    err = _internal(view_name, exc)
+    return Response(
+        body=(err.message + "\n").encode("utf-8"),
+        status_code=500,
+        headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE},
+    )
+
+
 def text_errors(view: F) -> F:
     """SeaCat client routes: status code and a short reason."""
 
@@ -85,12 +95,7 @@ def text_errors(view: F) -> F:
                 headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE, **_retry_headers(exc)},
             )
         except Exception as exc:
-            err = _internal(view.__name__, exc)
-            return Response(
-                body=(err.message + "\n").encode("utf-8"),
-                status_code=500,
-                headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE},
-            )
+            return _plain_internal(view.__name__, exc)
 
     return cast(F, wrapper)
 
@@ -118,11 +123,6 @@ def est_errors(view: F) -> F:
                 headers["WWW-Authenticate"] = EST_REALM
             return Response(body=(reason + "\n").encode("utf-8"), status_code=exc.status, headers=headers)
         except Exception as exc:
-            err = _internal(view.__name__, exc)
-            return Response(
-                body=(err.message + "\n").encode("utf-8"),
-                status_code=500,
-                headers={"Content-Type": "text/plain; charset=utf-8", **NO_STORE},
-            )
+            return _plain_internal(view.__name__, exc)
 
     return cast(F, wrapper)

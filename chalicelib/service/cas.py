@@ -198,18 +198,7 @@ def import_certificate(tenant_id: str, body: dict[str, Any]) -> tuple[Certificat
             f"the tenant's CA certificates take {held} bytes of its item, at most {MAX_CA_BYTES} with this one",
             field="tenant",
         )
-    record = CertificateRecord(
-        tenant_id=tenant_id,
-        cert_id=cert_id,
-        kind=CertificateKind.CA,
-        serial=cert.serial_number,
-        der=der,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        created_at=now,
-        modified_at=now,
-        version=1,
-    )
+    record = _ca_record(tenant_id, cert, der, now)
     details = _created_details(record, secret)
     details["imported"] = True
     if active is not None:
@@ -292,8 +281,15 @@ def _build(tenant: Tenant, parsed: Any, key: Any, now: datetime) -> CertificateR
             "smaller CA certificates, or fewer (retired and revoked ones count here too)",
             field="tenant",
         )
+    return _ca_record(tenant.tenant_id, cert, der, now)
+
+
+def _ca_record(tenant_id: str, cert: Any, der: bytes, now: datetime) -> CertificateRecord:
+    """The stored record of a CA certificate (``der`` its encoding), made or imported ``now``."""
+    from chalicelib.ca import builder
+
     return CertificateRecord(
-        tenant_id=tenant.tenant_id,
+        tenant_id=tenant_id,
         cert_id=builder.certificate_id(der),
         kind=CertificateKind.CA,
         serial=cert.serial_number,
