@@ -15,7 +15,6 @@ A figure, not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -44,7 +43,7 @@ def modes(reference: bool) -> list[tuple[str, list[str]]]:
 
 
 def measure(pki: Any, tenant: str, out: Path, extra: list[str], limit: float) -> dict[str, Any]:
-    from tests.e2e.conftest import http
+    from tests.e2e.conftest import revoke
     from tests.e2e.test_gateway import enroll, start_gateway, start_upstream, stop_process, stop_upstream
 
     upstream = start_upstream()
@@ -55,14 +54,7 @@ def measure(pki: Any, tenant: str, out: Path, extra: list[str], limit: float) ->
             enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
             status, _, _ = gateway.request("/protected", device=state)
             assert status == 200, status
-            cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
-            status, _, body = http(
-                "PUT",
-                f"{pki.url}/{tenant}/x509/cert/{cert_id}/revoke",
-                json.dumps({"reason": "keyCompromise"}).encode(),
-                {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"},
-            )
-            assert status == 200, body
+            revoke(pki, tenant, (state / "seacat_cert.der").read_bytes())
             revoked = time.monotonic()
             deadline = revoked + limit
             passed = 0

@@ -166,6 +166,18 @@ def http(
         return e.code, CaseInsensitiveDict(e.headers.items()), e.read()
 
 
+def revoke(stack: Stack, tenant: str, der: bytes, reason: str | None = "keyCompromise") -> None:
+    """Revoke the tenant's certificate ``der`` through the admin API (``reason`` None: the default)."""
+    import hashlib
+    import json
+
+    cert_id = hashlib.sha384(der).hexdigest()
+    body = json.dumps({"reason": reason}).encode() if reason else b"{}"
+    auth = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
+    status, _, answer = http("PUT", f"{stack.url}/{tenant}/x509/cert/{cert_id}/revoke", body, auth)
+    assert status == 200, answer
+
+
 def setup_tenant(stack: Stack, tenant: str, config: str = "{}", *, new: bool = False) -> str:
     """A tenant (``new``: must not exist yet) with a self-signed CA from the reference spec; returns ``TENANT:<id>``."""
     import json

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import REFERENCE_SPEC
-from tests.e2e.conftest import ROOT, Stack, free_port, http, setup_tenant, start_stack, stop_stack
+from tests.e2e.conftest import ROOT, Stack, free_port, http, revoke, setup_tenant, start_stack, stop_stack
 
 TENANT = "gateway"
 AUTH_CACHE_SECONDS = 1  # --auth-cache-valid: how long NGINX keeps a 200 of nginx_authenticate
@@ -482,14 +482,7 @@ def test_revoked_certificate_is_403_after_the_auth_cache(gateway: Gateway, tmp_p
     status, _, body = gateway.request("/protected", device=state)
     assert status == 200, body  # and now cached by NGINX for AUTH_CACHE_SECONDS
 
-    cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
-    status, _, body = http(
-        "PUT",
-        f"{gateway.pki.url}/{TENANT}/x509/cert/{cert_id}/revoke",
-        json.dumps({"reason": "keyCompromise"}).encode(),
-        {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
-    )
-    assert status == 200, body
+    revoke(gateway.pki, TENANT, (state / "seacat_cert.der").read_bytes())
     # the PKI itself says no at once (SEACAT_REVOCATION_CACHE_SECONDS=0) ...
     pem = (state / "seacat_cert.pem").read_bytes()
     status, _, body = http(

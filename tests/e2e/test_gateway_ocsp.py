@@ -4,7 +4,6 @@ auth_request check would answer 403), and nothing reaches the upstream."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import ssl
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack, http, setup_tenant
+from tests.e2e.conftest import Stack, revoke, setup_tenant
 from tests.e2e.test_gateway import (
     Gateway,
     enroll,
@@ -90,14 +89,7 @@ def test_an_auth_request_denial_names_its_reason_in_the_access_log(pki: Stack, t
             state = tmp_path / "device"
             enroll(f"https://127.0.0.1:{gateway.port}/seacat", gateway.server_cert, state)
             assert gateway.request("/protected", device=state)[0] == 200
-            cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
-            status, _, body = http(
-                "PUT",
-                f"{pki.url}/{tenant}/x509/cert/{cert_id}/revoke",
-                b"{}",
-                {"Authorization": f"Bearer {pki.token}", "Content-Type": "application/json"},
-            )
-            assert status == 200, body
+            revoke(pki, tenant, (state / "seacat_cert.der").read_bytes(), reason=None)
             status, headers, body = gateway.request("/protected", device=state)
             assert status == 403
             assert b"revoked" not in body and "x-seacat-reason" not in headers
@@ -127,14 +119,7 @@ def test_good_passes_and_revoked_is_refused_before_any_request(ocsp_gateway: Gat
     assert status_line == b"HTTP/1.1 200 OK"
     seen = gateway.upstream.count()
 
-    cert_id = hashlib.sha384((state / "seacat_cert.der").read_bytes()).hexdigest()
-    status, _, body = http(
-        "PUT",
-        f"{gateway.pki.url}/{TENANT}/x509/cert/{cert_id}/revoke",
-        json.dumps({"reason": "keyCompromise"}).encode(),
-        {"Authorization": f"Bearer {gateway.pki.token}", "Content-Type": "application/json"},
-    )
-    assert status == 200, body
+    revoke(gateway.pki, TENANT, (state / "seacat_cert.der").read_bytes())
     status, _, body = gateway.request("/protected", device=state)
     # 400 "The SSL certificate error": NGINX's OCSP check, not auth_request (which answers 403).
     assert status == 400, body

@@ -5,8 +5,6 @@ delegated responder certificate."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import subprocess
 import urllib.parse
 from pathlib import Path
@@ -18,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
 from tests.e2e.conftest import Stack, http, setup_tenant
+from tests.e2e.conftest import revoke as revoke_der
 
 
 def enrol(stack: Stack, tenant: str) -> x509.Certificate:
@@ -49,15 +48,7 @@ def openssl_ocsp(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def revoke(stack: Stack, tenant: str, cert: x509.Certificate) -> None:
-    cert_id = hashlib.sha384(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    auth = {"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"}
-    status, _, body = http(
-        "PUT",
-        f"{stack.url}/{tenant}/x509/cert/{cert_id}/revoke",
-        json.dumps({"reason": "keyCompromise"}).encode(),
-        auth,
-    )
-    assert status == 200, body
+    revoke_der(stack, tenant, cert.public_bytes(serialization.Encoding.DER))
 
 
 def curl_get(stack: Stack, tenant: str, request: Path, out: Path) -> dict[str, str]:
