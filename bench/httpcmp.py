@@ -261,27 +261,34 @@ def healthy(port: int) -> bool:
 # --- CFSSL ---------------------------------------------------------------------------------------------
 
 
-def find_cfssl() -> str:
-    """The cfssl binary on PATH; installed from Debian's golang-cfssl when missing and running as root
-    (with apt-get), else RuntimeError saying how to install it."""
-    binary = shutil.which("cfssl")
-    if binary:
-        return binary
+def debian_binary(binary: str, package: str) -> tuple[str | None, str]:
+    """``binary`` on PATH; installed from Debian's ``package`` when missing and running as root with
+    apt-get (once more after an ``apt-get update`` if the first install fails). Returns the path,
+    or None and why."""
+    found = shutil.which(binary)
+    if found:
+        return found, ""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(
-            "cfssl is not installed and this is not root with apt-get: install it first "
-            "(Debian/Ubuntu: sudo apt-get install -y golang-cfssl), then run make bench again"
+        return None, (
+            f"{binary} is not installed and this is not root with apt-get: install it first "
+            f"(Debian/Ubuntu: sudo apt-get install -y {package}), then run make bench again"
         )
-    say("  cfssl is missing: apt-get install -y golang-cfssl ...")
+    say(f"  {binary} is missing: apt-get install -y {package} ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "golang-cfssl"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
     done = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
     if done.returncode != 0:  # perhaps no package lists yet: once more after an update
         subprocess.run(["apt-get", "update"], capture_output=True, text=True, timeout=600, env=env)
         done = subprocess.run(install, capture_output=True, text=True, timeout=600, env=env)
-    binary = shutil.which("cfssl")
+    found = shutil.which(binary)
+    return found, "" if found else f"apt-get install {package} failed ({done.returncode}): {done.stderr[-500:]}"
+
+
+def find_cfssl() -> str:
+    """The cfssl binary (Debian's golang-cfssl, installed when missing), else RuntimeError saying why."""
+    binary, why = debian_binary("cfssl", "golang-cfssl")
     if binary is None:
-        raise RuntimeError(f"apt-get install golang-cfssl failed ({done.returncode}): {done.stderr[-500:]}")
+        raise RuntimeError(why)
     return binary
 
 
@@ -643,19 +650,6 @@ end
 """
 
 
-def find_wrk() -> str | None:
-    """The wrk binary; installed from Debian's wrk when missing and running as root, else None."""
-    binary = shutil.which("wrk")
-    if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        say("  wrk is missing: apt-get install -y wrk ...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "wrk"], capture_output=True, timeout=600, env=env
-        )
-        binary = shutil.which("wrk")
-    return binary
-
-
 def _wrk_count(output: str, label: str) -> int:
     for line in output.splitlines():
         if label in line:
@@ -667,9 +661,9 @@ def authenticate_wrk(ours: MakeRun, pems: list[bytes], path: str) -> dict[str, A
     """nginx_authenticate driven by wrk (C, as NGINX is) instead of the Python client, which spends
     0.3-0.4 ms of CPU per request on this machine's two cores: the service's own capacity. 2 threads,
     8 connections, AUTH_SECONDS per run, ROUNDS runs per connection mode."""
-    binary = find_wrk()
+    binary, why = debian_binary("wrk", "wrk")
     if binary is None:
-        return {"reason": "wrk is not installed (Debian/Ubuntu: apt-get install wrk)"}
+        return {"reason": why}
     work = ours.log_dir / "wrk"
     work.mkdir(exist_ok=True)
     (work / "auth.lua").write_text(_WRK_SCRIPT)
