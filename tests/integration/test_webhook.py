@@ -19,9 +19,7 @@ import logging
 import re
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from seacat_client.cr import build_cr
+from tests.approve_hook import Hook
 from tests.conftest import REFERENCE_SPEC
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,40 +65,6 @@ def documented_verify() -> Callable[..., bool]:
 
 
 verify = documented_verify()
-
-
-class Hook:
-    """An approve webhook that says OK and keeps what it got (headers and the raw body)."""
-
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((dict(self.headers.items()), body))
-                answer = b'{"result": "OK"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/validate_cr"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

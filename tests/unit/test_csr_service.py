@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from chalicelib.domain import CertificateKind, RequestKind, RequestState
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from tests.approve_hook import Hook
 from tests.conftest import REFERENCE_SPEC, memory_client
 
 TOKEN = "sct_00000000000000cc_profiles-operator-token-0123456789"
@@ -245,36 +244,6 @@ def test_profile_approval_overrides_the_tenant(memory: Any) -> None:
     # webhook approval needs the tenant's approve URL
     r = client.http.put("/acme/x509/profiles/hooked", headers=admin(), body=json.dumps({"approval": "webhook"}))
     assert r.status_code == 400 and r.json_body["field"] == "approval"
-
-
-class Hook:
-    """An approve webhook on 127.0.0.1 that answers ``answer`` and keeps what it got."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/validate"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.mark.parametrize("approves", [True, False])
