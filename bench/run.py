@@ -269,6 +269,11 @@ def http_figures(http: dict[str, Any]) -> dict[str, Any]:
     out["http_256_stored"] = crowd.get("stored")
     out["kill9_received"] = killed.get("received")
     out["kill9_found"] = killed.get("found")
+    ceiling = http.get("ceiling") or {}
+    out["enrol_inprocess_per_s"] = ceiling.get("per_s")
+    out["enrol_inprocess_cpu_ms"] = ceiling.get("cpu_ms_each")
+    # What the HTTP ratio could reach with HTTP, the server and the client at no cost.
+    out["enrol_inprocess_vs_cfssl"] = _ratio(ceiling.get("per_s"), out.get("cfssl_http_per_s"))
     out["restart_10k_s"] = restart.get("seconds")
     out["restart_stored"] = restart.get("client_certificates")
     out["disk_fdatasync_p50_ms"] = (http.get("disk") or {}).get("fdatasync_p50_ms")
@@ -452,6 +457,13 @@ def http_table(r: dict[str, Any]) -> None:
         f"  {'ratio ours/CFSSL (median of paired rounds)':<44} {_fmt(r.get('ours_vs_cfssl_ratio')):>9} {'':>23}   "
         f"{_fmt(r.get('ours_vs_cfssl_ratio_keepalive')):>9}"
     )
+    ceiling = http.get("ceiling") or {}
+    if ceiling.get("per_s"):
+        say(
+            f"  {'ceiling: enroll() in-process, no HTTP/client':<44} {_fmt(ceiling['per_s']):>9} {'':>15} "
+            f"{_fmt(ceiling.get('cpu_ms_each')):>7}   ({ceiling['processes']} processes; "
+            f"{_fmt(r.get('enrol_inprocess_vs_cfssl'))} x CFSSL)"
+        )
     row("nginx_authenticate, service caches warm", "auth_http")
     say(f"  {'nginx_authenticate, first sight of each':<44} {_fmt(r.get('auth_http_first_sight_per_s')):>9}")
     say(
@@ -475,8 +487,8 @@ def http_table(r: dict[str, Any]) -> None:
     if restart:
         say(
             f"  restart with {restart['client_certificates']} enrolments stored: /health 200 in {restart['seconds']} s "
-            f"(runs {restart['runs']}; {fill.get('enrolled', '?')} of them filled in-process at "
-            f"{fill.get('per_s', '?')}/s)"
+            f"(runs {restart['runs']}; the in-process fill added {fill.get('enrolled', '?')} to the "
+            f"{fill.get('before', '?')} stored by the phases above)"
         )
     disk = http.get("disk") or {}
     if disk:
