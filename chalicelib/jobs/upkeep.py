@@ -51,7 +51,7 @@ TenantTask = Callable[[Tenant, datetime], float | None]
 
 def ca_expiry(tenant: Tenant, now: datetime) -> float | None:
     from chalicelib import observability
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     active = tenant.active_ca_cert()
     if active is None:

@@ -37,7 +37,7 @@ MAX_FINAL_CRL = 350 * 1024
 
 
 def _ca_cert(ca: CaCert) -> Any:
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     return ca_certificate(ca.cert_id, ca.der)
 

@@ -11,7 +11,7 @@ approved on its own (a CSR says what it asks for), whatever was approved for its
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,6 @@ from chalicelib.context import current
 from chalicelib.domain import (
     CertificateKind,
     CertificateRecord,
-    IdentityRecord,
     RequestKind,
     RequestRecord,
     RequestState,
@@ -339,56 +338,47 @@ def _issue(
 
     from chalicelib.ca import builder
     from chalicelib.ca.csr import build_certificate, request_id, validity
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import issued_record, signer, with_certificate
 
     store = current().certificates
-    ca_entry = tenant.active_ca_cert()
-    if ca_entry is None:
-        raise NotFound("the tenant has no active CA certificate", field="tenant")
-    ca = ca_certificate(ca_entry.cert_id, ca_entry.der)
-    key = current().keystore.load(tenant.key_of(ca_entry))
+    ca = signer(tenant)
     hours = profile.lifetime_hours or tenant.config.lifetime_days * 24
-    not_before, not_after = validity(now, timedelta(hours=hours), ca_not_after=ca.not_valid_after_utc)
+    not_before, not_after = validity(now, timedelta(hours=hours), ca_not_after=ca.certificate.not_valid_after_utc)
     if not_after <= now:
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
-    crl_url, ocsp_url = tenant.issued_urls(ca_entry.cert_id)
+    crl_url, ocsp_url = tenant.issued_urls(ca.entry.cert_id)
     rid = request_id(csr)
     for _ in range(3):
         serial = builder.random_serial()
         cert = build_certificate(
             plan=checked,
             public_key=csr.public_key(),
-            issuer=ca,
-            issuer_key=key,
+            issuer=ca.certificate,
+            issuer_key=ca.key,
             serial=serial,
             not_before=not_before,
             not_after=not_after,
             crl_url=crl_url,
             ocsp_url=ocsp_url,
         )
-        der = cert.public_bytes(Encoding.DER)
-        cert_id = builder.certificate_id(der)
-        record = CertificateRecord(
-            tenant_id=tenant.tenant_id,
-            cert_id=cert_id,
-            kind=CertificateKind.X509,
-            serial=serial,
-            der=der,
-            not_before=not_before,
-            not_after=not_after,
-            created_at=now,
-            modified_at=now,
-            version=1,
+        record = issued_record(
+            tenant.tenant_id,
+            CertificateKind.X509,
+            cert.public_bytes(Encoding.DER),
+            serial,
+            (not_before, not_after),
+            now=now,
             identity=identity_name,
-            ca_id=ca_entry.cert_id,
-            cr_id=rid,
+            ca_id=ca.entry.cert_id,
+            request_id=rid,
         )
+        cert_id = record.cert_id
         identity = store.get_identity(tenant.tenant_id, identity_name)
         why = identity.refusal() if identity is not None else None
         if why is not None:
             raise Forbidden(why)
         base = identity or new_identity(tenant.tenant_id, identity_name, profile.name)
-        updated = _with_certificate(base, record, profile.name, now)
+        updated = with_certificate(base, record, profile.name, now)
         request = _request_record(
             tenant,
             csr,
@@ -430,20 +420,6 @@ def _issue(
             continue
         return CsrOutcome(200, ISSUED, rid, identity_name, profile.name, record)
     raise Unavailable("concurrent requests changed this key's identity, retry", retry_after=1)
-
-
-def _with_certificate(base: IdentityRecord, record: CertificateRecord, profile: str, now: datetime) -> IdentityRecord:
-    return replace(
-        base,
-        application=profile,
-        cert_id=record.cert_id,
-        cert_serial=record.serial,
-        cert_der=record.der,
-        cert_not_before=record.not_before,
-        cert_not_after=record.not_after,
-        certificates=base.certificates + 1,
-        modified_at=now,
-    )
 
 
 def approve(tenant_id: str, request_id: str, principal_id: str, *, now: datetime | None = None) -> CsrOutcome:

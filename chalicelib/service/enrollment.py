@@ -9,17 +9,13 @@ optimistic locking and the loser answers with the winner's certificate.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cryptography import x509
-
-from chalicelib.cache import Missing
 from chalicelib.context import current
 from chalicelib.domain import (
     CaState,
     CertificateKind,
-    CertificateRecord,
     IdentityRecord,
     RequestRecord,
     RequestState,
@@ -29,6 +25,7 @@ from chalicelib.domain import (
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from chalicelib.seacat.codec import SeaCatRequest, decode_cr
 from chalicelib.service import audit
+from chalicelib.service.issuing import ca_certificate, issued_record, signer, with_certificate
 from chalicelib.settings import get_settings
 
 log = logging.getLogger("seacat.enroll")
@@ -41,16 +38,6 @@ class EnrollResult:
     identity: str
     cr_id: str
     outcome: str  # issued | renewed | existing | pending
-
-
-def ca_certificate(cert_id: str, der: bytes) -> x509.Certificate:
-    """Parsed CA certificates, kept in the container (they never change once made)."""
-    cache = current().caches.ca_certs
-    cert = cache.get(cert_id)
-    if isinstance(cert, Missing):
-        cert = x509.load_der_x509_certificate(der)
-        cache.put(cert_id, cert)
-    return cert
 
 
 def same_key(cert_der: bytes, public_key: object) -> bool:
@@ -238,15 +225,11 @@ def _issue(
 
     from chalicelib.ca import builder
 
-    keystore = current().keystore
     store = current().certificates
 
-    ca_entry = tenant.active_ca_cert()
-    assert ca_entry is not None  # seacat_tenant() checked
-    ca = ca_certificate(ca_entry.cert_id, ca_entry.der)
-    key = keystore.load(tenant.key_of(ca_entry))
+    ca = signer(tenant)  # seacat_tenant() checked it has one
     not_before, not_after = builder.client_validity(
-        now, tenant.config.lifetime_days, ca_not_after=ca.not_valid_after_utc
+        now, tenant.config.lifetime_days, ca_not_after=ca.certificate.not_valid_after_utc
     )
     if not_after <= now:
         raise Unavailable("the tenant's CA certificate expires too soon to issue from", retry_after=3600)
@@ -256,12 +239,12 @@ def _issue(
             # (clients would renew again at once, for ever), so the current one stands.
             return EnrollResult(200, identity.cert_der, cr.identity, cr.cr_id, "existing")
     serial = builder.random_serial()
-    crl_url, ocsp_url = tenant.issued_urls(ca_entry.cert_id)
+    crl_url, ocsp_url = tenant.issued_urls(ca.entry.cert_id)
     cert = builder.build_client_certificate(
         public_key=cr.public_key,
         identity=cr.identity,
-        issuer=ca,
-        issuer_key=key,
+        issuer=ca.certificate,
+        issuer_key=ca.key,
         serial=serial,
         not_before=not_before,
         not_after=not_after,
@@ -269,34 +252,20 @@ def _issue(
         ocsp_url=ocsp_url,
     )
     der = cert.public_bytes(Encoding.DER)
-    cert_id = builder.certificate_id(der)
-    record = CertificateRecord(
-        tenant_id=tenant.tenant_id,
-        cert_id=cert_id,
-        kind=CertificateKind.SEACAT,
-        serial=serial,
-        der=der,
-        not_before=not_before,
-        not_after=not_after,
-        created_at=now,
-        modified_at=now,
-        version=1,
+    record = issued_record(
+        tenant.tenant_id,
+        CertificateKind.SEACAT,
+        der,
+        serial,
+        (not_before, not_after),
+        now=now,
         identity=cr.identity,
-        ca_id=ca_entry.cert_id,
-        cr_id=cr.cr_id,
+        ca_id=ca.entry.cert_id,
+        request_id=cr.cr_id,
     )
+    cert_id = record.cert_id
     base = identity or new_identity(tenant.tenant_id, cr.identity, cr.application)
-    updated = replace(
-        base,
-        application=cr.application,
-        cert_id=cert_id,
-        cert_serial=serial,
-        cert_der=der,
-        cert_not_before=not_before,
-        cert_not_after=not_after,
-        certificates=base.certificates + 1,
-        modified_at=now,
-    )
+    updated = with_certificate(base, record, cr.application, now)
     request = _request_record(tenant.tenant_id, cr, RequestState.ISSUED, outcome, now, cert_id)
     try:
         event = audit.entry(

@@ -81,7 +81,7 @@ def profile_name(tenant_id: str, profile: str | None) -> str:
 def ca_certificates(tenant_id: str, profile: str | None) -> list[x509.Certificate]:
     """/cacerts: the tenant's CA certificates in trust (certs-only holds them as a DER SET OF: in the
     encoding's order, so no order is promised)."""
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     profile_name(tenant_id, profile)
     tenant = _tenant(tenant_id)
@@ -213,7 +213,7 @@ def _current_certificate(tenant: Tenant, cert: x509.Certificate, profile: str, n
     """The stored record of ``cert`` when it is a current certificate this service issued to the
     tenant under ``profile``; Unauthenticated (401) when it does not chain to the tenant's CA
     certificates in trust, Forbidden (403) when it did but may not re-enrol."""
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     signed = False
     for ca in tenant.trusted_cas():

@@ -111,7 +111,7 @@ def forget(tenant_id: str | None = None) -> None:
 def _trust_store(tenant: Tenant) -> Any:
     """The tenant's CA certificates in trust (active and trusted; never retired or revoked ones)."""
     from chalicelib.ca.verify import trust_store
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     stores = current().caches.trust_stores
     trusted = tenant.trusted_cas()
@@ -142,7 +142,7 @@ def _rejection_reason(cert: x509.Certificate, tenant: Tenant, now: datetime) -> 
     its kind; NOT_ACCEPTED for what is left (e.g. no authority key identifier, a signature algorithm
     the Web PKI policy forbids, an unknown critical extension)."""
     from chalicelib.domain import CaState
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     issuer: x509.Certificate | None = None
     states: set[CaState] = set()

@@ -118,7 +118,7 @@ def _respond(tenant_id: str, request: ocsp.Request) -> Result:
 def _issuers(tenant: Tenant, cert_id: ocsp.CertId) -> list[CaCert]:
     """The tenant's CA certificates with the request's issuer name and key hash (a CA certificate and
     its re-certifications under the same name and key), in the tenant's order."""
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     cache = current().caches.ocsp_issuers
     found = []
@@ -226,7 +226,7 @@ def _load(tenant_id: str, ca: CaCert) -> Signer | None:
 
 
 def _issued_by(certificate: x509.Certificate, ca: CaCert) -> bool:
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     try:
         certificate.verify_directly_issued_by(ca_certificate(ca.cert_id, ca.der))
@@ -240,7 +240,7 @@ def _issue(tenant: Tenant, ca: CaCert, now: datetime) -> Signer | None:
     it is used. None when the CA may not or cannot sign: revoked, key scheduled for deletion or gone."""
     from chalicelib.ca.keys import curve_name, generate_ca_key
     from chalicelib.service import audit
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     if ca.state == CaState.REVOKED:
         return None  # never use a compromised key again

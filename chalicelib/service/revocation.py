@@ -163,7 +163,7 @@ def sign_crl(tenant: Tenant, chosen: CaCert, now: datetime, *, next_update: date
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from chalicelib.ca.crl import RevokedEntry, build_crl
-    from chalicelib.service.enrollment import ca_certificate
+    from chalicelib.service.issuing import ca_certificate
 
     key = tenant.key_of(chosen)
     issuer = ca_certificate(chosen.cert_id, chosen.der)
