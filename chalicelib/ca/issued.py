@@ -42,11 +42,12 @@ def issued_facts(der: bytes) -> IssuedFacts:
     return facts(x509.load_der_x509_certificate(der))
 
 
-def spki_der(public_key: object) -> bytes:
-    """SubjectPublicKeyInfo DER of an EC public key; b"" (equal to no certificate's) for anything else."""
+def issued_to(der: bytes, public_key: object) -> bool:
+    """Whether the certificate ``der`` is for ``public_key``, compared in full (curve and point; False for
+    a key of another type). Cheaper than ``issued_facts`` for a certificate seen once (a renewal)."""
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
-        return b""
-    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return False
+    return bool(x509.load_der_x509_certificate(der).public_key() == public_key)
 
 
 @lru_cache(maxsize=MAX_CACHED)

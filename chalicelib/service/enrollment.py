@@ -41,10 +41,10 @@ class EnrollResult:
 
 
 def same_key(cert_der: bytes, public_key: object) -> bool:
-    """Whether the certificate ``cert_der`` is for ``public_key`` (compared in full, as SPKI DER)."""
-    from chalicelib.ca.issued import issued_facts, spki_der
+    """Whether the certificate ``cert_der`` is for ``public_key`` (compared in full)."""
+    from chalicelib.ca.issued import issued_to
 
-    return issued_facts(cert_der).spki == spki_der(public_key)
+    return issued_to(cert_der, public_key)
 
 
 def seacat_tenant(tenant_id: str) -> Tenant:

@@ -462,3 +462,18 @@ def test_in_renewal_window_thirty_days() -> None:
 def test_in_renewal_window_matches_vector_rule() -> None:
     rule = VECTORS["renewal_rule"]["trigger"]
     assert "(notAfter - notBefore)/2" in rule and "30 days" in rule
+
+
+def test_issued_to_compares_the_whole_key() -> None:
+    """Renewal's owner check (an identity is an 80-bit hash of the key, so a colliding key is refused):
+    only the certificate's own key matches, not another key, a key of another curve or type."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from chalicelib.ca.issued import issued_to
+
+    der = client_cert().public_bytes(serialization.Encoding.DER)
+    assert issued_to(der, sample_public_key())
+    assert not issued_to(der, ec.generate_private_key(ec.SECP256R1()).public_key())
+    assert not issued_to(der, ec.generate_private_key(ec.SECP384R1()).public_key())
+    assert not issued_to(der, rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
+    assert not issued_to(der, None)
