@@ -40,6 +40,8 @@ from chalice.local import (
 ROOT = Path(__file__).resolve().parent.parent
 # API Gateway's payload limit: larger bodies are refused before they are read.
 MAX_BODY = 10 * 1024 * 1024
+# What a path without a route gets (403, as API Gateway answers it), whatever the request carried.
+NO_ROUTE_BODY = b'{"message": "Missing Authentication Token"}'
 # Hop-by-hop headers are the server's business, never the application's (PEP 3333).
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding"}
@@ -190,7 +192,14 @@ class ChaliceWSGI:
         try:
             response = self.gateway.handle_request(method, request_target(environ), request_headers(environ), body)
         except LocalGatewayException as error:
-            return self._send(start_response, error.CODE, dict(error.headers), error.body)
+            # No route matched: API Gateway's status, with one constant body. Chalice's local gateway,
+            # like API Gateway, quotes a request's Authorization header in this answer (the caller's
+            # token, in a body a console or a support ticket shows; infra/api.yaml sets the same
+            # constant body on AWS). The app's security headers too: it never passes the middleware.
+            from chalicelib.api.middleware import SECURITY_HEADERS
+
+            refusal = {**dict(error.headers), **SECURITY_HEADERS, "Cache-Control": "no-store"}
+            return self._send(start_response, error.CODE, refusal, NO_ROUTE_BODY)
         headers: dict[str, Any] = dict(response.get("headers") or {})
         headers.update(response.get("multiValueHeaders") or {})
         out = response.get("body")

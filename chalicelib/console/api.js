@@ -17,8 +17,12 @@ export const session = {
 
 export class ApiError extends Error {
   constructor(status, body) {
-    const message = (body && (body.message || body.Message)) || `HTTP ${status}`;
-    super(body && body.field ? `${body.field}: ${message}` : message);
+    // Only this API's own error shape ({error, message, field}) is shown. Anything else (a gateway's
+    // or a proxy's answer) may echo the request: Chalice's "no route" 403 quotes the Authorization
+    // header, the token itself.
+    const ours = body && typeof body.error === "string" && typeof body.message === "string";
+    const message = ours ? body.message : `HTTP ${status}`;
+    super(ours && body.field ? `${body.field}: ${message}` : message);
     this.status = status;
     this.body = body;
   }
@@ -31,6 +35,9 @@ export function path(...segments) {
       const text = String(s);
       // encodeURIComponent leaves "." and "..", which the URL parser would resolve away
       if (text === "." || text === "..") throw new Error(`${text} is not a tenant or an id`);
+      // No "/" either: a server that hands the app a decoded path (granian under make run) cannot
+      // tell %2F from "/", so an encoded one would still change the route the request reaches.
+      if (text.includes("/")) throw new Error("a tenant or an id never holds a '/'");
       return encodeURIComponent(text);
     })
     .join("/");

@@ -90,6 +90,13 @@ async function render() {
     location.replace(session.who.operator ? link(["tenants"]) : link(["tenants", session.who.tenant]));
     return;
   }
+  // A tenant in the URL is a tenant id or nothing: not a heading a link may write (the title shows it).
+  if (match.params.tenant !== undefined && !/^[A-Za-z0-9_-]{2,64}$/.test(match.params.tenant)) {
+    renderNav(null);
+    document.title = "No such tenant · SeaCat PKI console";
+    fill($("view"), h("h1", {}, "No such tenant"), errorBox(new Error("A tenant id is 2 to 64 letters, digits, - and _.")));
+    return;
+  }
   if (match.route.operator && !session.who.operator) {
     location.replace(link(["tenants", session.who.tenant]));
     return;

@@ -23,10 +23,14 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Characters that reorder or hide the text around them (bidi embeddings, overrides and isolates,
+// marks) or break a line where none is shown: a device's string must not make "gnp.exe" read "exe.png".
+const REORDERING = /[\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
 export function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.append(child instanceof Node ? child : document.createTextNode(String(child).replace(REORDERING, "\ufffd")));
   }
   return el;
 }

@@ -6,9 +6,11 @@ import { form, go, link, pagedList } from "./ui.js";
 
 const TYPES = [
   "tenant.created", "tenant.updated", "key.generated", "key.imported", "ca.created", "ca.retired", "ca.revoked",
-  "key.deletion_scheduled", "cr.received", "cr.approved", "cr.rejected", "certificate.issued", "certificate.renewed",
+  "key.deletion_scheduled", "ocsp.signer_issued", "cr.received", "cr.approved", "cr.rejected", "csr.received", "csr.approved",
+  "csr.rejected", "profile.created", "profile.updated", "profile.deleted", "certificate.issued", "certificate.renewed",
   "certificate.revoked", "identity.blocked", "identity.unblocked", "identity.revoked", "token.created", "token.revoked",
-  "authentication.denied", "gateway_credential.created", "gateway_credential.dropped",
+  "authentication.denied", "gateway_credential.created", "gateway_credential.dropped", "est_credential.created",
+  "est_credential.used", "est_credential.revoked",
 ];
 
 function local(value) {
@@ -21,7 +23,7 @@ function local(value) {
 function subjectCell(tenant, e) {
   if (!e.subject || !tenant || tenant === "_") return e.subject || "";
   if (/^[A-Z2-7]{16}$/.test(e.subject)) return h("a", { href: link(["tenants", tenant, "identities"], { identity: e.subject }), class: "mono" }, e.subject);
-  if (/^[0-9a-f]{96}$/.test(e.subject) && e.type.startsWith("cr.")) return h("a", { href: link(["tenants", tenant, "requests", "lookup"], { id: e.subject }), class: "mono short", title: e.subject }, `${e.subject.slice(0, 16)}…`);
+  if (/^[0-9a-f]{96}$/.test(e.subject) && /^csr?\./.test(e.type)) return h("a", { href: link(["tenants", tenant, "requests", "lookup"], { id: e.subject }), class: "mono short", title: e.subject }, `${e.subject.slice(0, 16)}…`);
   if (/^[0-9a-f]{96}$/.test(e.subject)) return h("a", { href: link(["tenants", tenant, "certificates"], { id: e.subject }), class: "mono short", title: e.subject }, `${e.subject.slice(0, 16)}…`);
   return e.subject;
 }

@@ -6,9 +6,31 @@ import { append, field, fill, h, status, when } from "./dom.js";
 import { action, errorBox, form, go, jsonBlock, link, pagedList } from "./ui.js";
 
 function attributes(cr) {
+  if (cr.type === "csr") return csrDetails(cr);
   const list = cr.info?.attributes || [];
   if (!list.length) return h("span", { class: "muted" }, "none");
   return h("ul", { class: "attrs" }, list.map(([k, v]) => h("li", {}, h("span", { class: "k" }, k), " = ", h("span", { class: "v" }, v))));
+}
+
+/** What a PKCS#10 CSR asks for (the API's info: subject, SANs, key, EKUs): what an approval signs. */
+function csrDetails(cr) {
+  const info = cr.info || {};
+  const rows = [
+    ["Subject", info.subject || "(unreadable)"],
+    ["SANs", (info.subjectAltName || []).join(", ") || "none"],
+    ["Key", info.keyType || ""],
+    ["Extended key usage", (info.extendedKeyUsage || []).join(", ") || "none requested"],
+  ];
+  return h("ul", { class: "attrs" }, rows.map(([k, v]) => h("li", {}, h("span", { class: "k" }, k), ": ", h("span", { class: "v mono" }, v))));
+}
+
+/** A SeaCat CR's application; a CSR's profile. */
+function what(cr) {
+  return cr.type === "csr" ? h("span", {}, "PKCS#10 CSR, profile ", h("span", { class: "mono" }, cr.profile || "")) : h("span", { class: "app" }, cr.seacat_application);
+}
+
+function identityOf(cr) {
+  return cr.type === "csr" ? cr.identity : cr.seacat_identity;
 }
 
 async function queue(ctx, view) {
@@ -20,22 +42,24 @@ async function queue(ctx, view) {
     out,
     box,
     h("p", {}, h("a", { href: link(["tenants", tenant, "audit"], { type: "cr.approved" }) }, "Decisions made (audit trail)"), " · ",
+      h("a", { href: link(["tenants", tenant, "audit"], { type: "csr.approved" }) }, "CSRs approved"), " · ",
       h("a", { href: link(["tenants", tenant, "requests", "lookup"]) }, "Look a request up by id")),
   ]);
   const decide = (cr, verdict) => action(verdict === "approve" ? "Approve" : "Reject", async () => {
     const done = await api("PUT", path(tenant, "seacat", "cr", cr._id, verdict));
     list.remove(cr);
-    status(`${done.request.seacat_identity}: ${done.request.state}.`);
-    fill(out, h("p", { class: "ok" }, `Request of ${done.request.seacat_identity} (${done.request.seacat_application}) ${done.request.state}.`));
+    const who = identityOf(done.request);
+    status(`${who}: ${done.request.state}.`);
+    fill(out, h("p", { class: "ok" }, `Request of ${who} (${done.request.type === "csr" ? `CSR, profile ${done.request.profile}` : done.request.seacat_application}) ${done.request.state}.`));
   }, { out, kind: verdict === "reject" ? "danger" : "primary" });
   const list = pagedList(box, {
     caption: `Pending certificate requests of ${tenant}`,
     empty: "No request is waiting.",
     columns: [
       { label: "Received", cell: (cr) => when(cr._c), nowrap: true },
-      { label: "Application", cell: (cr) => h("span", { class: "app" }, cr.seacat_application) },
-      { label: "Identity", cell: (cr) => h("a", { href: link(["tenants", tenant, "identities"], { identity: cr.seacat_identity }), class: "mono" }, cr.seacat_identity) },
-      { label: "Attributes", cell: attributes },
+      { label: "Application", cell: what },
+      { label: "Identity", cell: (cr) => h("a", { href: link(["tenants", tenant, "identities"], { identity: identityOf(cr) }), class: "mono" }, identityOf(cr)) },
+      { label: "Attributes / requested", cell: attributes },
       { label: "Decision", cell: (cr) => h("div", { class: "buttons" }, decide(cr, "approve"), decide(cr, "reject")) },
     ],
     fetchPage: (next) => api("GET", path(tenant, "seacat", "cr"), { query: { state: "pending", limit: 50, next } }),
@@ -57,9 +81,9 @@ async function lookup(ctx, view) {
     fill(result,
       h("dl", { class: "facts" },
         h("dt", {}, "State"), h("dd", {}, cr.state),
-        h("dt", {}, "Application"), h("dd", {}, cr.seacat_application),
-        h("dt", {}, "Identity"), h("dd", {}, h("a", { href: link(["tenants", tenant, "identities"], { identity: cr.seacat_identity }) }, cr.seacat_identity)),
-        h("dt", {}, "Attributes"), h("dd", {}, attributes(cr)),
+        h("dt", {}, "Application"), h("dd", {}, what(cr)),
+        h("dt", {}, "Identity"), h("dd", {}, h("a", { href: link(["tenants", tenant, "identities"], { identity: identityOf(cr) }) }, identityOf(cr))),
+        h("dt", {}, cr.type === "csr" ? "Requested" : "Attributes"), h("dd", {}, attributes(cr)),
         h("dt", {}, "Received"), h("dd", {}, when(cr._c)),
         h("dt", {}, "Reason"), h("dd", {}, cr.reason || ""),
         h("dt", {}, "Decided by"), h("dd", {}, cr.decidedBy || ""),

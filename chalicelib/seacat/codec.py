@@ -23,6 +23,7 @@ import base64
 import functools
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -54,7 +55,6 @@ MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY = 64
 MAX_ATTRIBUTE_VALUE = 1024
 MAX_RAW_TIME = 32  # createdAt/validTo are kept raw for display (UTCTime is 13 characters)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SEACAT_CR_VERSION = 0x1902  # 6402, sent by every known client
 # ``\Z`` rather than ``$``: ``$`` also matches before a trailing newline, so with ``$``
 # ``IDENTITY_RE.match("HDKXPDREZADFK4G2\n")`` would succeed.
@@ -231,7 +231,7 @@ def decode_cr(der: bytes) -> SeaCatRequest:
         der=der,
         tbs=tbs_slice,
         version=tbs.version,
-        application=_CONTROL.sub("?", tbs.application.decode("utf-8", "replace")),
+        application=_printable(tbs.application.decode("utf-8", "replace")),
         created_at_raw=_ascii((tbs.created_at or b"")[:MAX_RAW_TIME]),
         valid_to_raw=_ascii((tbs.valid_to or b"")[:MAX_RAW_TIME]),
         public_key=public_key,
@@ -251,6 +251,20 @@ def _invalid(reason: str) -> InvalidInput:
 
 # Printable ASCII maps to itself, every other byte to '?': one C-level pass, not a Python loop per byte.
 _PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0x3F for b in range(256))
+
+
+# Controls, and the format and line/paragraph separator characters (U+202E and the other bidi
+# overrides and isolates, U+200B, U+2028): they would reorder, hide or break the text where an
+# administrator reads it (the console, the CLI, a webhook's log).
+_HIDDEN = frozenset(("Cc", "Cf", "Zl", "Zp"))
+_ASCII_CONTROLS = {c: "?" for c in (*range(0x20), 0x7F)}
+
+
+def _printable(text: str) -> str:
+    """The application name with each control, format or line-separator character as '?'."""
+    if text.isascii():  # the usual name: only the C0 controls and DEL can be hidden ones
+        return text.translate(_ASCII_CONTROLS)
+    return "".join("?" if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
 
 
 def _ascii(value: bytes) -> str:

@@ -831,3 +831,15 @@ def test_the_web_acl_refuses_bodies_the_service_refuses_and_keeps_the_common_rul
     assert len(group["RuleActionOverrides"]) == len(counted)
     # rate and size rules come first: a flood is refused before the rule group's 700 WCU look at it
     assert common["Priority"] > max(r["Priority"] for r in rules.values() if r is not common)
+
+
+def test_a_path_without_a_route_gets_a_constant_body(template: dict[str, Any]) -> None:
+    """API Gateway's own answer to a path with no route quotes a non-SigV4 Authorization header (the
+    caller's token); the stage answers it with one constant body instead, as make run does."""
+    responses = [
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"
+    ]
+    (no_route,) = [r for r in responses if r["ResponseType"] == "MISSING_AUTHENTICATION_TOKEN"]
+    assert no_route["RestApiId"] == {"Ref": "RestAPI"} and no_route["StatusCode"] == "403"
+    assert json.loads(no_route["ResponseTemplates"]["application/json"]) == {"message": "Missing Authentication Token"}
+    assert no_route["ResponseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"

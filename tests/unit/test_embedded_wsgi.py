@@ -74,6 +74,11 @@ def test_routes_bodies_and_errors_as_chalice_local(wsgi: Any) -> None:
     # no route: API Gateway's answer, from Chalice's gateway
     status, _, body = call(wsgi, "GET", "/no/such/route/here/at/all")
     assert status == 403 and b"Missing Authentication Token" in body
+    # with a token: the same constant body (Chalice's gateway, as API Gateway, would quote the header)
+    status, headers, body = call(wsgi, "GET", "/no/such/route/here/at/all", b"", {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}
+    assert TOKEN.encode() not in body and TOKEN.split("_")[-1].encode() not in body
+    assert dict(headers)["X-Content-Type-Options"] == "nosniff" and dict(headers)["Cache-Control"] == "no-store"
     # the app's own error shape; the Authorization header reaches it
     status, _, body = call(wsgi, "PUT", "/tenants/wsgi", b"{}", {"Content-Type": "application/json"})
     assert status == 401 and json.loads(body)["error"] == "Unauthenticated"

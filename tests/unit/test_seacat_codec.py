@@ -380,6 +380,12 @@ def test_application_is_utf8_with_replacement() -> None:
     assert decode_cr(make_cr(application=b"app\xff")).application == "app\ufffd"
 
 
+def test_application_loses_controls_and_reordering_characters() -> None:
+    """What an administrator reads: no control, bidi override/isolate, zero-width or line separator."""
+    hostile = "com.bank\n\u202egnp.exe\u2066x\u2069\u200b\u2028end\x9b"
+    assert decode_cr(make_cr(application=hostile.encode())).application == "com.bank??gnp.exe?x???end?"
+
+
 @pytest.mark.parametrize(
     ("created", "valid_to", "raw"),
     [
