@@ -264,6 +264,12 @@ class StoredToken:
     created_at: datetime
     revoked_at: datetime | None = None
     label: str | None = None
+    expires_at: datetime | None = None  # None: until revoked
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at is not None and now >= self.expires_at else "active"
 
 
 @dataclass(frozen=True)

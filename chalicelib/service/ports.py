@@ -82,10 +82,16 @@ class TokenStore(Protocol):
         label: str | None,
         *,
         overwrite: bool = False,
+        created_at: datetime | None = None,  # None: now
+        expires_at: datetime | None = None,
         audit: Sequence[Any] = (),
     ) -> None: ...
 
     def revoke(self, token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None: ...
+
+    def list_page(self, tenant_id: str, *, limit: int, next_token: str | None) -> tuple[list[StoredToken], str | None]:
+        """The tenant's admin tokens (not operator tokens), newest first, paged."""
+        ...
 
 
 class CredentialStore(Protocol):

@@ -11,14 +11,19 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.context import current
-from chalicelib.domain import Principal
+from chalicelib.domain import Principal, StoredToken
 from chalicelib.errors import NotFound, Unauthenticated
 from chalicelib.service import audit
 
 OPERATOR_ID = "operator"
 _TOKEN_RE = re.compile(r"^sct_([0-9a-f]{16})_[A-Za-z0-9_-]{20,100}$")
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _hash(token: str) -> str:
@@ -42,16 +47,45 @@ def authenticate(authorization: str | None) -> Principal:
     expected = stored.token_hash if stored is not None else _hash("")
     if not hmac.compare_digest(_hash(token), expected) or stored is None or stored.revoked_at is not None:
         raise Unauthenticated("the token is not valid")
+    if stored.expires_at is not None and datetime.now(UTC) >= stored.expires_at:
+        # Its holder knows the token already: saying it expired tells them nothing more.
+        raise Unauthenticated("the token has expired")
     return Principal(token_id=stored.token_id, tenant_id=stored.tenant_id)
 
 
-def issue(tenant_id: str | None, label: str | None = None) -> tuple[str, str]:
-    """Create a token; returns (token_id, token). The token is shown once and never stored."""
+def issue(
+    tenant_id: str | None, label: str | None = None, lifetime: timedelta | None = None
+) -> tuple[StoredToken, str]:
+    """Create a token; returns what is stored of it and the token, which is shown once and never
+    stored. ``lifetime``: it expires that long from now; None: it works until revoked."""
     token_id = secrets.token_hex(8)
     token = f"sct_{token_id}_{secrets.token_urlsafe(32)}"
-    event = audit.entry("token.created", tenant_id, token_id, "created", {"label": label})
-    current().tokens.put(token_id, _hash(token), tenant_id, label, audit=[event])
-    return token_id, token
+    now = datetime.now(UTC)
+    expires_at = None if lifetime is None else now.replace(microsecond=0) + lifetime
+    details: dict[str, object] = {"label": label}
+    if expires_at is not None:
+        details["expiresAt"] = _iso(expires_at)
+    event = audit.entry("token.created", tenant_id, token_id, "created", details)
+    current().tokens.put(token_id, _hash(token), tenant_id, label, created_at=now, expires_at=expires_at, audit=[event])
+    return StoredToken(token_id, _hash(token), tenant_id, now, None, label, expires_at), token
+
+
+def to_json(token: StoredToken, now: datetime | None = None) -> dict[str, object]:
+    """What an administrator may see of a token: never its secret or its hash."""
+    return {
+        "tokenId": token.token_id,
+        "tenant": token.tenant_id,
+        "label": token.label,
+        "createdAt": _iso(token.created_at),
+        "expiresAt": _iso(token.expires_at) if token.expires_at is not None else None,
+        "revokedAt": _iso(token.revoked_at) if token.revoked_at is not None else None,
+        "state": token.state(now or datetime.now(UTC)),
+    }
+
+
+def list_page(tenant_id: str, limit: int, next_token: str | None) -> tuple[list[StoredToken], str | None]:
+    """The tenant's admin tokens, newest first (revoked and expired ones too: they are its history)."""
+    return current().tokens.list_page(tenant_id, limit=limit, next_token=next_token)
 
 
 def install_operator_token(token: str) -> str:

@@ -198,13 +198,23 @@ class MemoryTokens:
         label: str | None,
         *,
         overwrite: bool = False,
+        created_at: datetime | None = None,
+        expires_at: datetime | None = None,
         audit: Sequence[Any] = (),
     ) -> None:
         with self._s.lock:
             if not overwrite and token_id in self.items:
                 raise Conflict("token id already in use")
-            self.items[token_id] = StoredToken(token_id, token_hash, tenant_id, _now(), None, label)
+            at = created_at or _now()
+            self.items[token_id] = StoredToken(token_id, token_hash, tenant_id, at, None, label, expires_at)
             self._s.record(audit)
+
+    def list_page(self, tenant_id: str, *, limit: int, next_token: str | None) -> tuple[list[StoredToken], str | None]:
+        with self._s.lock:
+            mine = [
+                ((_sort_time(t.created_at), t.token_id), t) for t in self.items.values() if t.tenant_id == tenant_id
+            ]
+        return _page(mine, f"tokens#{tenant_id}", limit, next_token, newest_first=True)
 
     def revoke(self, token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None:
         with self._s.lock:

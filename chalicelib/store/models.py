@@ -57,7 +57,8 @@ class TenantModel(Model):
 
 
 class CredentialIndex(GlobalSecondaryIndex["TokenModel"]):
-    """Sparse: only EST enrolment credentials carry credential_key (their tenant): a tenant's list."""
+    """Sparse: EST enrolment credentials carry credential_key (their tenant), tenant admin tokens
+    ``admin:<tenant>``: a tenant's list of each."""
 
     class Meta:
         index_name = "credential-index"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -11,6 +12,10 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.domain import StoredToken
 from chalicelib.store import common
 from chalicelib.store.models import TokenModel
+
+# A tenant's admin tokens in the credential index (sparse, shared with EST credentials, whose key is
+# the bare tenant id: a tenant id never holds ':'). Tokens made before this key existed are not listed.
+_LIST_PREFIX = "admin:"
 
 
 def _stored(item: TokenModel) -> StoredToken:
@@ -21,6 +26,7 @@ def _stored(item: TokenModel) -> StoredToken:
         created_at=item.created_at,
         revoked_at=item.revoked_at,
         label=item.label,
+        expires_at=item.expires_at,
     )
 
 
@@ -42,10 +48,20 @@ def put(
     label: str | None,
     *,
     overwrite: bool = False,
+    created_at: datetime | None = None,
+    expires_at: datetime | None = None,
     audit: Sequence[Any] = (),
 ) -> None:
     common.ready()
-    item = TokenModel(token_id, token_hash=token_hash, tenant_id=tenant_id, label=label, created_at=common.now())
+    item = TokenModel(
+        token_id,
+        token_hash=token_hash,
+        tenant_id=tenant_id,
+        label=label,
+        created_at=created_at or common.now(),
+        expires_at=expires_at,
+        credential_key=None if tenant_id is None else _LIST_PREFIX + tenant_id,
+    )
     with common.translated("token id already in use"):
         with TransactWrite(connection=common.connection()) as tx:
             tx.save(item, condition=None if overwrite else TokenModel.token_id.does_not_exist())
@@ -70,3 +86,13 @@ def revoke(token_id: str, audit: Sequence[Any] = ()) -> StoredToken | None:
                 common.save_all(tx, audit)
             item = TokenModel.get(token_id, consistent_read=True)
         return _stored(item)
+
+
+def list_page(tenant_id: str, *, limit: int, next_token: str | None) -> tuple[list[StoredToken], str | None]:
+    common.ready()
+    key = _LIST_PREFIX + tenant_id
+    start = common.decode_page_token(next_token, {"credential_key": key, "token_id": "", "created_at": ""})
+    with common.translated():
+        result = TokenModel.by_credential.query(key, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+        items = [_stored(i) for i in result if i.kind is None]
+        return items, common.encode_page_token(result.last_evaluated_key)

@@ -26,7 +26,7 @@ COLUMNS = [
 _LIFETIME = re.compile(r"[0-9]+[smhd]?")
 
 
-def _lifetime(text: str) -> int | str:
+def lifetime(text: str) -> int | str:
     """Seconds, or 30m, 12h, 7d (the service checks the range: a minute to 366 days)."""
     if not _LIFETIME.fullmatch(text):
         raise argparse.ArgumentTypeError(f"seconds or a number with m, h or d (30m, 12h, 7d), not {text!r}")
@@ -111,7 +111,7 @@ def register(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -
     p.add_argument("tenant")
     p.add_argument("--profile", required=True, help="the profile it enrols under (not seacat)")
     p.add_argument("--uses", type=int, default=1, metavar="N", help="how many new CSRs it may have signed (default 1)")
-    p.add_argument("--expires-in", required=True, type=_lifetime, metavar="DURATION", help="seconds, or 30m, 12h, 7d")
+    p.add_argument("--expires-in", required=True, type=lifetime, metavar="DURATION", help="seconds, or 30m, 12h, 7d")
     p.add_argument("--label", help="what it is for (a device, a batch)")
     p = action(sub, "list", "the tenant's credentials, newest first, with their states", common, _list)
     p.add_argument("tenant")

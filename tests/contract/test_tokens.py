@@ -1,13 +1,14 @@
-"""TokenStore contract: put once (or overwrite on purpose), read, revoke once."""
+"""TokenStore contract: put once (or overwrite on purpose), read, revoke once, a tenant's list."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 import pytest
 
-from chalicelib.errors import Conflict
-from tests.contract.conftest import Adapter, audit_events, now
+from chalicelib.errors import Conflict, InvalidInput
+from tests.contract.conftest import Adapter, audit_events, new_tenant_id, now, pages
 
 
 def token_id() -> str:
@@ -88,3 +89,41 @@ def test_revoke_of_an_unknown_id_is_none_and_writes_nothing(adapter: Adapter, te
     assert adapter.tokens.revoke(tid, [adapter.audit.item(tenant_id, "token.revoked", "op")]) is None
     assert adapter.tokens.get(tid) is None
     assert audit_events(adapter, tenant_id) == []
+
+
+def test_an_expiry_and_a_creation_time_are_kept(adapter: Adapter, tenant_id: str) -> None:
+    tid = token_id()
+    made = now().replace(microsecond=0)
+    adapter.tokens.put(tid, "h", tenant_id, "ci", created_at=made, expires_at=made + timedelta(days=7))
+    stored = adapter.tokens.get(tid)
+    assert stored is not None and (stored.created_at, stored.expires_at) == (made, made + timedelta(days=7))
+    assert stored.state(made + timedelta(days=7) - timedelta(seconds=1)) == "active"
+    assert stored.state(made + timedelta(days=7)) == "expired"
+    revoked = adapter.tokens.revoke(tid)
+    assert revoked is not None and revoked.expires_at == made + timedelta(days=7) and revoked.state(made) == "revoked"
+
+
+def test_list_pages_newest_first_the_tenants_own(adapter: Adapter, tenant_id: str) -> None:
+    base = now().replace(microsecond=0)
+    made = [token_id() for _ in range(5)]
+    for i, tid in enumerate(made):
+        adapter.tokens.put(tid, f"h{i}", tenant_id, f"t{i}", created_at=base + timedelta(seconds=i))
+    adapter.tokens.revoke(made[0])
+    adapter.tokens.put(token_id(), "other", new_tenant_id(), None)
+    adapter.tokens.put(token_id(), "operator", None, None)
+    got = pages(lambda token: adapter.tokens.list_page(tenant_id, limit=2, next_token=token))
+    assert [len(p) for p in got] == [2, 2, 1]
+    listed = [t for p in got for t in p]
+    assert [t.token_id for t in listed] == list(reversed(made))
+    assert listed[-1].revoked_at is not None and all(t.tenant_id == tenant_id for t in listed)
+    assert adapter.tokens.list_page(new_tenant_id(), limit=10, next_token=None) == ([], None)
+
+
+def test_a_token_page_of_another_tenant_is_refused(adapter: Adapter, tenant_id: str) -> None:
+    for _ in range(3):
+        adapter.tokens.put(token_id(), "h", tenant_id, None)
+    _, token = adapter.tokens.list_page(tenant_id, limit=1, next_token=None)
+    assert token is not None
+    with pytest.raises(InvalidInput) as caught:
+        adapter.tokens.list_page(new_tenant_id(), limit=1, next_token=token)
+    assert caught.value.field == "next"

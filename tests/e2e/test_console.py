@@ -282,6 +282,13 @@ def test_a_tenant_token_sees_its_tenant_only(stack: Stack, browser: Any) -> None
     browser.find_element(By.XPATH, "//button[text()='Create token']").click()
     token = wait(browser, ec_.visibility_of_element_located(by_css(".once .secret"))).text
     assert token.startswith("sct_")
+    assert "expires" in browser.find_element(By.ID, "view").text  # a lifetime by default (90 days)
+    # the tenant's list shows it, active, with its expiry, and never the token
+    Select(browser.find_element(By.CSS_SELECTOR, "select[name=listTenant]")).select_by_value(mine)
+    browser.find_element(By.XPATH, "//button[text()='Show tokens']").click()
+    wait(browser, lambda d: any("console test" in r.text for r in d.find_elements(By.CSS_SELECTOR, "#view tbody tr")))
+    row = row_of(browser, "console test")
+    assert "active" in row.text and "never" not in row.text and token not in row.text
 
     browser.find_element(By.ID, "signout").click()
     wait(browser, ec_.visibility_of_element_located(by_css("input[name=token]")))

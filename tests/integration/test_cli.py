@@ -223,6 +223,19 @@ def test_a_tenant_token_sees_its_tenant_only_and_stops_at_revocation(service: Se
     assert seacat(service, "token", "create", "beta", token=token).code == 1  # 403: operator only
     assert seacat(service, "token", "revoke", made.json["tokenId"]).code == 0
     assert seacat(service, "tenant", "show", "acme", "--json", token=token).code == 1
+    # an expiring one, then the tenant's list: newest first, states, never a token
+    timed = seacat(service, "token", "create", "acme", "--expires-in", "7d", "--json")
+    assert timed.code == 0 and timed.json["expiresAt"] and timed.json["state"] == "active"
+    assert seacat(service, "token", "create", "acme", "--expires-in", "forever").code == 2
+    listed = seacat(service, "token", "list", "acme", "--json")
+    assert listed.code == 0
+    assert [(t["tokenId"], t["state"]) for t in listed.json] == [
+        (timed.json["tokenId"], "active"),
+        (made.json["tokenId"], "revoked"),
+    ]
+    assert token not in listed.out and timed.json["token"] not in listed.out
+    shown = seacat(service, "token", "list", "acme")
+    assert shown.code == 0 and "TOKEN ID" in shown.out and "revoked" in shown.out
 
 
 def test_no_service_is_exit_4_and_an_error_answer_from_a_proxy_too(tmp_path: Path) -> None:

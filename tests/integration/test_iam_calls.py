@@ -303,6 +303,7 @@ def scenario(http: Driver, operator_token: str) -> None:
     http("POST", "/acme/x509/ca/rotate", 201, body=given, **tenant)
     importable = reference_ca(ca_key, cn="Imported Root CA").public_bytes(serialization.Encoding.PEM).decode()
     http("PUT", "/acme/x509/ca/import", 200, 201, body=json.dumps({"certificate": importable}), **tenant)
+    http("GET", "/tokens?tenant=acme", **admin)
     http("DELETE", f"/tokens/{token['tokenId']}", **admin)
 
 

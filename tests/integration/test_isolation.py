@@ -38,7 +38,7 @@ from tests.reference_pki import reference_ca
 OPERATOR = "sct_00000000000000f3_isolation-operator-token-012345"
 OCTET = {"Content-Type": "application/octet-stream"}
 PUBLIC = PUBLIC_ROUTES
-OPERATOR_ONLY = {("POST", "/tokens"), ("DELETE", "/tokens/{token_id}"), ("GET", "/tenants")}
+OPERATOR_ONLY = {("POST", "/tokens"), ("GET", "/tokens"), ("DELETE", "/tokens/{token_id}"), ("GET", "/tenants")}
 # Routes about the calling token itself: they name no tenant, so there is no other tenant's to reach.
 TOKEN_ITSELF = {("GET", "/whoami")}
 # A CSR the "routers" profile of each tenant admits (text: a PEM body).
@@ -159,6 +159,7 @@ CASES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/whoami"): ("/whoami", None),
     ("GET", "/tenants"): ("/tenants", None),
     ("POST", "/tokens"): ("/tokens", '{"tenant": "{tenant}"}'),
+    ("GET", "/tokens"): ("/tokens?tenant={tenant}", None),
     ("DELETE", "/tokens/{token_id}"): ("/tokens/{token_id}", None),
     ("GET", "/audit"): ("/audit?tenant={tenant}&from=" + RECENT, None),
     ("PUT", "/tenants/{tenant}"): ("/tenants/{tenant}", '{"seacat": false, "approve": "http://127.0.0.1:9/x"}'),
@@ -391,6 +392,9 @@ def test_tenant_tokens_cannot_reach_operator_scope(world: World) -> None:
     assert client.http.get("/audit?tenant=_", headers=auth(world.alpha_token)).status_code == 403
     assert client.http.post("/tokens", headers=auth(world.alpha_token), body=b'{"tenant": "alpha"}').status_code == 403
     assert client.http.delete(f"/tokens/{world.beta_token_id}", headers=auth(world.alpha_token)).status_code == 403
+    # not even its own tenant's tokens: listing them is the operator's
+    for tenant in ("alpha", "beta"):
+        assert client.http.get(f"/tokens?tenant={tenant}", headers=auth(world.alpha_token)).status_code == 403
     assert (
         client.http.get("/tenants/beta", headers=auth(world.beta_token)).status_code == 200
     )  # beta's token still valid

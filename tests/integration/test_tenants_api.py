@@ -309,6 +309,60 @@ def test_tokens_and_isolation(client: Any, operator_token: str) -> None:
     assert client.http.delete("/tokens/ffffffffffffffff", headers=auth(operator_token)).status_code == 404
 
 
+def test_tokens_expire_and_a_tenants_tokens_are_listed(
+    client: Any, operator_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.service import tokens as token_service
+
+    put_tenant(client, operator_token, "alpha")
+    put_tenant(client, operator_token, "beta")
+    made = []
+    for body in ({"tenant": "alpha", "label": "ci", "expiresIn": "1h"}, {"tenant": "alpha"}, {"tenant": "beta"}):
+        r = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps(body))
+        assert r.status_code == 201, r.body
+        made.append(r.json_body)
+    expiring, lasting, _ = made
+    assert expiring["state"] == "active" and lasting["expiresAt"] is None
+    expires_at = datetime.fromisoformat(expiring["expiresAt"])
+    assert timedelta(minutes=59) < expires_at - datetime.now(UTC) <= timedelta(hours=1)
+    # an hour on: the token is refused as expired; the other one still works
+    later = datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    monkeypatch.setattr(
+        token_service, "datetime", type("Later", (datetime,), {"now": staticmethod(lambda tz=None: later)})
+    )
+    r = client.http.get("/tenants/alpha", headers=auth(expiring["token"]))
+    assert r.status_code == 401 and "expired" in r.json_body["message"]
+    assert client.http.get("/tenants/alpha", headers=auth(lasting["token"])).status_code == 200
+    monkeypatch.undo()
+    # the list: the tenant's own, newest first, paged, with their states; never a token or its hash
+    assert client.http.delete(f"/tokens/{lasting['tokenId']}", headers=auth(operator_token)).status_code == 200
+    r = client.http.get("/tokens?tenant=alpha&limit=1", headers=auth(operator_token))
+    assert r.status_code == 200 and r.json_body["count"] == 1 and r.json_body["next"]
+    first = r.json_body["items"][0]
+    assert (first["tokenId"], first["state"]) == (lasting["tokenId"], "revoked") and first["revokedAt"]
+    r = client.http.get(f"/tokens?tenant=alpha&limit=1&next={r.json_body['next']}", headers=auth(operator_token))
+    (second,) = r.json_body["items"]
+    assert (second["tokenId"], second["label"], second["expiresAt"]) == (
+        expiring["tokenId"],
+        "ci",
+        expiring["expiresAt"],
+    )
+    assert "token" not in first and "tokenHash" not in first and expiring["token"] not in r.body.decode()
+    # operator only; the tenant is required, known, and a valid id; bad lifetimes name the field
+    assert client.http.get("/tokens?tenant=alpha", headers=auth(made[2]["token"])).status_code == 403
+    for query, status, field in (("", 400, "tenant"), ("?tenant=nobody", 404, None), ("?tenant=a/b", 400, None)):
+        r = client.http.get(f"/tokens{query}", headers=auth(operator_token))
+        assert r.status_code == status, (query, r.body)
+        assert field is None or r.json_body["field"] == field
+    for bad in ("forever", 0, 400 * 86400, True):
+        r = client.http.post(
+            "/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha", "expiresIn": bad})
+        )
+        assert r.status_code == 400 and r.json_body["field"] == "expiresIn", bad
+
+
 def test_tokens_are_stored_hashed(client: Any, operator_token: str) -> None:
     import boto3
 

@@ -221,6 +221,26 @@ def test_a_database_of_version_2_migrates_to_3_its_requests_reading_as_seacat_cr
             raw(path).execute("UPDATE requests SET kind = 'other' WHERE cr_id = 'cr-1'")
 
 
+def test_a_database_of_version_4_migrates_to_5_its_tokens_working_and_listed_with_no_expiry(path: Path) -> None:
+    conn = raw(path)
+    conn.execute("BEGIN IMMEDIATE")
+    for migration in schema.MIGRATIONS[:4]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute(
+        "INSERT INTO tokens (token_id, token_hash, tenant_id, label, created_at) VALUES ('00000000000000aa', 'h', ?, 'old', ?)",
+        (TENANT, text(now())),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+    with SqliteBackend(path) as b:
+        assert pragma(raw(path), "user_version") == SCHEMA_VERSION >= 5
+        old = b.tokens.get("00000000000000aa")
+        assert old is not None and old.expires_at is None and old.label == "old" and old.state(now()) == "active"
+        assert b.tokens.list_page(TENANT, limit=10, next_token=None) == ([old], None)
+
+
 # -- settings, threads, closing ------------------------------------------------------------------
 
 

@@ -185,6 +185,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A tenant's credentials, newest first.
         "CREATE INDEX est_credentials_by_time ON est_credentials (tenant_id, created_at, username)",
     ),
+    # 5: admin tokens that expire, and a tenant's tokens listed. Rows of version 4 read as before: no expiry.
+    (
+        "ALTER TABLE tokens ADD COLUMN expires_at TEXT",  # NULL: until revoked
+        # A tenant's tokens, newest first (operator tokens, tenant_id NULL, are not listed).
+        """CREATE INDEX tokens_by_tenant ON tokens (tenant_id, created_at, token_id)
+            WHERE tenant_id IS NOT NULL""",
+    ),
 )
 
 VERSION = len(MIGRATIONS)
