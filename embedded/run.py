@@ -83,6 +83,22 @@ def database_counts(database: Path) -> dict[str, int]:
         conn.close()
 
 
+def checkpoint(database: Path) -> None:
+    """Once every worker is gone: the last one out checkpoints the log and removes it, unless two
+    closed at once (each saw the other's connection); a connection of its own, the only one, does it."""
+    import sqlite3
+
+    if not database.exists():
+        return
+    conn = sqlite3.connect(database, timeout=10)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the log, as a reader
+    except sqlite3.Error:
+        pass  # nothing tidied: the next start finds the log and replays it
+    finally:
+        conn.close()
+
+
 # What the banner counts: (noun, table, condition), in this order.
 _COUNTED = (
     ("tenant", "tenants", ""),
@@ -303,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     status = server.serve(options, announce)
+    checkpoint(data / "seacat.db")
     with server.output_lock:
         if served:
             print(f"seacat: stopped; the state is saved in {shown(data)}", flush=True)

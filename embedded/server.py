@@ -62,8 +62,30 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+# A stop (SIGTERM) that reaches a worker while it boots would run the handler the fork copied from the
+# server, which stops nothing in a child: the worker would serve on until killed after GRACEFUL_SECONDS,
+# with the requests in flight of its siblings. From the fork on, a stop is held here instead: a worker
+# stopped while it boots leaves before serving (worker_application); one stopped in the instant
+# between its boot and granian's own handler has the stop repeated to that handler (_watch_parent).
+_stop_held = threading.Event()
+_holding = False
+
+
+def _hold_stop(signum: int, frame: object) -> None:
+    _stop_held.set()
+
+
+def _hold_stops_from_the_fork() -> None:
+    signal.signal(signal.SIGTERM, _hold_stop)
+
+
 def _watch_parent(parent: int) -> None:
-    """In a worker: once the server that forked it is gone (kill -9), stop as on SIGTERM."""
+    """In a worker: a stop held since the fork is repeated once granian's handler is in; then, once the
+    server that forked it is gone (kill -9), stop as on SIGTERM."""
+    while signal.getsignal(signal.SIGTERM) is _hold_stop:  # granian installs its own as it starts serving
+        time.sleep(0.01)
+    if _stop_held.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -117,7 +139,11 @@ def worker_application(target: str, parent: int) -> Callable[..., Any]:
     threading.Thread(target=_watch_parent, args=(parent,), name="seacat-parent-watch", daemon=True).start()
     from embedded.wsgi import create_application
 
-    return create_application()
+    application = create_application()
+    if _stop_held.is_set():
+        # Stopped while booting: leave without serving (exit handlers close the context, _leave).
+        raise SystemExit(0)
+    return application
 
 
 def serve(options: ServerOptions, on_started: Callable[[], None] | None = None) -> int:
@@ -156,6 +182,10 @@ def serve(options: ServerOptions, on_started: Callable[[], None] | None = None) 
             threading.Thread(target=callback, name="seacat-ready", daemon=True).start()
 
     parent = os.getpid()
+    global _holding
+    if not _holding:  # this process forks only its workers from here on
+        os.register_at_fork(after_in_child=_hold_stops_from_the_fork)
+        _holding = True
     try:
         server.serve(target_loader=partial(worker_application, parent=parent))
     except SystemExit as exc:

@@ -65,6 +65,11 @@ def run(data: Path, *args: str, module: str = EMBEDDED, **env: str) -> subproces
     )
 
 
+# A restart does not replay anything slow: on an idle machine 0.3-0.7 s; the bound leaves room for a
+# loaded CI runner (a start under another suite's load was seen at 3.0 s).
+READY_BOUND = 10
+
+
 def ready_seconds(stack: Stack) -> float:
     return float(stack.log.read_text().split("(ready in ")[1].split(" s)")[0])
 
@@ -124,7 +129,7 @@ def test_restart_keeps_tenant_ca_token_and_client_certificate(tmp_path: Path) ->
         log = second.log.read_text()
         assert "holds 1 tenant, 1 CA certificate, 1 client certificate, 1 identity, 1 certificate request" in log, log
         assert "2 tokens" in log and "1 CA key" in log, log
-        assert ready_seconds(second) <= 3
+        assert ready_seconds(second) <= READY_BOUND
         status, _, body = http(
             "GET", f"{second.url}/tenants/persist", headers={"Authorization": f"Bearer {tenant_token}"}
         )
@@ -204,7 +209,7 @@ def test_kill_9_during_parallel_enrolments_keeps_every_certificate_a_client_rece
 
     second = start_stack(tmp_path, data_dir=data)
     try:
-        assert ready_seconds(second) <= 3
+        assert ready_seconds(second) <= READY_BOUND
         log = second.log.read_text()
         stored = int(re.search(r"(\d+) client certificates?\b", log).group(1))  # type: ignore[union-attr]
         # every one a client received, and at most the few in flight that no client saw

@@ -216,3 +216,41 @@ def test_a_worker_forgets_environment_variables_that_read_as_request_data() -> N
     removed = strip_request_lookalikes(environ)
     assert sorted(removed) == ["CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_PROXY", "RAW_URI", "REQUEST_URI"]
     assert environ == {"PATH": "/usr/bin", "SEACAT_DATA_DIR": "/srv/seacat"}
+
+
+_BOOTING_WORKER = """
+import os, signal, sys
+import chalicelib.context as context
+import embedded.wsgi as wsgi
+from embedded import server
+
+context.reset = context.current = lambda: None  # no store: this checks the stop, not the boot
+wsgi.create_application = lambda: "the app"
+server._hold_stops_from_the_fork()  # what the fork runs in every new worker
+if sys.argv[1] == "stopped":
+    os.kill(os.getpid(), signal.SIGTERM)  # the server's stop, while the worker boots
+    assert server._stop_held.is_set()
+try:
+    print("serves", server.worker_application("embedded.wsgi:application", parent=os.getppid()))
+except SystemExit as leaving:
+    print("leaves", leaving.code)
+"""
+
+
+@pytest.mark.parametrize(("case", "expected"), [("stopped", "leaves 0"), ("running", "serves the app")])
+def test_a_worker_stopped_while_it_boots_leaves_instead_of_serving(case: str, expected: str) -> None:
+    """A SIGTERM that reaches a worker before granian's handler is in would be lost (the handler the fork
+    copied stops nothing in a child) and the worker would serve on until killed: it is held from the
+    fork on, and a worker that was stopped while booting leaves as its boot ends."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", _BOOTING_WORKER, case],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == expected, (done.stdout, done.stderr[-2000:])
