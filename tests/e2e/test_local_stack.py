@@ -354,8 +354,8 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
     other = start_stack(tmp_path, token="sct_00000000000000e6_inflight-stack-operator-token")
     try:
         approve = f"http://127.0.0.1:{hook.server_address[1]}/approve"
-        # The longest webhook wait a tenant may set: the hold below spans the stop, which on a loaded
-        # machine took longer than the 5 s default and failed the enrolment as a webhook timeout.
+        # The longest webhook wait a tenant may set: the hold below spans the stop, which may take up to
+        # the server's 10 s limit (a worker still booting used to make it), beyond the 5 s default.
         config = json.dumps({"approve": approve, "webhookTimeout": 25})
         setup_tenant(other, "inflight", config)
         key = ec.generate_private_key(ec.SECP256R1())
