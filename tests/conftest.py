@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ for _name, _value in {
     os.environ[_name] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+
+# The suite tests Ctrl-C (SIGINT) of the servers and the CLI it starts. A shell without job control
+# starts a background command (`.ci/run &`) with SIGINT and SIGQUIT ignored, and every child inherits
+# that, so a test's SIGINT would be ignored: give the children the defaults back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 share_botocore_data()  # the service's per-test cold starts share botocore's parsed models (tests/moto_stack.py)
 
 TEST_ENV = {
