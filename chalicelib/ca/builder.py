@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -42,6 +43,25 @@ DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
     encipher_only=False,
     decipher_only=False,
 )
+# The client profile's fixed extensions, made once (extension values are immutable).
+END_ENTITY = x509.BasicConstraints(ca=False, path_length=None)
+CLIENT_AUTH_ONLY = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+@lru_cache(maxsize=1024)
+def crl_distribution(url: str) -> x509.CRLDistributionPoints:
+    """The CRL distribution point of an issuing CA certificate: the same for all it issues."""
+    point = x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None
+    )
+    return x509.CRLDistributionPoints([point])
+
+
+@lru_cache(maxsize=1024)
+def ocsp_access(url: str) -> x509.AuthorityInformationAccess:
+    """RFC 5280 §4.2.2.1: where to ask a certificate's status (one per issuing CA certificate)."""
+    ocsp = x509.oid.AuthorityInformationAccessOID.OCSP
+    return x509.AuthorityInformationAccess([x509.AccessDescription(ocsp, x509.UniformResourceIdentifier(url))])
 
 
 def certificate_id(der: bytes) -> str:
@@ -158,37 +178,16 @@ def build_client_certificate(
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(END_ENTITY, critical=True)
         .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(CLIENT_AUTH_ONLY, critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(aki, critical=False)
     )
     if crl_url is not None:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        full_name=[x509.UniformResourceIdentifier(crl_url)],
-                        relative_name=None,
-                        reasons=None,
-                        crl_issuer=None,
-                    )
-                ]
-            ),
-            critical=False,
-        )
-    if ocsp_url is not None:  # RFC 5280 §4.2.2.1: where to ask this certificate's status
-        builder = builder.add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
-                    )
-                ]
-            ),
-            critical=False,
-        )
+        builder = builder.add_extension(crl_distribution(crl_url), critical=False)
+    if ocsp_url is not None:
+        builder = builder.add_extension(ocsp_access(ocsp_url), critical=False)
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 

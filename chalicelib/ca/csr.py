@@ -501,7 +501,7 @@ def build_certificate(
     """An end-entity certificate as ``plan`` says, signed by the tenant's CA. Apart from the SeaCat
     builder (``builder.build_client_certificate``, the enrolment hot path), which it shares the issuer
     checks with. Raises ValueError for arguments the caller should have prevented."""
-    from chalicelib.ca.builder import _issuer_aki
+    from chalicelib.ca.builder import END_ENTITY, _issuer_aki, crl_distribution, ocsp_access
     from chalicelib.ca.keys import signature_hash
     from chalicelib.ca.serial import SERIAL_LIMIT
 
@@ -517,7 +517,7 @@ def build_certificate(
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(END_ENTITY, critical=True)
         .add_extension(plan.key_usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(plan.ekus)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
@@ -527,15 +527,9 @@ def build_certificate(
         # RFC 5280 4.2.1.6: critical when the subject is empty.
         builder = builder.add_extension(x509.SubjectAlternativeName(list(plan.sans)), critical=not plan.subject.rdns)
     if crl_url is not None:
-        point = x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(crl_url)], relative_name=None, reasons=None, crl_issuer=None
-        )
-        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
-    if ocsp_url is not None:  # RFC 5280 4.2.2.1: where to ask this certificate's status
-        ocsp = x509.AccessDescription(
-            x509.oid.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
-        )
-        builder = builder.add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
+        builder = builder.add_extension(crl_distribution(crl_url), critical=False)
+    if ocsp_url is not None:
+        builder = builder.add_extension(ocsp_access(ocsp_url), critical=False)
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 
