@@ -123,6 +123,27 @@ async function render() {
   if (mine === rendering) $("main").focus({ preventScroll: true });
 }
 
+// An unattended console signs itself out: after IDLE_MINUTES without a key press or a click the token
+// is forgotten, and a tab reloaded after that long asks for it again.
+const IDLE_MINUTES = 30;
+const ACTIVE_KEY = "seacat.console.active";
+const IDLE_MESSAGE = `Signed out after ${IDLE_MINUTES} minutes without activity.`;
+
+function touch() {
+  if (session.token()) sessionStorage.setItem(ACTIVE_KEY, String(Date.now()));
+}
+
+function idle() {
+  const at = Number(sessionStorage.getItem(ACTIVE_KEY) || 0);
+  return !(Date.now() - at <= IDLE_MINUTES * 60 * 1000);
+}
+
+function forget(message) {
+  session.clear();
+  sessionStorage.removeItem(ACTIVE_KEY);
+  showSignIn(message);
+}
+
 function showSignIn(message) {
   session.who = null;
   $("view").hidden = true;
@@ -139,6 +160,7 @@ async function signIn(token) {
   const who = await api("GET", "whoami", { token });
   session.set(token);
   session.who = who;
+  touch();
   $("signin").hidden = true;
   $("view").hidden = false;
   $("signout").hidden = false;
@@ -147,13 +169,11 @@ async function signIn(token) {
 }
 
 function signOut() {
-  session.clear();
-  showSignIn("Signed out.");
+  forget("Signed out.");
 }
 
 whenUnauthenticated(() => {
-  session.clear();
-  showSignIn("The token is no longer valid: sign in again.");
+  forget("The token is no longer valid: sign in again.");
 });
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -176,8 +196,14 @@ document.addEventListener("DOMContentLoaded", () => {
     $("main").focus();
   });
   window.addEventListener("hashchange", render);
+  for (const event of ["pointerdown", "keydown", "hashchange"]) window.addEventListener(event, touch, { passive: true });
+  setInterval(() => {
+    if (session.token() && idle()) forget(IDLE_MESSAGE);
+  }, 30 * 1000);
   const saved = session.token();
-  if (saved) {
+  if (saved && idle()) {
+    forget(IDLE_MESSAGE);
+  } else if (saved) {
     signIn(saved).catch(() => showSignIn(""));
   } else {
     showSignIn("");

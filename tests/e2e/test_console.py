@@ -171,7 +171,8 @@ def test_sign_in_approve_and_reject_in_manual_mode(stack: Stack, browser: Any) -
 
     sign_in(browser, stack, stack.token)
     assert "Operator" in browser.find_element(By.ID, "who").text
-    assert browser.execute_script("return sessionStorage.length") == 1
+    stored = browser.execute_script("return Object.keys(sessionStorage).sort()")
+    assert stored == ["seacat.console.active", "seacat.console.token"]  # the token, and when it was last used
     open_page(browser, stack, f"/tenants/{tenant}/requests", "#view tbody tr")
     row = row_of(browser, approved)
     assert "com.example.approve-me" in row.text and "model = A1" in row.text
@@ -658,3 +659,22 @@ def test_a_pending_csr_shows_what_it_asks_for_and_no_error_shows_the_token(stack
         "GET", f"{stack.url}/{tenant}/x509/cert/x%2Fy", headers={"Authorization": f"Bearer {stack.token}"}
     )
     assert status == 403 and stack.token.encode() not in answer
+
+
+def test_an_unattended_console_signs_itself_out(stack: Stack, browser: Any) -> None:
+    """30 minutes without a key press or a click: the token is forgotten, on the page's own check and
+    on a reload of a tab left that long (the time of the last activity is set back, not waited for)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec_
+
+    sign_in(browser, stack, stack.token)
+    browser.find_element(By.TAG_NAME, "body").click()  # activity: the clock starts again
+    browser.execute_script("sessionStorage.setItem('seacat.console.active', String(Date.now() - 29 * 60 * 1000))")
+    browser.refresh()
+    wait(browser, ec_.visibility_of_element_located(by_css("#signout")))  # 29 minutes: still signed in
+    browser.execute_script("sessionStorage.setItem('seacat.console.active', String(Date.now() - 31 * 60 * 1000))")
+    browser.refresh()
+    wait(browser, ec_.visibility_of_element_located(by_css("input[name=token]")))
+    assert "Signed out after 30 minutes without activity." in browser.find_element(By.ID, "signin").text
+    assert browser.execute_script("return sessionStorage.length") == 0
+    assert severe_logs(browser) == []
