@@ -52,10 +52,10 @@ def parse_lifetime(value: object) -> timedelta:
         seconds = int(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise InvalidInput("must be whole seconds or a duration such as 30m, 12h, 7d", field="expiresIn")
-    lifetime = timedelta(seconds=seconds)
-    if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+    # The range is checked on the number: timedelta() of a huge one raises OverflowError (a 500).
+    if not MIN_LIFETIME.total_seconds() <= seconds <= MAX_LIFETIME.total_seconds():
         raise InvalidInput("must be from 1 minute to 366 days", field="expiresIn")
-    return lifetime
+    return timedelta(seconds=seconds)
 
 
 def create(
