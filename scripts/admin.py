@@ -3,6 +3,7 @@
     python -m scripts.admin --url URL token create TENANT [--label TEXT]
     python -m scripts.admin --url URL token revoke TOKEN_ID
     python -m scripts.admin bootstrap-operator-token        # writes to the stage's DynamoDB table
+    python -m scripts.admin index-tokens                    # once after upgrading: list the older tokens
 
 The admin token is read from SEACAT_ADMIN_TOKEN (never from the command line, where other users of
 the machine could read it in the process list).
@@ -52,7 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         "bootstrap-operator-token",
         help="create an operator token directly in the stage's tables (first deployment); needs AWS credentials",
     )
+    sub.add_parser(
+        "index-tokens",
+        help="make the tenant tokens created before GET /tokens existed appear in it (once, after the upgrade); "
+        "needs AWS credentials that may scan the stage's tokens table",
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "index-tokens":
+        from chalicelib.store import tokens as stored_tokens
+
+        print(json.dumps({"indexed": stored_tokens.index_unlisted()}))
+        return 0
 
     if args.command == "bootstrap-operator-token":
         import secrets

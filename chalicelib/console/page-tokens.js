@@ -24,7 +24,7 @@ async function render(ctx, view) {
     fill(listHolder);
     const tokens = pagedList(listHolder, {
       caption: `Tokens of ${of}, newest first`,
-      empty: "No token (tokens made before this list existed are not shown on AWS).",
+      empty: "No token. (On AWS, tokens made before this list existed show once scripts.admin index-tokens has run.)",
       columns: [
         { label: "Token id", cell: (t) => h("span", { class: "mono" }, t.tokenId) },
         { label: "Label", cell: (t) => h("span", { class: "desc" }, t.label || "") },

@@ -96,3 +96,30 @@ def list_page(tenant_id: str, *, limit: int, next_token: str | None) -> tuple[li
         result = TokenModel.by_credential.query(key, scan_index_forward=False, limit=limit, last_evaluated_key=start)
         items = [_stored(i) for i in result if i.kind is None]
         return items, common.encode_page_token(result.last_evaluated_key)
+
+
+def index_unlisted() -> int:
+    """Give the tenant tokens made before the list existed (no credential_key) their key, so that
+    ``list_page`` finds them; returns how many. A one-off after the upgrade, with the operator's AWS
+    credentials (it scans the table, which the service role may not). Idempotent."""
+    from pynamodb.exceptions import UpdateError
+
+    common.ready()
+    done = 0
+    unlisted = (
+        TokenModel.credential_key.does_not_exist() & TokenModel.kind.does_not_exist() & TokenModel.tenant_id.exists()
+    )
+    with common.translated():
+        for item in TokenModel.scan(unlisted):
+            assert item.tenant_id is not None  # the scan's condition
+            try:
+                item.update(
+                    actions=[TokenModel.credential_key.set(_LIST_PREFIX + item.tenant_id)],
+                    condition=TokenModel.credential_key.does_not_exist(),
+                )
+            except UpdateError as exc:
+                if not common.is_conditional_failure(exc):
+                    raise
+                continue  # given its key meanwhile
+            done += 1
+    return done

@@ -363,6 +363,33 @@ def test_tokens_expire_and_a_tenants_tokens_are_listed(
         assert r.status_code == 400 and r.json_body["field"] == "expiresIn", bad
 
 
+def test_tokens_made_before_the_list_are_listed_once_indexed(client: Any, operator_token: str) -> None:
+    """A tenant token as the release before the list wrote it (no index key) works but is not listed;
+    `python -m scripts.admin index-tokens` gives it its key, once; the operator's and EST credentials
+    are left as they are."""
+    from datetime import UTC, datetime
+
+    from chalicelib.store import tokens as stored
+    from chalicelib.store.models import TokenModel
+    from scripts import admin
+
+    put_tenant(client, operator_token, "alpha")
+    made = client.http.post("/tokens", headers=auth(operator_token), body=json.dumps({"tenant": "alpha"})).json_body
+    TokenModel("00000000000000ab", token_hash="h", tenant_id="alpha", label="old", created_at=datetime.now(UTC)).save()
+
+    def listed() -> list[str]:
+        r = client.http.get("/tokens?tenant=alpha", headers=auth(operator_token))
+        return [t["tokenId"] for t in r.json_body["items"]]
+
+    assert listed() == [made["tokenId"]]
+    assert admin.main(["index-tokens"]) == 0
+    assert listed() == ["00000000000000ab", made["tokenId"]]
+    assert stored.index_unlisted() == 0  # once
+    from chalicelib.service.tokens import token_id_of
+
+    assert TokenModel.get(token_id_of(operator_token)).credential_key is None  # operator tokens are not listed
+
+
 def test_tokens_are_stored_hashed(client: Any, operator_token: str) -> None:
     import boto3
 
