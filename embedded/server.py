@@ -85,7 +85,11 @@ def _watch_parent(parent: int) -> None:
     while signal.getsignal(signal.SIGTERM) is _hold_stop:  # granian installs its own as it starts serving
         time.sleep(0.01)
     if _stop_held.is_set():
-        os.kill(os.getpid(), signal.SIGTERM)
+        # Again until the worker is gone: granian's handler is in a moment before its serving loop
+        # waits for the signal, and a stop in between would be lost. Repeating one is harmless.
+        for _ in range(int(GRACEFUL_SECONDS / 0.25)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.25)
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
     os.kill(os.getpid(), signal.SIGTERM)

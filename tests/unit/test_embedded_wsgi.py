@@ -254,3 +254,39 @@ def test_a_worker_stopped_while_it_boots_leaves_instead_of_serving(case: str, ex
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.strip() == expected, (done.stdout, done.stderr[-2000:])
+
+
+_STOP_AFTER_BOOT = """
+import os, signal, threading, time
+from embedded import server
+
+server._hold_stops_from_the_fork()
+os.kill(os.getpid(), signal.SIGTERM)  # the stop, in the instant between the boot and granian's handler
+seen = []
+done = threading.Event()
+
+def granian(signum, frame):  # granian's handler, in before its serving loop waits: the first one lost
+    seen.append(signum)
+    if len(seen) >= 2:
+        done.set()
+
+threading.Thread(target=server._watch_parent, args=(os.getppid(),), daemon=True).start()
+time.sleep(0.05)
+signal.signal(signal.SIGTERM, granian)
+print("stops seen", done.wait(5))
+"""
+
+
+def test_a_stop_held_through_the_boot_is_repeated_until_the_worker_is_gone() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_AFTER_BOOT],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "stops seen True", (done.stdout, done.stderr[-2000:])
