@@ -85,6 +85,21 @@ def sign_in(driver: Any, stack: Stack, token: str) -> None:
     wait(driver, ec_.visibility_of_element_located(by_css("#signout")))
 
 
+def click_in_row(driver: Any, text: str, button: str) -> None:
+    """Click a row's button; if the list re-renders between finding the row and the click (a decision
+    just made removes its row), find it again."""
+    from selenium.webdriver.common.by import By
+
+    def clicked(d: Any) -> bool:
+        rows = [r for r in d.find_elements(By.CSS_SELECTOR, "#view tbody tr") if text in r.text]
+        if len(rows) != 1:
+            return False
+        rows[0].find_element(By.XPATH, f".//button[text()='{button}']").click()
+        return True
+
+    wait(driver, clicked)
+
+
 def open_page(driver: Any, stack: Stack, hash_path: str, ready_css: str) -> Any:
     """Go to a console URL and wait until the page shows ``ready_css`` (and is no longer loading)."""
     from selenium.webdriver.support import expected_conditions as ec_
@@ -176,9 +191,9 @@ def test_sign_in_approve_and_reject_in_manual_mode(stack: Stack, browser: Any) -
     open_page(browser, stack, f"/tenants/{tenant}/requests", "#view tbody tr")
     row = row_of(browser, approved)
     assert "com.example.approve-me" in row.text and "model = A1" in row.text
-    row.find_element(By.XPATH, ".//button[text()='Approve']").click()
+    click_in_row(browser, approved, "Approve")
     wait(browser, lambda d: approved not in d.find_element(By.ID, "view").text.split("approved")[-1])
-    row_of(browser, rejected).find_element(By.XPATH, ".//button[text()='Reject']").click()
+    click_in_row(browser, rejected, "Reject")
     wait(browser, lambda d: "No request is waiting." in d.find_element(By.ID, "view").text)
 
     status, listed = api(stack, "GET", f"/{tenant}/seacat/cr?state=pending")
@@ -254,7 +269,7 @@ def test_device_strings_render_as_text(stack: Stack, browser: Any) -> None:
     # approve it, then its identity's page shows the application as text too
     row_of(browser, identity)  # the audit page lists the CR once
     open_page(browser, stack, f"/tenants/{tenant}/requests", "#view tbody tr")
-    row_of(browser, identity).find_element(By.XPATH, ".//button[text()='Approve']").click()
+    click_in_row(browser, identity, "Approve")
     wait(browser, lambda d: "No request is waiting." in d.find_element(By.ID, "view").text)
     open_page(browser, stack, f"/tenants/{tenant}/identities?identity={identity}", ".facts")
     view = browser.find_element(By.ID, "view")
@@ -507,7 +522,7 @@ def test_profiles_and_est_credentials(stack: Stack, browser: Any) -> None:
     )
 
     # revoked from its row
-    row_of(browser, username).find_element(By.XPATH, ".//button[text()='Revoke']").click()
+    click_in_row(browser, username, "Revoke")
     wait(browser, ec_.alert_is_present()).accept()
     wait(browser, lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, "#view tbody").text)
     assert row_of(browser, username).find_elements(By.TAG_NAME, "button") == []
