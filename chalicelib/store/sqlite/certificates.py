@@ -11,10 +11,10 @@ import base64
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.domain import (
     CertificateKind,
@@ -265,6 +265,8 @@ def _request(row: Any) -> RequestRecord | None:
 
 # -- page tokens ---------------------------------------------------------------------------------
 
+_R = TypeVar("_R")  # a record of a paged list
+
 
 def _list_key(*parts: str) -> str:
     """A short hash naming one list (its kind, tenant and identity): a token works for that list only."""
@@ -293,6 +295,30 @@ def _page_after(token: str, list_key: str) -> tuple[str, str]:
     return after[0], after[1]
 
 
+def read_page(
+    conn: sqlite3.Connection,
+    list_key: str,
+    next_token: str | None,
+    limit: int,
+    queries: tuple[str, str],
+    scope: tuple[Any, ...],
+    parse: Callable[[Any], _R | None],
+    key: Callable[[_R], tuple[str, str]],
+) -> tuple[list[_R], str | None]:
+    """One page of a keyset-paged list: ``queries`` are its first page's statement and the one that
+    resumes after a (time, id), each taking ``scope`` first and the page size (one row more than
+    ``limit``, which says whether another page follows) last; ``key`` is a record's (time, id)."""
+    first, after = queries
+    if next_token:
+        at, last = _page_after(next_token, list_key)
+        rows = conn.execute(after, (*scope, at, last, limit + 1)).fetchall()
+    else:
+        rows = conn.execute(first, (*scope, limit + 1)).fetchall()
+    found = [r for r in map(parse, rows[:limit]) if r is not None]
+    more = len(rows) > limit
+    return found, (_page_token(list_key, key(found[-1])) if more else None)
+
+
 # -- the port ------------------------------------------------------------------------------------
 
 
@@ -314,15 +340,18 @@ class SqliteCertificates:
     ) -> tuple[list[CertificateRecord], str | None]:
         """Newest first (issue time, then id); a page resumes below the last one's key."""
         list_key = _list_key("certificates", tenant_id, identity)
+        queries = (_LIST_BY_IDENTITY, _LIST_BY_IDENTITY_AFTER)
         with self._db.read() as conn:
-            if next_token:
-                at, cert_id = _page_after(next_token, list_key)
-                rows = conn.execute(_LIST_BY_IDENTITY_AFTER, (tenant_id, identity, at, cert_id, limit + 1)).fetchall()
-            else:
-                rows = conn.execute(_LIST_BY_IDENTITY, (tenant_id, identity, limit + 1)).fetchall()
-        found = [c for c in map(_cert, rows[:limit]) if c is not None]
-        more = len(rows) > limit
-        return found, (_page_token(list_key, (text(found[-1].created_at), found[-1].cert_id)) if more else None)
+            return read_page(
+                conn,
+                list_key,
+                next_token,
+                limit,
+                queries,
+                (tenant_id, identity),
+                _cert,
+                lambda c: (text(c.created_at), c.cert_id),
+            )
 
     def get_identity(self, tenant_id: str, identity: str) -> IdentityRecord | None:
         memo = self._db.read_memo()
@@ -357,15 +386,18 @@ class SqliteCertificates:
     ) -> tuple[list[RequestRecord], str | None]:
         """Oldest first (creation time, then id); a page resumes after the last one's key."""
         list_key = _list_key("pending", tenant_id)
+        queries = (_LIST_PENDING, _LIST_PENDING_AFTER)
         with self._db.read() as conn:
-            if next_token:
-                at, cr_id = _page_after(next_token, list_key)
-                rows = conn.execute(_LIST_PENDING_AFTER, (tenant_id, at, cr_id, limit + 1)).fetchall()
-            else:
-                rows = conn.execute(_LIST_PENDING, (tenant_id, limit + 1)).fetchall()
-        found = [r for r in map(_request, rows[:limit]) if r is not None]
-        more = len(rows) > limit
-        return found, (_page_token(list_key, (text(found[-1].created_at), found[-1].cr_id)) if more else None)
+            return read_page(
+                conn,
+                list_key,
+                next_token,
+                limit,
+                queries,
+                (tenant_id,),
+                _request,
+                lambda r: (text(r.created_at), r.cr_id),
+            )
 
     def decide(self, request: RequestRecord, identity: IdentityRecord, audit: Sequence[Any] = ()) -> None:
         """Apply an approval or rejection: the request and its identity change together or not at all."""

@@ -3,14 +3,13 @@ two enrolments racing for the last use cannot both have it (SQLite's write lock 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import EnrolmentCredential
 from chalicelib.store.sqlite.audit import insert_events
-from chalicelib.store.sqlite.certificates import _page_after, _page_token
+from chalicelib.store.sqlite.certificates import _list_key, read_page
 from chalicelib.store.sqlite.db import Database, now, text, text_or_none, time_of, time_or_none
 
 _COLUMNS = """tenant_id, username, secret_hash, profile, uses, uses_left, expires_at, created_at, revoked_at, label,
@@ -45,10 +44,6 @@ def _credential(row: Any) -> EnrolmentCredential | None:
     )
 
 
-def _list_key(tenant_id: str) -> str:
-    return hashlib.sha256(f"est_credentials\0{tenant_id}".encode()).hexdigest()[:32]
-
-
 class SqliteCredentials:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -81,16 +76,18 @@ class SqliteCredentials:
     def list_page(
         self, tenant_id: str, *, limit: int, next_token: str | None
     ) -> tuple[list[EnrolmentCredential], str | None]:
-        list_key = _list_key(tenant_id)
+        list_key = _list_key("est_credentials", tenant_id)
         with self._db.read() as conn:
-            if next_token:
-                at, username = _page_after(next_token, list_key)
-                rows = conn.execute(_LIST_AFTER, (tenant_id, at, username, limit + 1)).fetchall()
-            else:
-                rows = conn.execute(_LIST, (tenant_id, limit + 1)).fetchall()
-        found = [c for c in map(_credential, rows[:limit]) if c is not None]
-        more = len(rows) > limit
-        return found, (_page_token(list_key, (text(found[-1].created_at), found[-1].username)) if more else None)
+            return read_page(
+                conn,
+                list_key,
+                next_token,
+                limit,
+                (_LIST, _LIST_AFTER),
+                (tenant_id,),
+                _credential,
+                lambda c: (text(c.created_at), c.username),
+            )
 
     def consume(
         self, tenant_id: str, username: str, now: datetime, audit: Sequence[Any] = ()

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain import StoredToken
 from chalicelib.store.sqlite.audit import insert_events
-from chalicelib.store.sqlite.certificates import _list_key, _page_after, _page_token
+from chalicelib.store.sqlite.certificates import _list_key, read_page
 from chalicelib.store.sqlite.db import Database, now, text, text_or_none, time_of, time_or_none
 
 _COLUMNS = "token_id, token_hash, tenant_id, created_at, revoked_at, label, expires_at"
@@ -71,11 +71,13 @@ class SqliteTokens:
     def list_page(self, tenant_id: str, *, limit: int, next_token: str | None) -> tuple[list[StoredToken], str | None]:
         list_key = _list_key("tokens", tenant_id)
         with self._db.read() as conn:
-            if next_token:
-                at, token_id = _page_after(next_token, list_key)
-                rows = conn.execute(_LIST_AFTER, (tenant_id, at, token_id, limit + 1)).fetchall()
-            else:
-                rows = conn.execute(_LIST, (tenant_id, limit + 1)).fetchall()
-        found = [t for t in map(_token, rows[:limit]) if t is not None]
-        more = len(rows) > limit
-        return found, (_page_token(list_key, (text(found[-1].created_at), found[-1].token_id)) if more else None)
+            return read_page(
+                conn,
+                list_key,
+                next_token,
+                limit,
+                (_LIST, _LIST_AFTER),
+                (tenant_id,),
+                _token,
+                lambda t: (text(t.created_at), t.token_id),
+            )
