@@ -126,6 +126,32 @@ def api(stack: Stack, method: str, path: str, body: object = None, token: str | 
     return status, json.loads(raw) if raw else None
 
 
+def device_csr(name: str, domain: str) -> bytes:
+    """A device's CSR, DER: CN=name, a DNS SAN name.domain, a new P-256 key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"{name}.{domain}")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def sign_csr(
+    stack: Stack, tenant: str, profile: str, csr: bytes, username: str, password: str, **headers: str
+) -> tuple[int, bytes]:
+    """POST /{tenant}/x509/sign under the profile with an EST credential: (status, body)."""
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+    status, _, body = request(
+        "POST",
+        f"{stack.url}/{tenant}/x509/sign?profile={profile}",
+        csr,
+        {"Content-Type": "application/pkcs10", "Authorization": f"Basic {basic}", **headers},
+    )
+    return status, body
+
+
 def severe_logs(driver: Any, *expected: str) -> list[str]:
     """The browser's errors (script errors, CSP violations, failed requests) but those with an ``expected`` text."""
     return [
@@ -484,20 +510,8 @@ def test_profiles_and_est_credentials(stack: Stack, browser: Any) -> None:
     assert "routers" in row.text and "3 of 3" in row.text and "active" in row.text and PROBE_ATTRS[1][1] in row.text
     assert_inert(browser, "credentials")
     # the password shown is the real one: it enrols a CSR under the profile, taking a use
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "r1")]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("r1.routers.example.com")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-    status, _, body = request(
-        "POST",
-        f"{stack.url}/{tenant}/x509/sign?profile=routers",
-        csr.public_bytes(serialization.Encoding.DER),
-        {"Content-Type": "application/pkcs10", "Authorization": f"Basic {basic}", "Accept": "application/json"},
-    )
+    csr = device_csr("r1", "routers.example.com")
+    status, body = sign_csr(stack, tenant, "routers", csr, username, password, Accept="application/json")
     assert status == 200, body
     status, credential = api(stack, "GET", f"/{tenant}/est/credentials/{username}")
     assert (status, credential["state"], credential["usesLeft"], credential["label"]) == (
@@ -527,13 +541,7 @@ def test_profiles_and_est_credentials(stack: Stack, browser: Any) -> None:
     wait(browser, lambda d: "revoked" in d.find_element(By.CSS_SELECTOR, "#view tbody").text)
     assert row_of(browser, username).find_elements(By.TAG_NAME, "button") == []
     assert api(stack, "GET", f"/{tenant}/est/credentials/{username}")[1]["state"] == "revoked"
-    status, _, _ = request(
-        "POST",
-        f"{stack.url}/{tenant}/x509/sign?profile=routers",
-        csr.public_bytes(serialization.Encoding.DER),
-        {"Content-Type": "application/pkcs10", "Authorization": f"Basic {basic}"},
-    )
-    assert status == 401
+    assert sign_csr(stack, tenant, "routers", csr, username, password)[0] == 401
     # the browser logs the API's two refusals above (400, 409), and nothing else
     logs = severe_logs(browser)
     refusals = [m for m in logs if f"/{tenant}/x509/profiles/routers - Failed to load resource" in m]
@@ -646,20 +654,8 @@ def test_a_pending_csr_shows_what_it_asks_for_and_no_error_shows_the_token(stack
     )
     status, made = api(stack, "POST", f"/{tenant}/est/credentials", {"profile": "held", "uses": 1, "expiresIn": "1h"})
     assert status == 201
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "door-7")]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("door-7.held.example.com")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    basic = base64.b64encode(f"{made['username']}:{made['password']}".encode()).decode()
-    status, _, body = request(
-        "POST",
-        f"{stack.url}/{tenant}/x509/sign?profile=held",
-        csr.public_bytes(serialization.Encoding.DER),
-        {"Content-Type": "application/pkcs10", "Authorization": f"Basic {basic}"},
-    )
+    csr = device_csr("door-7", "held.example.com")
+    status, body = sign_csr(stack, tenant, "held", csr, made["username"], made["password"])
     assert status == 202, body
 
     sign_in(browser, stack, stack.token)
