@@ -114,15 +114,23 @@ def test_the_missing_migrations_are_applied_in_one_transaction(path: Path, monke
     assert "scope" in {r[1] for r in conn.execute("PRAGMA table_info(tokens)")}
 
 
+def _at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A new database with the schema of ``version`` (its first migrations only), in an open write
+    transaction: the caller adds the rows that version wrote, then commits."""
+    conn = raw(path)
+    conn.execute("BEGIN IMMEDIATE")
+    for migration in schema.MIGRATIONS[:version]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn
+
+
 def _version_1(path: Path) -> tuple[CertificateRecord, list[CertificateRecord]]:
     """A database as schema version 1 wrote it (before the CA lifecycle): a tenant, its CA certificate,
     and three client certificates that CA issued (one expired, one revoked). Returns the CA's record
     and the clients'."""
-    conn = raw(path)
-    conn.execute("BEGIN IMMEDIATE")
-    for statement in schema.MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
+    conn = _at_version(path, 1)
     at = now() - timedelta(days=1)
     ca = cert_record(TENANT, kind="ca", at=at)
     clients = [
@@ -197,12 +205,7 @@ def test_a_database_of_version_1_migrates_to_2_and_reads_as_before(path: Path) -
 
 
 def test_a_database_of_version_2_migrates_to_3_its_requests_reading_as_seacat_crs(path: Path) -> None:
-    conn = raw(path)
-    conn.execute("BEGIN IMMEDIATE")
-    for migration in schema.MIGRATIONS[:2]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 2")
+    conn = _at_version(path, 2)
     at = now()
     conn.execute(
         """INSERT INTO requests (tenant_id, cr_id, identity, application, der, state, created_at, modified_at,
@@ -222,12 +225,7 @@ def test_a_database_of_version_2_migrates_to_3_its_requests_reading_as_seacat_cr
 
 
 def test_a_database_of_version_4_migrates_to_5_its_tokens_working_and_listed_with_no_expiry(path: Path) -> None:
-    conn = raw(path)
-    conn.execute("BEGIN IMMEDIATE")
-    for migration in schema.MIGRATIONS[:4]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 4")
+    conn = _at_version(path, 4)
     conn.execute(
         "INSERT INTO tokens (token_id, token_hash, tenant_id, label, created_at) VALUES ('00000000000000aa', 'h', ?, 'old', ?)",
         (TENANT, text(now())),
