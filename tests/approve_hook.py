@@ -1,10 +1,12 @@
-"""An approve webhook on 127.0.0.1 for tests: answers every POST with one JSON body and keeps what
-it got (headers and the raw body), over plain HTTP or over TLS."""
+"""An approve webhook on 127.0.0.1 for tests: answers every POST with one JSON body (or what a
+function answers at the time) and keeps what it got (headers and the raw body), over plain HTTP or
+over TLS."""
 
 from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -12,9 +14,13 @@ APPROVED = b'{"result": "OK"}'
 
 
 class Hook:
-    def __init__(self, answer: bytes = APPROVED, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, answer: bytes | Callable[[], tuple[int, bytes]] = APPROVED, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """``answer``: the body of every 200, or a function giving each request's (status, body)."""
         self.received: list[tuple[dict[str, str], bytes]] = []
         outer = self
+        respond = answer if callable(answer) else lambda: (200, answer)
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -23,11 +29,12 @@ class Hook:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.received.append((dict(self.headers.items()), body))
-                self.send_response(200)
+                status, reply = respond()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
-                self.wfile.write(answer)
+                self.wfile.write(reply)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

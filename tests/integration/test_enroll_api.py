@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from seacat_client.cr import build_cr
+from tests.approve_hook import Hook
 from tests.conftest import REFERENCE_SPEC, VECTORS
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -285,45 +284,38 @@ def test_pending_list_is_paginated_and_validated(client: Any, tenant: dict[str, 
 # -- the approve webhook, against a real HTTP server on 127.0.0.1 -----------------------------------
 
 
-class Webhook:
+# Each mode's answer: (status, body); "slow" answers only after the service's timeout.
+_ANSWERS = {
+    "ok": (200, b'{"result": "OK"}'),
+    "refuse": (200, b'{"result": "NO"}'),
+    "garbage": (200, b"<html>ok</html>"),
+    "error": (500, b'{"result": "OK"}'),
+    "slow": (200, b'{"result": "OK"}'),
+}
+
+
+class Webhook(Hook):
+    """The approve webhook, answering as its ``mode`` says at the time of each request."""
+
     def __init__(self) -> None:
         self.mode = "ok"
-        self.received: list[dict[str, Any]] = []
-        outer = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def _answer(self) -> tuple[int, bytes]:
+        if self.mode == "slow":
+            time.sleep(1.5)
+        return _ANSWERS[self.mode]
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append(json.loads(body))
-                mode = outer.mode
-                if mode == "slow":
-                    time.sleep(1.5)
-                status, answer = {
-                    "ok": (200, b'{"result": "OK"}'),
-                    "refuse": (200, b'{"result": "NO"}'),
-                    "garbage": (200, b"<html>ok</html>"),
-                    "error": (500, b'{"result": "OK"}'),
-                    "slow": (200, b'{"result": "OK"}'),
-                }[mode]
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/validate_cr"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    @property
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
 
 
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
     hook = Webhook()
     yield hook
-    hook.server.shutdown()
+    hook.close()
 
 
 @pytest.mark.parametrize(
@@ -347,7 +339,7 @@ def test_webhook(
     assert r.status_code == status, r.body
     if status == 503:
         assert "Retry-After" in r.headers
-    payload = webhook.received[-1]
+    payload = webhook.payloads[-1]
     identity = identity_of(key)
     assert payload["data"] == cr.hex()
     assert payload["seacat_identity"] == identity and payload["info"]["identity"] == identity
