@@ -6,11 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chalicelib.domain import CertificateRecord, IdentityRecord, RequestKind, RequestRecord
-from chalicelib.service.ids import naive_iso
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+from chalicelib.service.ids import json_time, naive_iso
 
 
 def certificate_meta(record: CertificateRecord) -> dict[str, object]:
@@ -35,10 +31,12 @@ def certificate_meta(record: CertificateRecord) -> dict[str, object]:
         "serialNumber": format(record.serial, "x"),
         "subject": subject,
         "issuer": cert.issuer.rfc4514_string(),
-        "notBefore": _iso(record.not_before),
-        "notAfter": _iso(record.not_after),
+        "notBefore": json_time(record.not_before),
+        "notAfter": json_time(record.not_after),
         "status": status,
-        "revoked": ({"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None),
+        "revoked": (
+            {"at": json_time(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None
+        ),
     }
     if record.identity and record.kind == "seacat":
         meta["seacat_identity"] = record.identity
@@ -76,7 +74,7 @@ def request_meta(record: RequestRecord, certificate: CertificateRecord | None = 
         "validToRaw": record.valid_to_raw,
         "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
         "certificateRevoked": (
-            {"at": _iso(certificate.revoked_at), "reason": certificate.revocation_reason}
+            {"at": json_time(certificate.revoked_at), "reason": certificate.revocation_reason}
             if certificate is not None and certificate.revoked_at
             else None
         ),
@@ -87,7 +85,7 @@ def request_meta(record: RequestRecord, certificate: CertificateRecord | None = 
 def _revocation(certificate: CertificateRecord | None) -> dict[str, object] | None:
     if certificate is None or certificate.revoked_at is None:
         return None
-    return {"at": _iso(certificate.revoked_at), "reason": certificate.revocation_reason}
+    return {"at": json_time(certificate.revoked_at), "reason": certificate.revocation_reason}
 
 
 def _csr_meta(record: RequestRecord, certificate: CertificateRecord | None) -> dict[str, object]:
@@ -123,9 +121,11 @@ def identity_json(record: IdentityRecord) -> dict[str, object]:
         "application": record.application,
         "approved": record.approved,
         "blocked": record.blocked,
-        "revoked": ({"at": _iso(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None),
+        "revoked": (
+            {"at": json_time(record.revoked_at), "reason": record.revocation_reason} if record.revoked_at else None
+        ),
         "certificate": f"{record.tenant_id}:{record.cert_id}" if record.cert_id else None,
-        "notAfter": _iso(record.cert_not_after),
+        "notAfter": json_time(record.cert_not_after),
         "certificates": record.certificates,
         "_c": naive_iso(record.created_at),
         "_m": naive_iso(record.modified_at),

@@ -25,6 +25,7 @@ from chalicelib.context import current
 from chalicelib.domain import EnrolmentCredential
 from chalicelib.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from chalicelib.service import audit
+from chalicelib.service.ids import json_time
 
 USERNAME_RE = re.compile(r"^estc_[0-9a-f]{20}$")
 PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -167,20 +168,16 @@ def to_json(c: EnrolmentCredential, now: datetime | None = None) -> dict[str, ob
     state = (
         "revoked" if c.revoked_at else "expired" if now >= c.expires_at else "used" if c.uses_left <= 0 else "active"
     )
-
-    def iso(at: datetime | None) -> str | None:
-        return at.astimezone(UTC).isoformat().replace("+00:00", "Z") if at else None
-
     return {
         "username": c.username,
         "tenant": c.tenant_id,
         "profile": c.profile,
         "uses": c.uses,
         "usesLeft": c.uses_left,
-        "expiresAt": iso(c.expires_at),
-        "createdAt": iso(c.created_at),
-        "lastUsedAt": iso(c.last_used_at),
-        "revokedAt": iso(c.revoked_at),
+        "expiresAt": json_time(c.expires_at),
+        "createdAt": json_time(c.created_at),
+        "lastUsedAt": json_time(c.last_used_at),
+        "revokedAt": json_time(c.revoked_at),
         "label": c.label,
         "state": state,
     }

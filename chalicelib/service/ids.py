@@ -34,6 +34,11 @@ def validate_cert_id(tenant_id: str, cert_id: str, field: str = "id") -> str:
     return cert_id
 
 
+def json_time(dt: datetime | None) -> str | None:
+    """A time as the admin API's JSON shows it: ISO-8601 UTC with a Z; None stays None."""
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+
+
 def naive_iso(dt: datetime) -> str:
     """The reference documents' timestamp form: naive UTC ISO-8601 with microseconds."""
     return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")

@@ -17,13 +17,10 @@ from chalicelib.context import current
 from chalicelib.domain import Principal, StoredToken
 from chalicelib.errors import NotFound, Unauthenticated
 from chalicelib.service import audit
+from chalicelib.service.ids import json_time
 
 OPERATOR_ID = "operator"
 _TOKEN_RE = re.compile(r"^sct_([0-9a-f]{16})_[A-Za-z0-9_-]{20,100}$")
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _hash(token: str) -> str:
@@ -64,7 +61,7 @@ def issue(
     expires_at = None if lifetime is None else now.replace(microsecond=0) + lifetime
     details: dict[str, object] = {"label": label}
     if expires_at is not None:
-        details["expiresAt"] = _iso(expires_at)
+        details["expiresAt"] = json_time(expires_at)
     event = audit.entry("token.created", tenant_id, token_id, "created", details)
     current().tokens.put(token_id, _hash(token), tenant_id, label, created_at=now, expires_at=expires_at, audit=[event])
     return StoredToken(token_id, _hash(token), tenant_id, now, None, label, expires_at), token
@@ -76,9 +73,9 @@ def to_json(token: StoredToken, now: datetime | None = None) -> dict[str, object
         "tokenId": token.token_id,
         "tenant": token.tenant_id,
         "label": token.label,
-        "createdAt": _iso(token.created_at),
-        "expiresAt": _iso(token.expires_at) if token.expires_at is not None else None,
-        "revokedAt": _iso(token.revoked_at) if token.revoked_at is not None else None,
+        "createdAt": json_time(token.created_at),
+        "expiresAt": json_time(token.expires_at),
+        "revokedAt": json_time(token.revoked_at),
         "state": token.state(now or datetime.now(UTC)),
     }
 
